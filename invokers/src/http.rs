@@ -1,0 +1,1124 @@
+//! The proxy for Lattice INSTANCE and IP targets: plain HTTP servers reached over TCP or TLS.
+//!
+//! Connections are pooled in one [`HttpClients`] shared by every target, so keep-alive
+//! connections (HTTP/1.1) and multiplexed connections (HTTP/2) survive across requests. The
+//! client side of a request (HTTP/1.1 or HTTP/2) is independent of the upstream side: the
+//! target group's protocol version alone decides how the target is spoken to.
+//!
+//! TLS to targets is not certificate-validated, as in VPC Lattice, so self-signed or expired
+//! target certificates work.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use trellis_router::target::{
+    Body, BoxError, BoxFuture, CallContext, ProbeOutcome, ProbeSpec, Target, TargetError, boxed,
+};
+
+/// How long an idle pooled connection is kept before it is closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The `User-Agent` of health probes, so that target logs can tell probes from traffic.
+const PROBE_USER_AGENT: &str = "Trellis-HealthChecker/1.0";
+
+/// The HTTP version spoken to a target (the target group's `protocolVersion`; `GRPC` targets
+/// are spoken to with [`UpstreamVersion::Http2`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamVersion {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2: prior knowledge (h2c) over TCP, ALPN `h2` over TLS.
+    Http2,
+}
+
+/// Why an [`HttpClients`] or [`HttpTarget`] could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpTargetError {
+    /// rustls rejected the client configuration.
+    #[error("cannot build the TLS client configuration: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The host and port do not form a valid URI authority.
+    #[error("invalid target address {host:?} port {port}: {reason}")]
+    InvalidAddress {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+}
+
+/// The connection pools shared by every HTTP target: create one at start-up and hand it to
+/// each [`HttpTarget::new`]. Cloning is cheap and shares the pools.
+#[derive(Clone)]
+pub struct HttpClients {
+    http1: Client<Connector, Body>,
+    http2: Client<Connector, Body>,
+    /// Connectors kept for health probes, which must not use the pools.
+    http1_connector: Connector,
+    http2_connector: Connector,
+}
+
+impl fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClients").finish_non_exhaustive()
+    }
+}
+
+impl HttpClients {
+    /// Creates the HTTP/1.1 and HTTP/2 pools.
+    pub fn new() -> Result<Self, HttpTargetError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let http1_connector = Connector::new(&provider, b"http/1.1")?;
+        let http2_connector = Connector::new(&provider, b"h2")?;
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(http1_connector.clone());
+        let http2 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(true)
+            .build(http2_connector.clone());
+        Ok(HttpClients {
+            http1,
+            http2,
+            http1_connector,
+            http2_connector,
+        })
+    }
+
+    fn client(&self, version: UpstreamVersion) -> &Client<Connector, Body> {
+        match version {
+            UpstreamVersion::Http1 => &self.http1,
+            UpstreamVersion::Http2 => &self.http2,
+        }
+    }
+
+    fn connector(&self, http2: bool) -> Connector {
+        if http2 {
+            self.http2_connector.clone()
+        } else {
+            self.http1_connector.clone()
+        }
+    }
+}
+
+/// One registered INSTANCE or IP target: `host:port`, spoken to over HTTP/1.1 or HTTP/2, in
+/// clear text or TLS.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    clients: HttpClients,
+    host: String,
+    port: u16,
+    /// `host:port`, with brackets around IPv6 addresses.
+    authority: Authority,
+    scheme: Scheme,
+    version: UpstreamVersion,
+    timeout: Duration,
+}
+
+impl HttpTarget {
+    /// A target at `host:port` using the shared `clients`. `tls` selects HTTPS; `timeout`
+    /// bounds the wait for the response head (not the streaming of the body).
+    pub fn new(
+        clients: &HttpClients,
+        host: &str,
+        port: u16,
+        tls: bool,
+        version: UpstreamVersion,
+        timeout: Duration,
+    ) -> Result<Self, HttpTargetError> {
+        let authority = authority(host, port)?;
+        Ok(HttpTarget {
+            clients: clients.clone(),
+            host: host.to_owned(),
+            port,
+            authority,
+            scheme: if tls { Scheme::HTTPS } else { Scheme::HTTP },
+            version,
+            timeout,
+        })
+    }
+
+    /// Points `request` at this target while keeping what the target must see of the client's
+    /// request: the method, path, query, headers and the client's host (as `Host`).
+    fn rewrite(&self, request: Request<Body>) -> Result<Request<Body>, TargetError> {
+        let (mut parts, body) = request.into_parts();
+        let client_host = client_host(&parts);
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|err| self.protocol_error(format!("cannot build the target URI: {err}")))?;
+        parts.version = match self.version {
+            UpstreamVersion::Http1 => Version::HTTP_11,
+            UpstreamVersion::Http2 => Version::HTTP_2,
+        };
+        // The pool is keyed by the URI's authority, so the URI must name the target; the
+        // client's host travels in `Host` (hyper would otherwise fill it in from the URI).
+        if let Some(host) = client_host {
+            parts.headers.insert(header::HOST, host);
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+
+    fn protocol_error(&self, reason: String) -> TargetError {
+        TargetError::Protocol {
+            target: self.address(),
+            reason,
+        }
+    }
+
+    /// Maps a client error to the failure kind the router reports.
+    fn classify(&self, err: &hyper_util::client::legacy::Error) -> TargetError {
+        let target = self.address();
+        let reason = describe(err);
+        if err.is_connect() {
+            return TargetError::Connect { target, reason };
+        }
+        match failure_kind(err) {
+            FailureKind::Closed => TargetError::Closed { target, reason },
+            FailureKind::Protocol => TargetError::Protocol { target, reason },
+        }
+    }
+
+    async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, TargetError> {
+        let request = self.rewrite(request)?;
+        let sent = self.clients.client(self.version).request(request);
+        match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => Err(TargetError::Timeout {
+                target: self.address(),
+                timeout: self.timeout,
+            }),
+            Ok(Err(err)) => Err(self.classify(&err)),
+            Ok(Ok(response)) => Ok(response.map(boxed)),
+        }
+    }
+
+    /// One health probe on a fresh connection, closed when this future ends.
+    async fn probe_once(&self, spec: &ProbeSpec) -> Result<u16, String> {
+        let port = spec.port.unwrap_or(self.port);
+        let authority = authority(&self.host, port).map_err(|err| err.to_string())?;
+        let scheme = if spec.scheme.eq_ignore_ascii_case("https") {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let uri = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.clone())
+            .path_and_query(spec.path.as_str())
+            .build()
+            .map_err(|err| format!("invalid health check path {:?}: {err}", spec.path))?;
+        let io = tower_service::Service::call(&mut self.clients.connector(spec.http2), uri.clone())
+            .await
+            .map_err(|err| format!("cannot connect to {authority}: {}", describe(&*err)))?;
+        let request = Request::get(uri)
+            .header(header::HOST, authority.as_str())
+            .header(header::USER_AGENT, PROBE_USER_AGENT)
+            .body(Empty::<Bytes>::new())
+            .map_err(|err| format!("cannot build the probe request: {err}"))?;
+        let response = if spec.http2 {
+            probe_http2(io, request).await
+        } else {
+            probe_http1(io, request).await
+        }?;
+        Ok(response.status().as_u16())
+    }
+}
+
+impl Target for HttpTarget {
+    fn call(
+        &self,
+        _ctx: CallContext,
+        request: Request<Body>,
+    ) -> BoxFuture<'_, Result<Response<Body>, TargetError>> {
+        Box::pin(self.forward(request))
+    }
+
+    fn probe(&self, spec: &ProbeSpec) -> Option<BoxFuture<'_, ProbeOutcome>> {
+        let spec = spec.clone();
+        Some(Box::pin(async move {
+            match tokio::time::timeout(spec.timeout, self.probe_once(&spec)).await {
+                Err(_) => ProbeOutcome::Failed(format!("no response within {:?}", spec.timeout)),
+                Ok(Err(reason)) => ProbeOutcome::Failed(reason),
+                Ok(Ok(status)) => ProbeOutcome::Status(status),
+            }
+        }))
+    }
+
+    fn address(&self) -> String {
+        self.authority.to_string()
+    }
+}
+
+/// `host:port` as a URI authority, bracketing IPv6 addresses.
+fn authority(host: &str, port: u16) -> Result<Authority, HttpTargetError> {
+    let text = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    text.parse().map_err(
+        |err: http::uri::InvalidUri| HttpTargetError::InvalidAddress {
+            host: host.to_owned(),
+            port,
+            reason: err.to_string(),
+        },
+    )
+}
+
+/// The host the client addressed: its `Host` header (HTTP/1.1) or its URI authority (HTTP/2).
+fn client_host(parts: &http::request::Parts) -> Option<HeaderValue> {
+    if let Some(host) = parts.headers.get(header::HOST) {
+        return Some(host.clone());
+    }
+    let authority = parts.uri.authority()?;
+    HeaderValue::from_str(authority.as_str()).ok()
+}
+
+/// Sends a probe over HTTP/1.1, driving the connection only as long as the probe lasts.
+async fn probe_http1(
+    io: MaybeTlsStream,
+    mut request: Request<Empty<Bytes>>,
+) -> Result<Response<Incoming>, String> {
+    // HTTP/1.1 requests carry the origin form; the authority is in `Host`.
+    let path = request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = Uri::from(path);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|err| format!("HTTP/1.1 handshake failed: {}", describe(&err)))?;
+    drive(sender.send_request(request), conn).await
+}
+
+/// Sends a probe over HTTP/2, driving the connection only as long as the probe lasts.
+async fn probe_http2(
+    io: MaybeTlsStream,
+    request: Request<Empty<Bytes>>,
+) -> Result<Response<Incoming>, String> {
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|err| format!("HTTP/2 handshake failed: {}", describe(&err)))?;
+    drive(sender.send_request(request), conn).await
+}
+
+/// Polls a request and its connection together. When this returns (or is dropped on timeout)
+/// the connection is dropped, which closes the socket: probes never leave connections behind.
+async fn drive<R, C>(request: R, conn: C) -> Result<Response<Incoming>, String>
+where
+    R: Future<Output = hyper::Result<Response<Incoming>>>,
+    C: Future<Output = hyper::Result<()>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        response = request => response.map_err(|err| describe(&err)),
+        ended = &mut conn => Err(match ended {
+            Ok(()) => "the target closed the connection before answering".to_owned(),
+            Err(err) => describe(&err),
+        }),
+    }
+}
+
+/// Broad classes of non-connect failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// The connection went away (closed, reset, incomplete message).
+    Closed,
+    /// The target spoke something that is not valid HTTP.
+    Protocol,
+}
+
+/// Walks the error chain for the first error that tells what happened.
+fn failure_kind(err: &(dyn StdError + 'static)) -> FailureKind {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(kind) = hyper_kind(err).or_else(|| h2_kind(err)) {
+            return kind;
+        }
+        if err.is::<io::Error>() {
+            return FailureKind::Closed;
+        }
+        next = err.source();
+    }
+    FailureKind::Protocol
+}
+
+fn hyper_kind(err: &(dyn StdError + 'static)) -> Option<FailureKind> {
+    let err = err.downcast_ref::<hyper::Error>()?;
+    if err.is_parse() || err.is_parse_status() || err.is_parse_too_large() {
+        Some(FailureKind::Protocol)
+    } else if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
+        Some(FailureKind::Closed)
+    } else {
+        None
+    }
+}
+
+/// HTTP/2 errors: I/O failures and resets/GOAWAYs that are not protocol violations mean the
+/// connection went away; everything else means the target broke the protocol.
+fn h2_kind(err: &(dyn StdError + 'static)) -> Option<FailureKind> {
+    let err = err.downcast_ref::<h2::Error>()?;
+    let violation = matches!(
+        err.reason(),
+        Some(
+            h2::Reason::PROTOCOL_ERROR
+                | h2::Reason::COMPRESSION_ERROR
+                | h2::Reason::FRAME_SIZE_ERROR
+                | h2::Reason::FLOW_CONTROL_ERROR
+        )
+    );
+    if err.is_io() || ((err.is_reset() || err.is_go_away()) && !violation) {
+        Some(FailureKind::Closed)
+    } else {
+        Some(FailureKind::Protocol)
+    }
+}
+
+/// An error and its sources on one line: hyper's top-level messages alone ("client error
+/// (Connect)") do not say what went wrong.
+fn describe(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(source) = next {
+        let message = source.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        next = source.source();
+    }
+    text
+}
+
+/// Connects to `http://` URIs over TCP and `https://` URIs over TLS with a fixed ALPN
+/// protocol. The legacy client calls it with the scheme and authority of each pool key.
+#[derive(Clone)]
+struct Connector {
+    tcp: HttpConnector,
+    tls: TlsConnector,
+}
+
+impl Connector {
+    fn new(provider: &Arc<CryptoProvider>, alpn: &[u8]) -> Result<Self, HttpTargetError> {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let mut config = ClientConfig::builder_with_provider(Arc::clone(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(HttpTargetError::Tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(Arc::clone(provider))))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        Ok(Connector {
+            tcp,
+            tls: TlsConnector::from(Arc::new(config)),
+        })
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = MaybeTlsStream;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<MaybeTlsStream, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let server_name = match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTPS => match server_name(&uri) {
+                Ok(name) => Some(name),
+                Err(err) => return Box::pin(std::future::ready(Err(err))),
+            },
+            _ => None,
+        };
+        let connecting = self.tcp.call(uri);
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let tcp = connecting.await?;
+            let Some(name) = server_name else {
+                return Ok(MaybeTlsStream::Plain(tcp));
+            };
+            let stream = tls.connect(name, tcp.into_inner()).await?;
+            Ok(MaybeTlsStream::Tls(Box::new(TokioIo::new(stream))))
+        })
+    }
+}
+
+/// The TLS server name (SNI) for a target URI; IP addresses are allowed and send no SNI.
+fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
+    let host = uri.host().ok_or("target URI has no host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(ServerName::try_from(host.to_owned())?)
+}
+
+/// A connection to a target, in clear text or TLS.
+enum MaybeTlsStream {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+impl Connection for MaybeTlsStream {
+    fn connected(&self) -> Connected {
+        match self {
+            MaybeTlsStream::Plain(io) => io.connected(),
+            MaybeTlsStream::Tls(io) => {
+                let (tcp, tls) = io.inner().get_ref();
+                let connected = tcp.connected();
+                if tls.alpn_protocol() == Some(b"h2") {
+                    connected.negotiated_h2()
+                } else {
+                    connected
+                }
+            }
+        }
+    }
+}
+
+impl Read for MaybeTlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            MaybeTlsStream::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl Write for MaybeTlsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            MaybeTlsStream::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => Pin::new(io).poll_flush(cx),
+            MaybeTlsStream::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            MaybeTlsStream::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTlsStream::Plain(io) => io.is_write_vectored(),
+            MaybeTlsStream::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            MaybeTlsStream::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+}
+
+/// Accepts any target certificate, as VPC Lattice does, while still checking that the
+/// handshake is signed by the key in the presented certificate.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+
+    use http::HeaderMap;
+    use http_body_util::BodyExt;
+    use http_body_util::channel::Channel;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use trellis_router::target::{empty, full};
+
+    type TestResult = Result<(), BoxError>;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn ctx() -> CallContext {
+        CallContext {
+            request_id: "req-1".to_owned(),
+            client: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            listener_port: 8080,
+            scheme: "http",
+            target_group_arn: "arn:tg".to_owned(),
+            service_arn: "arn:svc".to_owned(),
+            service_network_arn: None,
+            source_vpc_arn: None,
+        }
+    }
+
+    /// The test server: reports what it saw in `x-seen-*` headers and echoes the request body
+    /// frame by frame; `/trailers` answers with a gRPC-style trailer; `/missing` is a 404.
+    async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let seen =
+            |value: &str| HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("?"));
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("-")
+            .to_owned();
+        let version = format!("{:?}", request.version());
+        let line = format!(
+            "{} {}",
+            request.method(),
+            request.uri().path_and_query().map_or("", |pq| pq.as_str())
+        );
+        let path = request.uri().path().to_owned();
+        let mut response = match path.as_str() {
+            "/trailers" => Response::new(trailer_body()),
+            "/missing" => {
+                let mut response = Response::new(empty());
+                *response.status_mut() = http::StatusCode::NOT_FOUND;
+                response
+            }
+            _ => Response::new(boxed(request.into_body())),
+        };
+        let headers = response.headers_mut();
+        headers.insert("x-seen-host", seen(&host));
+        headers.insert("x-seen-version", seen(&version));
+        headers.insert("x-seen-line", seen(&line));
+        Ok(response)
+    }
+
+    fn trailer_body() -> Body {
+        let (mut sender, body) = Channel::<Bytes, BoxError>::new(2);
+        tokio::spawn(async move {
+            let _ = sender.send_data(Bytes::from_static(b"payload")).await;
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("0"));
+            let _ = sender.send_trailers(trailers).await;
+        });
+        boxed(body)
+    }
+
+    /// Serves [`handle`] with HTTP/1.1 and h2c (and h2 over TLS when `tls` is given).
+    async fn server(tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let service = hyper::service::service_fn(handle);
+                    let _ = match acceptor {
+                        None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                        Some(acceptor) => match acceptor.accept(tcp).await {
+                            Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                            Err(_) => return,
+                        },
+                    };
+                });
+            }
+        });
+        Ok(addr)
+    }
+
+    /// A server that runs `behave` on every accepted connection.
+    async fn raw_server<F, Fut>(behave: F) -> std::io::Result<SocketAddr>
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(behave(tcp));
+            }
+        });
+        Ok(addr)
+    }
+
+    fn target(
+        clients: &HttpClients,
+        addr: SocketAddr,
+        tls: bool,
+        version: UpstreamVersion,
+        timeout: Duration,
+    ) -> Result<HttpTarget, HttpTargetError> {
+        HttpTarget::new(clients, "127.0.0.1", addr.port(), tls, version, timeout)
+    }
+
+    fn header<'a>(response: &'a Response<Body>, name: &str) -> &'a str {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// An HTTP/1.1-style client request with a `Host` header.
+    fn http1_request(method: &str, path: &str, body: Body) -> Result<Request<Body>, http::Error> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "svc.trellis.localhost:8080")
+            .body(body)
+    }
+
+    /// An HTTP/2-style client request: authority in the URI, no `Host` header.
+    fn http2_request(path: &str) -> Result<Request<Body>, http::Error> {
+        Request::get(format!("http://grpc.trellis.localhost:8443{path}"))
+            .version(Version::HTTP_2)
+            .body(empty())
+    }
+
+    async fn text(response: Response<Body>) -> Result<String, BoxError> {
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8(bytes.to_vec())?)
+    }
+
+    #[tokio::test]
+    async fn proxies_get_to_http1_target_keeping_host() -> TestResult {
+        let addr = server(None).await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        assert_eq!(target.address(), format!("127.0.0.1:{}", addr.port()));
+
+        let response = target
+            .call(ctx(), http1_request("GET", "/a/b?x=1", empty())?)
+            .await?;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "x-seen-line"), "GET /a/b?x=1");
+        assert_eq!(
+            header(&response, "x-seen-host"),
+            "svc.trellis.localhost:8080"
+        );
+        assert_eq!(header(&response, "x-seen-version"), "HTTP/1.1");
+
+        // An HTTP/2 client request reaches an HTTP/1.1 target with the client's authority.
+        let response = target.call(ctx(), http2_request("/from-h2")?).await?;
+        assert_eq!(header(&response, "x-seen-version"), "HTTP/1.1");
+        assert_eq!(
+            header(&response, "x-seen-host"),
+            "grpc.trellis.localhost:8443"
+        );
+        assert_eq!(header(&response, "x-seen-line"), "GET /from-h2");
+        Ok(())
+    }
+
+    /// The request body is sent frame by frame and the echo comes back before the request
+    /// body ends: neither direction is buffered.
+    async fn streams_both_ways(version: UpstreamVersion) -> TestResult {
+        let addr = server(None).await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, version, TIMEOUT)?;
+        let (mut sender, body) = Channel::<Bytes, BoxError>::new(1);
+        let request = http1_request("POST", "/echo", boxed(body))?;
+
+        sender.send_data(Bytes::from_static(b"first ")).await?;
+        let response = target.call(ctx(), request).await?;
+        assert_eq!(header(&response, "x-seen-line"), "POST /echo");
+        let mut body = response.into_body();
+        let frame = tokio::time::timeout(TIMEOUT, body.frame())
+            .await?
+            .ok_or("no frame")??;
+        assert_eq!(frame.into_data().ok().as_deref(), Some(&b"first "[..]));
+
+        sender.send_data(Bytes::from_static(b"second")).await?;
+        drop(sender);
+        let rest = tokio::time::timeout(TIMEOUT, body.collect())
+            .await??
+            .to_bytes();
+        assert_eq!(&rest[..], b"second");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn streams_post_body_over_http1() -> TestResult {
+        streams_both_ways(UpstreamVersion::Http1).await
+    }
+
+    #[tokio::test]
+    async fn streams_post_body_over_h2c() -> TestResult {
+        streams_both_ways(UpstreamVersion::Http2).await
+    }
+
+    #[tokio::test]
+    async fn proxies_to_h2c_target_with_trailers() -> TestResult {
+        let addr = server(None).await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http2, TIMEOUT)?;
+
+        // An HTTP/1.1 client request reaches an HTTP/2 target.
+        let response = target
+            .call(ctx(), http1_request("GET", "/x", empty())?)
+            .await?;
+        assert_eq!(header(&response, "x-seen-version"), "HTTP/2.0");
+        assert_eq!(
+            header(&response, "x-seen-host"),
+            "svc.trellis.localhost:8080"
+        );
+
+        let response = target.call(ctx(), http2_request("/trailers")?).await?;
+        assert_eq!(
+            header(&response, "x-seen-host"),
+            "grpc.trellis.localhost:8443"
+        );
+        let collected = response.into_body().collect().await?;
+        let trailers = collected.trailers().cloned().ok_or("no trailers")?;
+        assert_eq!(
+            trailers.get("grpc-status").map(HeaderValue::as_bytes),
+            Some(&b"0"[..])
+        );
+        assert_eq!(&collected.to_bytes()[..], b"payload");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn proxies_over_tls_with_http1_and_h2() -> TestResult {
+        let cert = trellis_router::tls::self_signed(&["target.test".to_owned()])?;
+        let resolver = trellis_router::tls::SniResolver::new(cert.certified_key);
+        let addr = server(Some(trellis_router::tls::server_config(Arc::new(
+            resolver,
+        ))?))
+        .await?;
+        let clients = HttpClients::new()?;
+        for (version, seen) in [
+            (UpstreamVersion::Http1, "HTTP/1.1"),
+            (UpstreamVersion::Http2, "HTTP/2.0"),
+        ] {
+            let target = target(&clients, addr, true, version, TIMEOUT)?;
+            let response = target
+                .call(ctx(), http1_request("POST", "/tls", full("hi"))?)
+                .await?;
+            assert_eq!(header(&response, "x-seen-version"), seen);
+            assert_eq!(
+                header(&response, "x-seen-host"),
+                "svc.trellis.localhost:8080"
+            );
+            assert_eq!(text(response).await?, "hi");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_connect_error() -> TestResult {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        drop(listener);
+        let clients = HttpClients::new()?;
+        for version in [UpstreamVersion::Http1, UpstreamVersion::Http2] {
+            let target = target(&clients, addr, false, version, TIMEOUT)?;
+            let err = target
+                .call(ctx(), http1_request("GET", "/", empty())?)
+                .await
+                .err();
+            assert!(matches!(err, Some(TargetError::Connect { .. })), "{err:?}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn garbage_response_is_protocol_error() -> TestResult {
+        let addr = raw_server(|mut tcp| async move {
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await;
+            let _ = tcp.write_all(b"this is not HTTP\r\n\r\n").await;
+            let _ = tcp.shutdown().await;
+        })
+        .await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        let err = target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await
+            .err();
+        assert!(matches!(err, Some(TargetError::Protocol { .. })), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn garbage_to_h2c_client_is_protocol_error() -> TestResult {
+        let addr = raw_server(|mut tcp| async move {
+            let _ = tcp
+                .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nnot a settings frame")
+                .await;
+            let mut buf = [0u8; 1024];
+            while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+        })
+        .await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http2, TIMEOUT)?;
+        let err = target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await
+            .err();
+        assert!(matches!(err, Some(TargetError::Protocol { .. })), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn connection_closed_without_answer_is_closed() -> TestResult {
+        let addr = raw_server(|mut tcp| async move {
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await;
+        })
+        .await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        let err = target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await
+            .err();
+        assert!(matches!(err, Some(TargetError::Closed { .. })), "{err:?}");
+        Ok(())
+    }
+
+    /// Accepts, reads the request, and holds the connection open without answering.
+    async fn silent_server() -> std::io::Result<SocketAddr> {
+        raw_server(|mut tcp| async move {
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn silent_target_times_out() -> TestResult {
+        let addr = silent_server().await?;
+        let clients = HttpClients::new()?;
+        let timeout = Duration::from_millis(200);
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, timeout)?;
+        let err = target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await
+            .err();
+        assert!(matches!(err, Some(TargetError::Timeout { .. })), "{err:?}");
+        Ok(())
+    }
+
+    fn spec(path: &str, http2: bool, port: Option<u16>) -> ProbeSpec {
+        ProbeSpec {
+            scheme: "http",
+            http2,
+            port,
+            path: path.to_owned(),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    async fn probe(target: &HttpTarget, spec: &ProbeSpec) -> Result<ProbeOutcome, &'static str> {
+        Ok(target.probe(spec).ok_or("probe not supported")?.await)
+    }
+
+    #[tokio::test]
+    async fn probe_reports_status_codes() -> TestResult {
+        let addr = server(None).await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        assert_eq!(
+            probe(&target, &spec("/health", false, None)).await?,
+            ProbeOutcome::Status(200)
+        );
+        assert_eq!(
+            probe(&target, &spec("/missing?a=1", false, None)).await?,
+            ProbeOutcome::Status(404)
+        );
+        assert_eq!(
+            probe(&target, &spec("/health", true, None)).await?,
+            ProbeOutcome::Status(200)
+        );
+
+        // The probe port overrides the traffic port.
+        let other = target_with_port(&clients, 1)?;
+        let explicit = spec("/health", false, Some(addr.port()));
+        assert_eq!(probe(&other, &explicit).await?, ProbeOutcome::Status(200));
+        Ok(())
+    }
+
+    fn target_with_port(clients: &HttpClients, port: u16) -> Result<HttpTarget, HttpTargetError> {
+        HttpTarget::new(
+            clients,
+            "127.0.0.1",
+            port,
+            false,
+            UpstreamVersion::Http1,
+            TIMEOUT,
+        )
+    }
+
+    #[tokio::test]
+    async fn probe_over_tls() -> TestResult {
+        let cert = trellis_router::tls::self_signed(&[])?;
+        let resolver = trellis_router::tls::SniResolver::new(cert.certified_key);
+        let addr = server(Some(trellis_router::tls::server_config(Arc::new(
+            resolver,
+        ))?))
+        .await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, true, UpstreamVersion::Http1, TIMEOUT)?;
+        for http2 in [false, true] {
+            let spec = ProbeSpec {
+                scheme: "https",
+                ..spec("/health", http2, None)
+            };
+            assert_eq!(probe(&target, &spec).await?, ProbeOutcome::Status(200));
+        }
+        Ok(())
+    }
+
+    /// Each probe uses its own connection and closes it: the server sees EOF after answering.
+    #[tokio::test]
+    async fn probe_closes_its_connection() -> TestResult {
+        let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let addr = raw_server(move |mut tcp| {
+            let closed_tx = closed_tx.clone();
+            async move {
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+                let _ = closed_tx.send(());
+            }
+        })
+        .await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        for _ in 0..2 {
+            let outcome = probe(&target, &spec("/", false, None)).await?;
+            assert_eq!(outcome, ProbeOutcome::Status(204));
+            tokio::time::timeout(TIMEOUT, closed_rx.recv())
+                .await?
+                .ok_or("server gone")?;
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn probe_failures() -> TestResult {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let refused = listener.local_addr()?;
+        drop(listener);
+        let clients = HttpClients::new()?;
+        let target = target(&clients, refused, false, UpstreamVersion::Http1, TIMEOUT)?;
+        let outcome = probe(&target, &spec("/", false, None)).await?;
+        assert!(
+            matches!(&outcome, ProbeOutcome::Failed(reason) if reason.contains("connect")),
+            "{outcome:?}"
+        );
+
+        let silent = silent_server().await?;
+        let target = target_with_port(&clients, silent.port())?;
+        let outcome = probe(&target, &spec("/", false, None)).await?;
+        assert!(
+            matches!(&outcome, ProbeOutcome::Failed(reason) if reason.contains("within")),
+            "{outcome:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() -> TestResult {
+        let bracketed = authority("::1", 8080)?;
+        assert_eq!(bracketed.as_str(), "[::1]:8080");
+        assert!(authority("bad host", 80).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,468 @@
+//! The path of one request, phase by phase: snapshot, find service, admit, match rule, select,
+//! call target, rescue, log. Read top to bottom.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+
+use crate::accesslog::{LogSink, Record, format_time, or_dash};
+use crate::body::{Counted, Finished, Progress};
+use crate::rescue::{Failure, grpc_status, local_response};
+use crate::table::{ActionRoute, RoutingTable, ServiceRoute};
+use crate::target::{Body, CallContext, boxed};
+
+/// What the accepting side knows about a connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub client: SocketAddr,
+    pub port: u16,
+    pub tls: Option<TlsInfo>,
+}
+
+/// The TLS parameters of a connection, for the access log.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    pub sni: Option<String>,
+    pub version: String,
+    pub cipher: String,
+}
+
+/// Longest client-supplied `x-amzn-requestid` Lattice keeps.
+const MAX_REQUEST_ID: usize = 512;
+
+/// Handles one request. Never fails: every error becomes a response (see `rescue`).
+pub async fn handle<B>(
+    table: Arc<ArcSwap<RoutingTable>>,
+    conn: Arc<Connection>,
+    request: Request<B>,
+) -> Result<Response<Body>, Infallible>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::target::BoxError>,
+{
+    let start = Instant::now();
+    // Phase: snapshot. One consistent table for the whole request, even across a reload.
+    let table = table.load_full();
+    let (mut parts, body) = request.into_parts();
+    let request_id = request_id(&parts.headers);
+    let grpc = is_grpc(&parts.headers);
+    let host = host_of(&parts, &conn);
+    let mut record = start_record(&parts, &conn, &request_id, &host);
+
+    // Phase: find service.
+    let Some((service, listener)) = table.find(conn.port, &host) else {
+        let served = table
+            .ports
+            .get(&conn.port)
+            .map(|p| p.host_names.clone())
+            .unwrap_or_default();
+        let failure = Failure::UnknownHost {
+            host: host.clone(),
+            served,
+        };
+        tracing::debug!(target: "trellis::request", "{} {} host {host:?}: unknown host", parts.method, parts.uri);
+        return Ok(fail(failure, grpc, &request_id, record, start, Vec::new()));
+    };
+    record.service_arn = service.arn.clone();
+    record.listener_type = listener.protocol.as_str().to_string();
+
+    // Phase: admit.
+    let Some(admission) = table.admit(service, conn.client.ip()) else {
+        let sinks = service.access_logs.clone();
+        record.failure_reason = "ClientAccessDenied".into();
+        return Ok(fail(
+            Failure::NotAdmitted { host },
+            grpc,
+            &request_id,
+            record,
+            start,
+            sinks,
+        ));
+    };
+    record.service_network_arn = or_dash(admission.network_arn.clone().unwrap_or_default());
+    record.source_vpc_id = or_dash(admission.vpc_id.clone().unwrap_or_default());
+    record.source_vpc_arn = or_dash(admission.vpc_arn.clone().unwrap_or_default());
+    let sinks = log_sinks(service, &admission.network_logs);
+
+    // Phase: match rule.
+    let path = parts.uri.path().to_string();
+    let (action, _rule) = listener.route(parts.method.as_str(), &path, &parts.headers);
+
+    // Phase: select.
+    let forward = match action {
+        ActionRoute::Fixed(code) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::NOT_FOUND);
+            let response = local_response(status, String::new(), grpc);
+            return Ok(finish(response, grpc, &request_id, record, start, sinks));
+        }
+        ActionRoute::Forward(forward) => forward,
+    };
+    let Some(group) = forward.pick() else {
+        return Ok(fail(
+            Failure::NoTarget { group: "-".into() },
+            grpc,
+            &request_id,
+            record,
+            start,
+            sinks,
+        ));
+    };
+    record.target_group_arn = group.arn.clone();
+    let Some(target) = group.pick() else {
+        return Ok(fail(
+            Failure::NoTarget {
+                group: group.name.clone(),
+            },
+            grpc,
+            &request_id,
+            record,
+            start,
+            sinks,
+        ));
+    };
+    record.target_ip_port = target.target.address();
+
+    // Phase: call target.
+    let scheme = if conn.tls.is_some() { "https" } else { "http" };
+    prepare_request_headers(&mut parts.headers, &conn, scheme, &request_id, &host);
+    add_lattice_headers(&mut parts.headers, service, &admission, &group.arn);
+    let progress = Arc::new(Progress::default());
+    let body = boxed(Counted::new(boxed(body), progress.clone(), start));
+    let ctx = CallContext {
+        request_id: request_id.clone(),
+        client: conn.client,
+        listener_port: conn.port,
+        scheme,
+        target_group_arn: group.arn.clone(),
+        service_arn: service.arn.clone(),
+        service_network_arn: admission.network_arn.clone(),
+        source_vpc_arn: admission.vpc_arn.clone(),
+    };
+    let result = target
+        .target
+        .call(ctx, Request::from_parts(parts, body))
+        .await;
+    let head_at = Instant::now();
+    record.bytes_received += progress.bytes.load(Ordering::Relaxed);
+    let sent_us = progress.done_after_us.load(Ordering::Relaxed);
+    if sent_us > 0 {
+        record.request_to_target_duration = (sent_us / 1000).to_string();
+    }
+
+    // Phase: rescue.
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(target: "trellis::request", "{} {}{path}: {e}", record.request_method, host);
+            return Ok(fail(
+                Failure::Target(e),
+                grpc,
+                &request_id,
+                record,
+                start,
+                sinks,
+            ));
+        }
+    };
+    strip_hop_by_hop(response.headers_mut());
+    record.response_from_target_duration = "0".into();
+
+    // Phase: log, when the last byte has gone out.
+    Ok(finish_from_target(
+        response,
+        &request_id,
+        record,
+        start,
+        head_at,
+        sinks,
+    ))
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    match headers
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        Some(id) => {
+            let mut end = id.len().min(MAX_REQUEST_ID);
+            while !id.is_char_boundary(end) {
+                end -= 1;
+            }
+            id[..end].to_string()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// The host the client asked for: `Host`, else the HTTP/2 authority, else the TLS SNI.
+fn host_of(parts: &http::request::Parts, conn: &Connection) -> String {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+        .or_else(|| conn.tls.as_ref().and_then(|t| t.sni.clone()))
+        .unwrap_or_default()
+}
+
+fn start_record(
+    parts: &http::request::Parts,
+    conn: &Connection,
+    request_id: &str,
+    host: &str,
+) -> Record {
+    let mut record = Record::empty();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    record.start_time = format_time(now);
+    record.request_id = request_id.to_string();
+    record.request_method = parts.method.to_string();
+    record.request_path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    record.protocol = match parts.version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+    .to_string();
+    record.host_header = or_dash(host);
+    record.source_ip_port = conn.client.to_string();
+    record.user_agent = or_dash(
+        parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    record.bytes_received = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    if let Some(tls) = &conn.tls {
+        record.server_name_indication = or_dash(tls.sni.clone().unwrap_or_default());
+        record.tls_version = or_dash(tls.version.clone());
+        record.ssl_cipher = or_dash(tls.cipher.clone());
+    }
+    record
+}
+
+/// Hop-by-hop headers: meaningful for one connection only, never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. `te: trailers`
+/// survives: gRPC over HTTP/2 requires it end to end.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let keep_te = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    if keep_te {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    conn: &Connection,
+    scheme: &str,
+    request_id: &str,
+    host: &str,
+) {
+    strip_hop_by_hop(headers);
+    // Clients may not claim Lattice's identity headers.
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-amzn-lattice-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    if !headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(host)
+    {
+        headers.insert(header::HOST, v);
+    }
+    let ip = conn.client.ip().to_canonical().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    set(headers, "x-forwarded-for", &xff);
+    set(headers, "x-forwarded-port", &conn.port.to_string());
+    set(headers, "x-forwarded-proto", scheme);
+    set(headers, "x-amzn-requestid", request_id);
+}
+
+/// Lattice's `x-amzn-lattice-network` and `x-amzn-lattice-target` headers.
+fn add_lattice_headers(
+    headers: &mut HeaderMap,
+    service: &ServiceRoute,
+    admission: &crate::table::Admission,
+    group_arn: &str,
+) {
+    if let Some(vpc) = &admission.vpc_arn {
+        set(
+            headers,
+            "x-amzn-lattice-network",
+            &format!("SourceVpcArn={vpc}"),
+        );
+    }
+    let network = admission.network_arn.as_deref().unwrap_or("");
+    set(
+        headers,
+        "x-amzn-lattice-target",
+        &format!(
+            "ServiceArn={};ServiceNetworkArn={network};TargetGroupArn={group_arn}",
+            service.arn
+        ),
+    );
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+fn log_sinks(service: &ServiceRoute, network_logs: &[Arc<LogSink>]) -> Vec<Arc<LogSink>> {
+    let mut sinks: Vec<Arc<LogSink>> = service.access_logs.clone();
+    for sink in network_logs {
+        if !sinks.iter().any(|s| Arc::ptr_eq(s, sink)) {
+            sinks.push(sink.clone());
+        }
+    }
+    sinks
+}
+
+fn fail(
+    failure: Failure,
+    grpc: bool,
+    request_id: &str,
+    mut record: Record,
+    start: Instant,
+    sinks: Vec<Arc<LogSink>>,
+) -> Response<Body> {
+    if record.failure_reason == "-" {
+        record.failure_reason = failure.failure_reason().to_string();
+    }
+    let response = local_response(failure.status(), failure.message(), grpc);
+    finish(response, grpc, request_id, record, start, sinks)
+}
+
+/// Completes a response Trellis made itself.
+fn finish(
+    mut response: Response<Body>,
+    grpc: bool,
+    request_id: &str,
+    mut record: Record,
+    start: Instant,
+    sinks: Vec<Arc<LogSink>>,
+) -> Response<Body> {
+    set(response.headers_mut(), "x-amzn-requestid", request_id);
+    if grpc {
+        record.grpc_response_code = grpc_status(response.status()).to_string();
+    }
+    with_log(response, record, start, None, sinks)
+}
+
+fn finish_from_target(
+    mut response: Response<Body>,
+    request_id: &str,
+    record: Record,
+    start: Instant,
+    head_at: Instant,
+    sinks: Vec<Arc<LogSink>>,
+) -> Response<Body> {
+    set(response.headers_mut(), "x-amzn-requestid", request_id);
+    with_log(response, record, start, Some(head_at), sinks)
+}
+
+/// Wraps the body so the record is written when its last byte has been sent.
+fn with_log(
+    response: Response<Body>,
+    mut record: Record,
+    start: Instant,
+    head_at: Option<Instant>,
+    sinks: Vec<Arc<LogSink>>,
+) -> Response<Body> {
+    record.response_code = response.status().as_u16();
+    if let Some(g) = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+    {
+        record.grpc_response_code = g.to_string();
+    }
+    let header_bytes: u64 = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    let (parts, body) = response.into_parts();
+    let body = Finished::new(body, move |bytes| {
+        record.duration = start.elapsed().as_millis() as u64;
+        record.bytes_sent = header_bytes + bytes;
+        if let Some(head_at) = head_at {
+            record.response_from_target_duration = head_at.elapsed().as_millis().to_string();
+        }
+        tracing::debug!(target: "trellis::request", "{} {} {} {}ms", record.request_method, record.request_path, record.response_code, record.duration);
+        if sinks.is_empty() {
+            return;
+        }
+        match serde_json::to_string(&record) {
+            Ok(line) => {
+                let line = Arc::new(line);
+                for sink in &sinks {
+                    sink.write(line.clone());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "trellis::accesslog", "cannot encode access-log record: {e}")
+            }
+        }
+    });
+    Response::from_parts(parts, boxed(body))
+}

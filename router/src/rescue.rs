@@ -1,0 +1,114 @@
+//! The one place where every failure becomes a status code (and a gRPC status for gRPC callers).
+
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::target::{Body, TargetError, full};
+
+/// Everything that can stop a request before a target answers it.
+#[derive(Debug)]
+pub enum Failure {
+    /// No service on this port answers to the request's host.
+    UnknownHost { host: String, served: Vec<String> },
+    /// The client's VPC is not associated with a network the service is in.
+    NotAdmitted { host: String },
+    /// The chosen target group has no targets.
+    NoTarget { group: String },
+    /// The target failed.
+    Target(TargetError),
+}
+
+impl Failure {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => StatusCode::NOT_FOUND,
+            Failure::NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::Target(TargetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            Failure::Target(TargetError::PayloadTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::Target(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The access log's `failureReason`.
+    pub fn failure_reason(&self) -> &'static str {
+        match self {
+            Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => "-",
+            Failure::NoTarget { .. } => "TargetConnectionError",
+            Failure::Target(e) => e.failure_reason(),
+        }
+    }
+
+    /// The body: a one-line explanation a person can act on.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::UnknownHost { host, served } => format!(
+                "Non Existent Service: no service answers to host \"{host}\" on this port.\nHost names served here:\n{}\n",
+                served
+                    .iter()
+                    .map(|h| format!("  {h}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            Failure::NotAdmitted { host } => format!(
+                "Non Existent Service: \"{host}\" is not reachable from the client's VPC (no service network associates both)\n"
+            ),
+            Failure::NoTarget { group } => {
+                format!("Service Unavailable: target group \"{group}\" has no targets\n")
+            }
+            Failure::Target(e) => format!(
+                "{}: {e}\n",
+                self.status().canonical_reason().unwrap_or("Error")
+            ),
+        }
+    }
+}
+
+/// The gRPC status code for an HTTP status Trellis produced itself.
+pub fn grpc_status(status: StatusCode) -> u8 {
+    match status.as_u16() {
+        200 => 0,
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        413 => 8,
+        429 | 502 | 503 => 14,
+        504 => 4,
+        _ => 2,
+    }
+}
+
+/// A response Trellis makes itself: a fixed response or a failure.
+pub fn local_response(status: StatusCode, message: String, grpc: bool) -> Response<Body> {
+    let mut builder = Response::builder().status(status);
+    if grpc {
+        builder = builder
+            .header("content-type", "application/grpc")
+            .header("grpc-status", grpc_status(status).to_string());
+        if let Ok(v) = HeaderValue::from_str(&percent_encode(message.trim_end())) {
+            builder = builder.header("grpc-message", v);
+        }
+    } else if !message.is_empty() {
+        builder = builder.header("content-type", "text/plain; charset=utf-8");
+    }
+    let body = if grpc || message.is_empty() {
+        crate::target::empty()
+    } else {
+        full(message)
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| Response::new(crate::target::empty()))
+}
+
+/// gRPC's percent-encoding of `grpc-message`.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if (0x20..0x7f).contains(&b) && b != b'%' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,312 @@
+//! Listeners: bind every configured port, accept connections (TLS where the port is HTTPS),
+//! serve HTTP/1.1, h2c and h2 with hyper-util's auto server, and drain on shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use trellis_config::ListenerProtocol;
+
+use crate::handler::{Connection, TlsInfo, handle};
+use crate::table::RoutingTable;
+use crate::tls::{self, SniResolver, TlsError};
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the listeners could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}{}", bind_hint(source, *addr))]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS for port {port}: {source}")]
+    Tls {
+        port: u16,
+        #[source]
+        source: TlsError,
+    },
+}
+
+fn bind_hint(e: &std::io::Error, addr: SocketAddr) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another program uses this port; stop it or change the listener's port)".into()
+        }
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            " (ports below 1024 need root; give the listener a port such as 8080)".into()
+        }
+        _ => String::new(),
+    }
+}
+
+/// A bound listening socket, ready to serve.
+pub struct BoundPort {
+    pub port: u16,
+    pub protocol: ListenerProtocol,
+    pub local: SocketAddr,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    /// Where the generated certificate was written, when this HTTPS port uses one.
+    pub generated_cert: Option<PathBuf>,
+}
+
+/// Binds every listener port of `table` on `bind`. HTTPS ports get their certificates now:
+/// the configured files, else a certificate generated for the services' host names and written
+/// to `cert_dir` so that clients can trust it.
+pub async fn bind(
+    table: &RoutingTable,
+    bind: IpAddr,
+    cert_dir: &Path,
+) -> Result<Vec<BoundPort>, ServeError> {
+    let mut out = Vec::new();
+    for (&port, p) in &table.ports {
+        let (tls, generated_cert) = match p.protocol {
+            ListenerProtocol::Http => (None, None),
+            ListenerProtocol::Https => {
+                let (config, generated) = tls_for_port(table, port, cert_dir)
+                    .map_err(|source| ServeError::Tls { port, source })?;
+                (Some(TlsAcceptor::from(config)), generated)
+            }
+        };
+        let addr = SocketAddr::new(bind, port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        out.push(BoundPort {
+            port,
+            protocol: p.protocol,
+            local,
+            listener,
+            tls,
+            generated_cert,
+        });
+    }
+    Ok(out)
+}
+
+/// The TLS configuration of one HTTPS port: each service's configured certificate for its host
+/// names, and one generated certificate for the services without one.
+fn tls_for_port(
+    table: &RoutingTable,
+    port: u16,
+    cert_dir: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, Option<PathBuf>), TlsError> {
+    let mut configured = Vec::new();
+    let mut generated_hosts = Vec::new();
+    for svc in &table.config.services {
+        for l in svc
+            .listeners
+            .iter()
+            .filter(|l| l.port == port && l.protocol == ListenerProtocol::Https)
+        {
+            match &l.tls {
+                Some(files) => configured.push((
+                    svc.host_names(),
+                    tls::load_pem(&files.certificate, &files.key)?,
+                )),
+                None => generated_hosts.extend(svc.host_names()),
+            }
+        }
+    }
+    let mut generated_path = None;
+    let generated = if generated_hosts.is_empty() && !configured.is_empty() {
+        None
+    } else {
+        let cert = tls::self_signed(&generated_hosts)?;
+        std::fs::create_dir_all(cert_dir).map_err(|source| TlsError::Write {
+            path: cert_dir.to_path_buf(),
+            source,
+        })?;
+        let path = cert_dir.join(format!("trellis-{port}.pem"));
+        cert.write_cert_pem(&path)?;
+        generated_path = Some(path);
+        Some(cert.certified_key)
+    };
+    let default = match (&generated, configured.first()) {
+        (Some(g), _) => g.clone(),
+        (None, Some((_, k))) => k.clone(),
+        (None, None) => tls::self_signed(&[])?.certified_key,
+    };
+    let mut resolver = SniResolver::new(default);
+    if let Some(g) = &generated {
+        for host in &generated_hosts {
+            resolver.add(host, g.clone());
+        }
+    }
+    for (hosts, key) in configured {
+        for host in hosts {
+            resolver.add(&host, key.clone());
+        }
+    }
+    Ok((tls::server_config(Arc::new(resolver))?, generated_path))
+}
+
+/// Serves every bound port until `shutdown` turns true, then stops accepting and lets requests
+/// in flight finish for at most `drain`. Returns how many connections were still open when the
+/// drain time ran out.
+pub async fn serve(
+    ports: Vec<BoundPort>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> usize {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut accept_tasks = tokio::task::JoinSet::new();
+    for port in ports {
+        let table = table.clone();
+        let graceful = graceful.clone();
+        let mut stop = shutdown.clone();
+        accept_tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = port.listener.accept() => match accepted {
+                        Ok((stream, client)) => {
+                            let conn = ConnSetup { stream, client, port: port.port, tls: port.tls.clone(), table: table.clone() };
+                            let watcher = graceful.watcher();
+                            tokio::spawn(async move { conn.run(watcher).await });
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "trellis::listener", "accept on port {}: {e}", port.port);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    accept_tasks.shutdown().await;
+    let open = graceful.count();
+    // The accept tasks are gone, so this is the last reference.
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return open;
+    };
+    tokio::select! {
+        _ = graceful.shutdown() => 0,
+        _ = tokio::time::sleep(drain) => open,
+    }
+}
+
+struct ConnSetup {
+    stream: TcpStream,
+    client: SocketAddr,
+    port: u16,
+    tls: Option<TlsAcceptor>,
+    table: Arc<ArcSwap<RoutingTable>>,
+}
+
+impl ConnSetup {
+    async fn run(self, watcher: hyper_util::server::graceful::Watcher) {
+        let _ = self.stream.set_nodelay(true);
+        let client = SocketAddr::new(self.client.ip().to_canonical(), self.client.port());
+        match self.tls {
+            None => {
+                let conn = Arc::new(Connection {
+                    client,
+                    port: self.port,
+                    tls: None,
+                });
+                serve_io(TokioIo::new(self.stream), conn, self.table, watcher).await;
+            }
+            Some(acceptor) => {
+                let stream = match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    acceptor.accept(self.stream),
+                )
+                .await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(target: "trellis::listener", "TLS handshake from {client} failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(target: "trellis::listener", "TLS handshake from {client} timed out");
+                        return;
+                    }
+                };
+                let session = stream.get_ref().1;
+                let info = TlsInfo {
+                    sni: session.server_name().map(str::to_string),
+                    version: session
+                        .protocol_version()
+                        .map(tls_version_name)
+                        .unwrap_or_default(),
+                    cipher: session
+                        .negotiated_cipher_suite()
+                        .map(|s| cipher_name(s.suite()))
+                        .unwrap_or_default(),
+                };
+                let conn = Arc::new(Connection {
+                    client,
+                    port: self.port,
+                    tls: Some(info),
+                });
+                serve_io(TokioIo::new(stream), conn, self.table, watcher).await;
+            }
+        }
+    }
+}
+
+async fn serve_io<I>(
+    io: TokioIo<I>,
+    conn: Arc<Connection>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(table.clone(), conn.clone(), req));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(io, service).into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(target: "trellis::listener", "connection ended: {e}");
+    }
+}
+
+/// `TLSv1.3`, as Lattice's `tlsVersion` writes it.
+fn tls_version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The OpenSSL name of a cipher suite, as Lattice's `sslCipher` writes it.
+fn cipher_name(s: rustls::CipherSuite) -> String {
+    use rustls::CipherSuite as C;
+    match s {
+        C::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256".into(),
+        C::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384".into(),
+        C::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256".into(),
+        C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256".into(),
+        C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384".into(),
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256".into(),
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384".into(),
+        C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305".into(),
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,509 @@
+//! The compiled, immutable routing table: everything a request needs, found without locks.
+//!
+//! Built from a validated [`Config`] plus the targets the invokers made; swapped whole on reload
+//! (requests in flight keep the table they started with).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use trellis_config::{
+    Action, Config, HeaderMatchKind, HttpMatch, ListenerProtocol, PathMatchKind, ProtocolVersion,
+    TargetGroup, TargetGroupType, TargetProtocol,
+};
+
+use crate::accesslog::{LogSink, LogSinks};
+use crate::health::{CheckSettings, HealthCell, HealthMonitor, Status, Watch};
+use crate::target::{ProbeSpec, Target};
+
+/// Makes the [`Target`] for one registered target of a group. Implemented by the invokers, so
+/// the router never learns what runs behind a target.
+pub trait TargetFactory {
+    fn make(
+        &self,
+        group: &TargetGroup,
+        target: &trellis_config::Target,
+    ) -> Result<Arc<dyn Target>, String>;
+}
+
+/// Why a table could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("target group \"{group}\", target \"{target}\": {reason}")]
+    Target {
+        group: String,
+        target: String,
+        reason: String,
+    },
+    #[error("access log {destination}: {reason}")]
+    AccessLog { destination: String, reason: String },
+}
+
+pub struct RoutingTable {
+    pub config: Arc<Config>,
+    pub ports: BTreeMap<u16, Port>,
+    pub services: Vec<ServiceRoute>,
+    /// False when the config has no service networks: every client may reach every service.
+    networks_enforced: bool,
+    vpcs: Vec<VpcRoute>,
+}
+
+/// What one listening port serves.
+pub struct Port {
+    pub protocol: ListenerProtocol,
+    /// Lower-case host name → (service index, listener index).
+    hosts: HashMap<String, (usize, usize)>,
+    /// Every host name served here, for the unknown-host answer.
+    pub host_names: Vec<String>,
+}
+
+struct VpcRoute {
+    cidrs: Vec<trellis_config::Cidr>,
+    id: String,
+    arn: String,
+}
+
+pub struct ServiceRoute {
+    pub name: String,
+    pub arn: String,
+    /// Networks this service is associated with: (network ARN, VPC indices, access logs).
+    networks: Vec<NetworkRoute>,
+    pub access_logs: Vec<Arc<LogSink>>,
+    pub listeners: Vec<ListenerRoute>,
+}
+
+struct NetworkRoute {
+    arn: String,
+    vpcs: Vec<usize>,
+    access_logs: Vec<Arc<LogSink>>,
+}
+
+pub struct ListenerRoute {
+    pub name: String,
+    pub arn: String,
+    pub port: u16,
+    pub protocol: ListenerProtocol,
+    pub rules: Vec<RuleRoute>,
+    pub default_action: ActionRoute,
+}
+
+pub struct RuleRoute {
+    pub name: String,
+    pub http_match: HttpMatch,
+    pub action: ActionRoute,
+}
+
+pub enum ActionRoute {
+    Fixed(u16),
+    Forward(Forward),
+}
+
+/// A weighted choice among target groups: a precomputed smooth weighted round-robin schedule
+/// (exact proportions, interleaved) walked by an atomic counter.
+pub struct Forward {
+    schedule: Vec<u8>,
+    next: AtomicUsize,
+    pub groups: Vec<(Arc<GroupRoute>, u16)>,
+}
+
+pub struct GroupRoute {
+    pub name: String,
+    pub arn: String,
+    pub kind: TargetGroupType,
+    pub protocol_version: ProtocolVersion,
+    pub targets: Vec<TargetRoute>,
+    next: AtomicUsize,
+}
+
+pub struct TargetRoute {
+    pub key: String,
+    pub label: String,
+    pub target: Arc<dyn Target>,
+    pub health: Arc<HealthCell>,
+}
+
+/// A target made by the factory: (stable key, label for logs, target).
+type BuiltTarget = (String, String, Arc<dyn Target>);
+
+/// The outcome of admission: through which network, from which VPC.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    pub network_arn: Option<String>,
+    pub vpc_id: Option<String>,
+    pub vpc_arn: Option<String>,
+    pub network_logs: Vec<Arc<LogSink>>,
+}
+
+impl RoutingTable {
+    /// Compiles `config`. Targets come from `factory`; their health cells from `monitor`, which
+    /// starts probing new targets. Must be called inside a tokio runtime.
+    pub fn build(
+        config: Arc<Config>,
+        factory: &dyn TargetFactory,
+        monitor: &HealthMonitor,
+        sinks: &LogSinks,
+    ) -> Result<RoutingTable, BuildError> {
+        let mut watches = Vec::new();
+        let mut group_targets: Vec<Vec<BuiltTarget>> = Vec::new();
+        for tg in &config.target_groups {
+            let mut targets = Vec::new();
+            for t in &tg.targets {
+                let target = factory.make(tg, t).map_err(|reason| BuildError::Target {
+                    group: tg.name.clone(),
+                    target: t.id.clone(),
+                    reason,
+                })?;
+                let key = format!("{}|{}:{}", tg.arn, t.id, t.port);
+                let label = if tg.kind == TargetGroupType::Lambda {
+                    format!("{} {}", tg.name, t.id)
+                } else {
+                    format!("{} {}:{}", tg.name, t.id, t.port)
+                };
+                watches.push(Watch {
+                    key: key.clone(),
+                    label: label.clone(),
+                    target: target.clone(),
+                    settings: check_settings(tg),
+                });
+                targets.push((key, label, target));
+            }
+            group_targets.push(targets);
+        }
+        let cells = monitor.sync(watches);
+        let groups: Vec<Arc<GroupRoute>> = config
+            .target_groups
+            .iter()
+            .zip(group_targets)
+            .map(|(tg, targets)| {
+                Arc::new(GroupRoute {
+                    name: tg.name.clone(),
+                    arn: tg.arn.clone(),
+                    kind: tg.kind,
+                    protocol_version: tg.protocol_version,
+                    targets: targets
+                        .into_iter()
+                        .map(|(key, label, target)| {
+                            let health = cells
+                                .get(&key)
+                                .cloned()
+                                .unwrap_or_else(|| Arc::new(HealthCell::unavailable()));
+                            TargetRoute {
+                                key,
+                                label,
+                                target,
+                                health,
+                            }
+                        })
+                        .collect(),
+                    next: AtomicUsize::new(0),
+                })
+            })
+            .collect();
+
+        let sink = |dest: &trellis_config::LogDestination| {
+            sinks.get(dest).map_err(|reason| BuildError::AccessLog {
+                destination: format!("{dest:?}"),
+                reason,
+            })
+        };
+        let mut services = Vec::new();
+        let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
+        for (si, svc) in config.services.iter().enumerate() {
+            let mut networks = Vec::new();
+            for sn in config
+                .service_networks
+                .iter()
+                .filter(|sn| sn.services.contains(&si))
+            {
+                networks.push(NetworkRoute {
+                    arn: sn.arn.clone(),
+                    vpcs: sn.vpcs.clone(),
+                    access_logs: sn.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
+                });
+            }
+            let mut listeners = Vec::new();
+            for (li, l) in svc.listeners.iter().enumerate() {
+                let port = ports.entry(l.port).or_insert_with(|| Port {
+                    protocol: l.protocol,
+                    hosts: HashMap::new(),
+                    host_names: Vec::new(),
+                });
+                for host in svc.host_names() {
+                    port.hosts.insert(host.to_ascii_lowercase(), (si, li));
+                    port.host_names.push(host);
+                }
+                listeners.push(ListenerRoute {
+                    name: l.name.clone(),
+                    arn: l.arn.clone(),
+                    port: l.port,
+                    protocol: l.protocol,
+                    rules: l
+                        .rules
+                        .iter()
+                        .map(|r| RuleRoute {
+                            name: r.name.clone(),
+                            http_match: r.http_match.clone(),
+                            action: compile_action(&r.action, &groups),
+                        })
+                        .collect(),
+                    default_action: compile_action(&l.default_action, &groups),
+                });
+            }
+            services.push(ServiceRoute {
+                name: svc.name.clone(),
+                arn: svc.arn.clone(),
+                networks,
+                access_logs: svc.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
+                listeners,
+            });
+        }
+        let vpcs = config
+            .vpcs
+            .iter()
+            .map(|v| VpcRoute {
+                cidrs: v.cidrs.clone(),
+                id: v.id.clone(),
+                arn: v.arn.clone(),
+            })
+            .collect();
+        let networks_enforced = !config.service_networks.is_empty();
+        Ok(RoutingTable {
+            config,
+            ports,
+            services,
+            networks_enforced,
+            vpcs,
+        })
+    }
+
+    /// The service and listener serving `host` on `port`.
+    pub fn find(&self, port: u16, host: &str) -> Option<(&ServiceRoute, &ListenerRoute)> {
+        let (si, li) = *self.ports.get(&port)?.hosts.get(&normalize_host(host))?;
+        let svc = self.services.get(si)?;
+        Some((svc, svc.listeners.get(li)?))
+    }
+
+    /// Whether a client at `ip` may reach `svc`: its VPC must be associated with a network the
+    /// service is associated with. `None` means refused.
+    pub fn admit(&self, svc: &ServiceRoute, ip: IpAddr) -> Option<Admission> {
+        let vpc = self
+            .vpcs
+            .iter()
+            .position(|v| v.cidrs.iter().any(|c| c.contains(ip)));
+        let mut admission = Admission {
+            vpc_id: vpc.map(|i| self.vpcs[i].id.clone()),
+            vpc_arn: vpc.map(|i| self.vpcs[i].arn.clone()),
+            ..Admission::default()
+        };
+        if !self.networks_enforced {
+            return Some(admission);
+        }
+        let vpc = vpc?;
+        let network = svc.networks.iter().find(|n| n.vpcs.contains(&vpc))?;
+        admission.network_arn = Some(network.arn.clone());
+        admission.network_logs = network.access_logs.clone();
+        Some(admission)
+    }
+}
+
+/// Lower-cases and strips the port and a trailing dot: `Svc.Example.com.:8080` → `svc.example.com`.
+pub fn normalize_host(host: &str) -> String {
+    let host = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+            _ => host,
+        }
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl ListenerRoute {
+    /// The first rule (by priority) that matches, else the default action.
+    pub fn route(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> (&ActionRoute, Option<&str>) {
+        for rule in &self.rules {
+            if matches(&rule.http_match, method, path, headers) {
+                return (&rule.action, Some(&rule.name));
+            }
+        }
+        (&self.default_action, None)
+    }
+}
+
+/// Whether every condition of `m` holds for the request. `path` excludes the query string.
+pub fn matches(m: &HttpMatch, method: &str, path: &str, headers: &http::HeaderMap) -> bool {
+    if let Some(want) = &m.method
+        && want != method
+    {
+        return false;
+    }
+    if let Some(pm) = &m.path_match {
+        let ok = match (pm.kind, pm.case_sensitive) {
+            (PathMatchKind::Exact, true) => path == pm.value,
+            (PathMatchKind::Exact, false) => path.eq_ignore_ascii_case(&pm.value),
+            (PathMatchKind::Prefix, true) => path.starts_with(&pm.value),
+            (PathMatchKind::Prefix, false) => starts_with_ignore_case(path, &pm.value),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    m.header_matches.iter().all(|hm| {
+        headers.get_all(hm.name.as_str()).iter().any(|value| {
+            let Ok(value) = value.to_str() else {
+                return false;
+            };
+            match (hm.kind, hm.case_sensitive) {
+                (HeaderMatchKind::Exact, true) => value == hm.value,
+                (HeaderMatchKind::Exact, false) => value.eq_ignore_ascii_case(&hm.value),
+                (HeaderMatchKind::Prefix, true) => value.starts_with(&hm.value),
+                (HeaderMatchKind::Prefix, false) => starts_with_ignore_case(value, &hm.value),
+                (HeaderMatchKind::Contains, true) => value.contains(&hm.value),
+                (HeaderMatchKind::Contains, false) => value
+                    .to_ascii_lowercase()
+                    .contains(&hm.value.to_ascii_lowercase()),
+            }
+        })
+    })
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+fn compile_action(action: &Action, groups: &[Arc<GroupRoute>]) -> ActionRoute {
+    match action {
+        Action::FixedResponse { status_code } => ActionRoute::Fixed(*status_code),
+        Action::Forward(weighted) => {
+            let weights: Vec<u16> = weighted.iter().map(|w| w.weight).collect();
+            ActionRoute::Forward(Forward {
+                schedule: smooth_schedule(&weights),
+                next: AtomicUsize::new(0),
+                groups: weighted
+                    .iter()
+                    .map(|w| (groups[w.target_group].clone(), w.weight))
+                    .collect(),
+            })
+        }
+    }
+}
+
+/// nginx's smooth weighted round robin, unrolled over one full cycle (sum of weights steps):
+/// each group appears exactly `weight` times, spread out rather than in runs.
+pub fn smooth_schedule(weights: &[u16]) -> Vec<u8> {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut out = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for (i, w) in weights.iter().enumerate() {
+            current[i] += i64::from(*w);
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        out.push(best as u8);
+    }
+    out
+}
+
+impl Forward {
+    /// The next target group, by weight. `None` only if every weight is 0 (rejected by config).
+    pub fn pick(&self) -> Option<&Arc<GroupRoute>> {
+        if self.schedule.is_empty() {
+            return None;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
+        self.groups
+            .get(usize::from(self.schedule[n]))
+            .map(|(g, _)| g)
+    }
+}
+
+impl GroupRoute {
+    /// Round robin over targets in service; when none is, over all of them (Lattice fails open).
+    pub fn pick(&self) -> Option<&TargetRoute> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let healthy = self
+            .targets
+            .iter()
+            .filter(|t| t.health.get().in_service())
+            .count();
+        if healthy == 0 {
+            return self.targets.get(n % self.targets.len().max(1));
+        }
+        self.targets
+            .iter()
+            .filter(|t| t.health.get().in_service())
+            .nth(n % healthy)
+    }
+}
+
+/// Health-check settings for the prober, or `None` when checks are off.
+fn check_settings(tg: &TargetGroup) -> Option<CheckSettings> {
+    let hc = &tg.health_check;
+    if !hc.enabled || tg.kind == TargetGroupType::Lambda {
+        return None;
+    }
+    Some(CheckSettings {
+        probe: ProbeSpec {
+            scheme: if hc.protocol == TargetProtocol::Https {
+                "https"
+            } else {
+                "http"
+            },
+            http2: hc.protocol_version == ProtocolVersion::Http2,
+            port: hc.port,
+            path: hc.path.clone(),
+            timeout: Duration::from_secs(u64::from(hc.timeout_seconds)),
+        },
+        interval: Duration::from_secs(u64::from(hc.interval_seconds)),
+        healthy_threshold: hc.healthy_threshold,
+        unhealthy_threshold: hc.unhealthy_threshold,
+        matcher: hc.matcher.clone(),
+    })
+}
+
+impl HealthCell {
+    fn unavailable() -> HealthCell {
+        HealthCell::with(Status::Unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_exact_and_interleaved() {
+        let s = smooth_schedule(&[20, 10]);
+        assert_eq!(s.len(), 30);
+        assert_eq!(s.iter().filter(|&&g| g == 0).count(), 20);
+        assert!(
+            s.windows(3).all(|w| w.contains(&0)),
+            "no long runs of group 1: {s:?}"
+        );
+        let z = smooth_schedule(&[0, 5]);
+        assert!(z.iter().all(|&g| g == 1));
+    }
+
+    #[test]
+    fn hosts_are_normalized() {
+        assert_eq!(
+            normalize_host("Svc.Trellis.Localhost:8080"),
+            "svc.trellis.localhost"
+        );
+        assert_eq!(normalize_host("svc.example.com."), "svc.example.com");
+        assert_eq!(normalize_host("[::1]:8080"), "::1");
+        assert_eq!(normalize_host("::1"), "::1");
+    }
+}

@@ -1,0 +1,138 @@
+//! The one interface the router calls: a [`Target`] turns a request into a response.
+//!
+//! The router never knows what is behind a target (an HTTP server, a wasm function, a
+//! container); compute backends in `trellis-invokers` implement this trait.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+
+/// Errors that bodies on the data path may carry.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streamed HTTP body, as the router passes it between client and target.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A boxed, sendable future, so that [`Target`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Wraps any body into a [`Body`].
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// An empty [`Body`].
+pub fn empty() -> Body {
+    boxed(http_body_util::Empty::new())
+}
+
+/// A [`Body`] holding `bytes` in full.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    boxed(http_body_util::Full::new(bytes.into()))
+}
+
+/// What a target may want to know about the request besides the request itself.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The `x-amzn-requestid` of this request.
+    pub request_id: String,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The listener port the request arrived on.
+    pub listener_port: u16,
+    /// `http` or `https`: the scheme the client used.
+    pub scheme: &'static str,
+    /// ARN of the target group that was picked.
+    pub target_group_arn: String,
+    /// ARN of the service.
+    pub service_arn: String,
+    /// ARN of the service network the client came through, if any.
+    pub service_network_arn: Option<String>,
+    /// ARN of the client's VPC, if its address belongs to one.
+    pub source_vpc_arn: Option<String>,
+}
+
+/// Why a target did not produce a response. The router maps each kind to a status code in one
+/// place (`rescue`), so targets only say what happened.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The target could not be reached (connection refused, no route, DNS failure).
+    #[error("cannot connect to target {target}: {reason}")]
+    Connect { target: String, reason: String },
+    /// The connection was closed or reset before a complete response arrived.
+    #[error("target {target} closed the connection: {reason}")]
+    Closed { target: String, reason: String },
+    /// The target answered with something that is not a valid response.
+    #[error("target {target} sent an invalid response: {reason}")]
+    Protocol { target: String, reason: String },
+    /// The target did not answer in time.
+    #[error("target {target} did not answer within {timeout:?}")]
+    Timeout { target: String, timeout: Duration },
+    /// The request body is larger than the target accepts.
+    #[error("request body too large: {reason}")]
+    PayloadTooLarge { reason: String },
+}
+
+impl TargetError {
+    /// The access-log `failureReason` Lattice records for this kind of failure.
+    pub fn failure_reason(&self) -> &'static str {
+        match self {
+            TargetError::Connect { .. } => "TargetConnectionError",
+            TargetError::Closed { .. } => "TargetConnectionClosed",
+            TargetError::Protocol { .. } => "TargetProtocolError",
+            TargetError::Timeout { .. } => "TargetDataTimeout",
+            TargetError::PayloadTooLarge { .. } => "ClientProtocolError",
+        }
+    }
+}
+
+/// How to probe a target's health: the resolved health-check settings of its target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// Use HTTP/2 (prior knowledge on `http`, ALPN on `https`) instead of HTTP/1.1.
+    pub http2: bool,
+    /// Port to probe; `None` means the target's traffic port.
+    pub port: Option<u16>,
+    /// Path and query to request.
+    pub path: String,
+    /// How long one probe may take.
+    pub timeout: Duration,
+}
+
+/// The outcome of one health probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// The target answered with this status code.
+    Status(u16),
+    /// The target could not be reached or did not answer in time.
+    Failed(String),
+}
+
+/// A destination for requests: one registered target of a target group.
+pub trait Target: Send + Sync + 'static {
+    /// Sends `request` to the target and returns its (streamed) response.
+    fn call(
+        &self,
+        ctx: CallContext,
+        request: http::Request<Body>,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, TargetError>>;
+
+    /// Probes the target's health once. Targets that cannot be probed return `None`.
+    fn probe(&self, _spec: &ProbeSpec) -> Option<BoxFuture<'_, ProbeOutcome>> {
+        None
+    }
+
+    /// The `ip:port` of the target as the access log's `targetIpPort` shows it.
+    fn address(&self) -> String;
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The walkthrough demo: two hello-instance apps behind one Trellis service.
+#   scripts/demo.sh              interactive: serves until Ctrl-C
+#   DEMO_CHECK=1 scripts/demo.sh  runs the curl commands, checks the answers, stops (used by make test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TRELLIS=${TRELLIS:-target/debug/trellis}
+HELLO_INSTANCE=${HELLO_INSTANCE:-sample-functions/target/debug/hello-instance}
+CONFIG=examples/walkthrough.yaml
+HOST=lattice-svc.trellis.localhost
+PORT=8080
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for port in 8080 8081 8082; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "demo: port $port is already in use; stop what runs there (an earlier demo?) and try again" >&2
+        exit 1
+    fi
+done
+
+"$HELLO_INSTANCE" --port 8081 --bind 127.0.0.1 --name instance & pids+=($!)
+"$HELLO_INSTANCE" --port 8082 --bind 127.0.0.1 --name instance-b & pids+=($!)
+
+wait_for_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "demo: nothing listens on port $1 after 10s" >&2
+    return 1
+}
+wait_for_port 8081
+wait_for_port 8082
+
+if [ -z "${DEMO_CHECK:-}" ]; then
+    cat <<EOT
+
+Trellis demo: service lattice-svc on port $PORT, two instance target groups weighted 20/10.
+Try, in another terminal:
+  curl http://$HOST:$PORT/                 # 2 of 3 answers from "the instance", 1 of 3 from "the instance-b"
+  curl http://$HOST:$PORT/to-instance      # always the instance
+  curl http://$HOST:$PORT/to-instance-b    # always the instance-b
+  for i in \$(seq 30); do curl -s http://$HOST:$PORT/; done | sort | uniq -c
+  $TRELLIS routes lattice-svc -f $CONFIG
+Access logs: this terminal (stdout) and logs/network.log. Ctrl-C stops everything.
+
+EOT
+    "$TRELLIS" up -f "$CONFIG" & pids+=($!)
+    wait "${pids[-1]}"
+    exit 0
+fi
+
+# DEMO_CHECK: the same commands a user runs, with their answers checked.
+"$TRELLIS" up -f "$CONFIG" > /tmp/trellis-demo-access.log 2> /tmp/trellis-demo.err & trellis_pid=$!
+pids+=($trellis_pid)
+wait_for_port $PORT
+fail() { echo "demo-check: $*" >&2; cat /tmp/trellis-demo.err >&2; exit 1; }
+check() { # URL EXPECTED-SUBSTRING
+    local got
+    got=$(curl -sS --max-time 5 "$1") || fail "curl $1 failed"
+    case "$got" in *"$2"*) echo "ok: curl $1 -> $got" ;; *) fail "curl $1 answered '$got', expected '$2'" ;; esac
+}
+check "http://$HOST:$PORT/to-instance" 'Hello from the instance at path "/to-instance"'
+check "http://$HOST:$PORT/to-instance-b" 'Hello from the instance-b at path "/to-instance-b"'
+a=0; b=0
+for _ in $(seq 30); do
+    got=$(curl -sS --max-time 5 "http://$HOST:$PORT/") || fail "curl / failed"
+    case "$got" in "Hello from the instance-b"*) b=$((b+1)) ;; "Hello from the instance"*) a=$((a+1)) ;; *) fail "unexpected answer '$got'" ;; esac
+done
+echo "ok: 30 requests to / split $a/$b (expected 20/10)"
+[ "$a" -eq 20 ] && [ "$b" -eq 10 ] || fail "the 20/10 split came out $a/$b"
+grep -q 'lattice-svc.trellis.localhost:8080/' /tmp/trellis-demo.err || fail "trellis up did not print the curl command"
+kill -INT $trellis_pid
+wait $trellis_pid || fail "trellis up did not exit 0 after SIGINT"
+lines=$(grep -c '"serviceArn"' /tmp/trellis-demo-access.log || true)
+[ "$lines" -eq 32 ] || fail "expected 32 access-log records on stdout, found $lines"
+echo "demo-check: passed"

@@ -1,0 +1,96 @@
+//! `trellis`: a local VPC Lattice. See `trellis --help`.
+
+mod show;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: the config file is missing or invalid.
+pub const EXIT_BAD_CONFIG: u8 = 1;
+/// Exit code: Trellis could not run (a port in use, a target that cannot be built, …).
+pub const EXIT_RUNTIME: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "trellis",
+    version,
+    about = "A local VPC Lattice: services, listeners, rules and weighted target groups in one binary",
+    after_help = "Exit codes: 0 success, 1 invalid or missing config file, 2 runtime failure.\n\
+                  Docs: README.md and docs/ in the Trellis repository."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "trellis.yaml"
+    )]
+    file: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the config's services until SIGINT or SIGTERM, then drain and exit 0.
+    #[command(
+        after_help = "Prints one line per listener with a curl command to try it.\n\
+                            Access logs go to the destinations in the config; Trellis's own log goes to stderr\n\
+                            (set RUST_LOG=debug for one line per request).\n\
+                            Exit codes: 0 after a clean shutdown, 1 invalid config, 2 runtime failure."
+    )]
+    Up(up::UpArgs),
+    /// Check a config file; print every problem with its line:column and a hint.
+    #[command(
+        after_help = "Exit codes: 0 the file is valid (a one-line summary is printed), 1 problems were found."
+    )]
+    Validate(ConfigArg),
+    /// List the services: names, generated DNS names, host names and listeners.
+    #[command(after_help = "Exit codes: 0 success, 1 invalid config.")]
+    Services(ConfigArg),
+    /// Show how a service routes: listener → rules in priority order → weighted target groups → targets.
+    #[command(after_help = "Exit codes: 0 success, 1 invalid config or unknown service.")]
+    Routes {
+        /// The service's name (or id, or ARN).
+        service: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Validate(c) => show::validate(&c.file),
+        Command::Services(c) => show::services(&c.file),
+        Command::Routes { service, config } => show::routes(&config.file, &service),
+    };
+    ExitCode::from(code)
+}
+
+/// Loads the config, printing its problems (and returning the exit code) when it is invalid.
+pub fn load_config(file: &std::path::Path) -> Result<trellis_config::Config, u8> {
+    match trellis_config::load(file) {
+        Ok(config) => Ok(config),
+        Err(e) => {
+            eprintln!("{e}");
+            if let trellis_config::ConfigError::Read { .. } = e
+                && !file.exists()
+            {
+                eprintln!(
+                    "hint: pass the config file with -f FILE (examples/walkthrough.yaml is a start)"
+                );
+            }
+            Err(EXIT_BAD_CONFIG)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `trellis up`: build the routing table, bind the listeners, serve, and drain on a signal.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+use trellis_config::{AuthType, Config, ListenerProtocol};
+use trellis_invokers::Invokers;
+use trellis_router::RoutingTable;
+use trellis_router::accesslog::LogSinks;
+use trellis_router::health::HealthMonitor;
+use trellis_router::server::{self, BoundPort};
+
+use crate::{EXIT_RUNTIME, load_config};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// The config file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "trellis.yaml"
+    )]
+    file: PathBuf,
+    /// Address the listeners bind to (0.0.0.0 to accept other machines or containers).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Seconds a target may take to send its response head before the client gets 504.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    target_timeout: f64,
+    /// Seconds requests in flight may take to finish after SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    drain_timeout: f64,
+    /// Directory for generated files (self-signed certificates).
+    #[arg(long, value_name = "DIR", default_value = ".trellis")]
+    state_dir: PathBuf,
+}
+
+pub fn run(args: UpArgs) -> u8 {
+    init_logging();
+    let config = match load_config(&args.file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    match runtime.block_on(serve(args, config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
+    refuse_unsupported(&config)?;
+    let config = Arc::new(config);
+    let invokers = Invokers::new(secs(args.target_timeout, "--target-timeout")?)
+        .context("cannot set up HTTP clients")?;
+    let monitor = HealthMonitor::new();
+    let sinks = LogSinks::new();
+    let table = RoutingTable::build(config.clone(), &invokers, &monitor, &sinks)
+        .context("cannot build the routing table")?;
+    let cert_dir = args.state_dir.join("certs");
+    let ports = server::bind(&table, args.bind, &cert_dir).await?;
+    print_banner(&args, &config, &ports);
+    let table = Arc::new(ArcSwap::from_pointee(table));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let drain = secs(args.drain_timeout, "--drain-timeout")?;
+    let server = tokio::spawn(server::serve(ports, table, stop_rx, drain));
+    let signal = wait_for_signal().await?;
+    eprintln!(
+        "trellis: {signal} received; finishing requests in flight (up to {:.0}s)",
+        drain.as_secs_f64()
+    );
+    monitor.stop();
+    let _ = stop_tx.send(true);
+    let open = server.await.context("server task failed")?;
+    if open > 0 {
+        eprintln!(
+            "trellis: drain time over; closed {open} connection{} still busy",
+            if open == 1 { "" } else { "s" }
+        );
+    }
+    sinks.close();
+    // Give the access-log writers a moment to flush their last records.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    eprintln!("trellis: stopped");
+    Ok(())
+}
+
+fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a positive number of seconds, not {value}"))
+}
+
+/// Features the config may describe but this version cannot serve yet: stop with a clear
+/// message rather than serve them wrongly (an AWS_IAM service would be open to everyone).
+fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for sn in config
+        .service_networks
+        .iter()
+        .filter(|sn| sn.auth_type == AuthType::AwsIam)
+    {
+        problems.push(format!(
+            "service network \"{}\" has authType AWS_IAM",
+            sn.name
+        ));
+    }
+    for svc in config
+        .services
+        .iter()
+        .filter(|s| s.auth_type == AuthType::AwsIam)
+    {
+        problems.push(format!("service \"{}\" has authType AWS_IAM", svc.name));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{}: SigV4 authentication is not implemented in this version of Trellis, and serving these without it would admit everyone; set authType: NONE",
+            problems.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn print_banner(args: &UpArgs, config: &Config, ports: &[BoundPort]) {
+    let listeners: usize = config.services.iter().map(|s| s.listeners.len()).sum();
+    eprintln!(
+        "trellis: serving {} service{} on {} port{} from {}",
+        config.services.len(),
+        if config.services.len() == 1 { "" } else { "s" },
+        ports.len(),
+        if ports.len() == 1 { "" } else { "s" },
+        args.file.display()
+    );
+    let _ = listeners;
+    for svc in &config.services {
+        for l in &svc.listeners {
+            let Some(bound) = ports.iter().find(|p| p.port == l.port) else {
+                continue;
+            };
+            let host = format!("{}.trellis.localhost", svc.name);
+            let curl = match (l.protocol, &bound.generated_cert) {
+                (ListenerProtocol::Http, _) => {
+                    format!("curl http://{host}:{}/", bound.local.port())
+                }
+                (ListenerProtocol::Https, Some(cert)) => {
+                    format!(
+                        "curl --cacert {} https://{host}:{}/",
+                        cert.display(),
+                        bound.local.port()
+                    )
+                }
+                (ListenerProtocol::Https, None) => {
+                    format!("curl https://{host}:{}/", bound.local.port())
+                }
+            };
+            eprintln!(
+                "  {} {} {} {}  →  {curl}",
+                svc.name,
+                l.name,
+                l.protocol.as_str(),
+                bound.local
+            );
+        }
+        eprintln!(
+            "  {} answers to {}{} (curl --connect-to ::{}: ...)",
+            svc.name,
+            svc.dns_name,
+            svc.custom_domain_name
+                .as_ref()
+                .map(|d| format!(" and {d}"))
+                .unwrap_or_default(),
+            args.bind
+        );
+    }
+    eprintln!("trellis: ready (Ctrl-C to stop)");
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    })
+}

@@ -1,0 +1,367 @@
+//! Shared pieces of the end-to-end tests: start the real `trellis` binary on free ports, real
+//! HTTP backends in the test process, and clients (HTTP/1.1, h2c, TLS, from a chosen source
+//! address).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// The binary under test.
+pub const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
+
+/// A free TCP port on loopback (the OS picks it; racy in theory, fine in practice).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A fresh scratch directory under the system temp dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "trellis-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A running `trellis up`. Killed when dropped.
+pub struct Trellis {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub stderr: Arc<Mutex<String>>,
+    pub stdout: Arc<Mutex<String>>,
+}
+
+impl Trellis {
+    /// Writes `yaml` to a config file and runs `trellis up -f` on it with `extra` arguments;
+    /// returns once it prints that it is ready.
+    pub fn start(yaml: &str, extra: &[&str]) -> Trellis {
+        let dir = scratch_dir("up");
+        let config = dir.join("trellis.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let mut child = Command::new(TRELLIS)
+            .arg("up")
+            .arg("-f")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(extra)
+            .current_dir(&dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn trellis");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let err_pipe = child.stderr.take().expect("stderr");
+        let err_buf = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let ready = line.contains("trellis: ready");
+                err_buf.lock().unwrap().push_str(&format!("{line}\n"));
+                if ready {
+                    let _ = ready_tx.send(());
+                }
+            }
+            // The process ended (or closed stderr): stop waiting for "ready".
+            let _ = ready_tx.send(());
+        });
+        let out_pipe = child.stdout.take().expect("stdout");
+        let out_buf = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                out_buf.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let trellis = Trellis { child: Some(child), dir, stderr, stdout };
+        let _ = ready_rx.recv_timeout(Duration::from_secs(20));
+        if !trellis.stderr().contains("trellis: ready") {
+            panic!("trellis did not become ready; stderr:\n{}", trellis.stderr());
+        }
+        trellis
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Sends a signal (`"INT"` or `"TERM"`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `pred(stderr)` holds, or panics after `timeout`.
+    pub fn wait_for_stderr(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.stderr()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; stderr:\n{}", self.stderr());
+    }
+}
+
+impl Drop for Trellis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What a backend saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub version: hyper::Version,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real HTTP server (HTTP/1.1 and h2c on one port) in the test process. It answers
+/// `Hello from <name> at <path>` and records every request. Its health endpoint (`/health`)
+/// answers with the status in `health_status`, and `delay_ms` delays every answer.
+#[derive(Clone)]
+pub struct Backend {
+    pub name: String,
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+    pub health_hits: Arc<AtomicUsize>,
+    pub health_status: Arc<AtomicU16>,
+    pub delay_ms: Arc<AtomicU64>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    pub async fn start_on(name: &str, addr: SocketAddr) -> Backend {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind backend");
+        let port = listener.local_addr().unwrap().port();
+        let backend = Backend {
+            name: name.to_string(),
+            port,
+            hits: Arc::new(AtomicUsize::new(0)),
+            health_hits: Arc::new(AtomicUsize::new(0)),
+            health_status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+            seen: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(tokio::sync::Notify::new()),
+        };
+        let b = backend.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
+                    _ = b.stop.notified() => return,
+                };
+                let b2 = b.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| b2.clone().answer(req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        backend
+    }
+
+    /// Stops accepting new connections (existing ones finish).
+    pub fn stop(&self) {
+        self.stop.notify_waiters();
+    }
+
+    async fn answer(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let path = parts.uri.path().to_string();
+        if path == "/health" {
+            self.health_hits.fetch_add(1, Ordering::Relaxed);
+            let status = self.health_status.load(Ordering::Relaxed);
+            return Ok(Response::builder().status(status).body(Full::new(Bytes::from("health"))).unwrap());
+        }
+        let delay = self.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.seen.lock().unwrap().push(Seen {
+            method: parts.method.to_string(),
+            uri: parts.uri.to_string(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            body,
+        });
+        let text = format!("Hello from {} at {}", self.name, path);
+        Ok(Response::builder()
+            .header("content-type", "text/plain")
+            .header("x-backend", self.name.clone())
+            .body(Full::new(Bytes::from(text)))
+            .unwrap())
+    }
+
+    pub fn last_seen(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("backend saw no request")
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub version: hyper::Version,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+    pub trailers: Option<hyper::HeaderMap>,
+}
+
+type Plain = Client<HttpConnector, Full<Bytes>>;
+
+/// An HTTP/1.1 client (pooled, keep-alive).
+pub fn http1_client() -> Plain {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// An h2c (HTTP/2 prior knowledge) client.
+pub fn h2c_client() -> Plain {
+    Client::builder(TokioExecutor::new()).http2_only(true).build(HttpConnector::new())
+}
+
+/// An HTTP/1.1 client whose connections come from `source` (e.g. 127.0.0.2).
+pub fn client_from(source: IpAddr) -> Plain {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(Some(source));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Sends one request to trellis on `port` with `Host: host` and reads the whole answer.
+pub async fn send(client: &Plain, port: u16, host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut builder = Request::builder().method(method).uri(format!("http://127.0.0.1:{port}{path}"));
+    builder = builder.header("host", host);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let req = builder.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let resp = client.request(req).await.expect("request to trellis failed");
+    read(resp).await
+}
+
+/// `GET path` with `Host: host`.
+pub async fn get(client: &Plain, port: u16, host: &str, path: &str) -> Answer {
+    send(client, port, host, "GET", path, &[], "").await
+}
+
+/// Reads a response in full, trailers included.
+pub async fn read(resp: Response<Incoming>) -> Answer {
+    let (parts, body) = resp.into_parts();
+    let collected = body.collect().await.expect("read body");
+    let trailers = collected.trailers().cloned();
+    Answer {
+        status: parts.status.as_u16(),
+        version: parts.version,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        trailers,
+    }
+}
+
+/// Counts answers by their `x-backend` header.
+pub fn tally(answers: &[Answer]) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for a in answers {
+        let name = a.headers.get("x-backend").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        *out.entry(name).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Runs `trellis` with `args` to completion: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(TRELLIS).args(args).current_dir(cwd).output().expect("run trellis");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A minimal config: one service `svc` with one HTTP listener on `port` whose default action
+/// forwards to target group `web-tg` with the given targets (`host:port` strings).
+pub fn simple_config(port: u16, targets: &[u16], extra_tg_config: &str) -> String {
+    let targets: Vec<String> = targets.iter().map(|p| format!("{{id: 127.0.0.1, port: {p}}}")).collect();
+    format!(
+        r#"
+region: us-west-2
+services:
+  - name: svc
+    listeners:
+      - name: http
+        protocol: HTTP
+        port: {port}
+        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: web-tg}}]}}}}
+targetGroups:
+  - name: web-tg
+    type: INSTANCE
+    config: {{port: 80, protocol: HTTP{extra_tg_config}}}
+    targets: [{}]
+"#,
+        targets.join(", ")
+    )
+}
+
+/// Loopback address 127.0.0.`n`.
+pub fn lo(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
