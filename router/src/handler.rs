@@ -171,7 +171,6 @@ where
         }
     };
     strip_hop_by_hop(response.headers_mut());
-    record.response_from_target_duration = "0".into();
 
     // Phase: log, when the last byte has gone out.
     Ok(finish_from_target(
