@@ -325,10 +325,16 @@ fn prepare_request_headers(
         headers.insert(header::HOST, v);
     }
     let ip = conn.client.ip().to_canonical().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
-    };
+    // Several x-forwarded-for lines are one comma-separated list: keep every hop, in order.
+    let mut hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    hops.push(&ip);
+    let xff = hops.join(", ");
     set(headers, "x-forwarded-for", &xff);
     set(headers, "x-forwarded-port", &conn.port.to_string());
     set(headers, "x-forwarded-proto", scheme);

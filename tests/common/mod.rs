@@ -27,7 +27,10 @@ pub const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 
 /// A free TCP port on loopback (the OS picks it; racy in theory, fine in practice).
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A fresh scratch directory under the system temp dir.
@@ -95,10 +98,18 @@ impl Trellis {
                 out_buf.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
-        let trellis = Trellis { child: Some(child), dir, stderr, stdout };
+        let trellis = Trellis {
+            child: Some(child),
+            dir,
+            stderr,
+            stdout,
+        };
         let _ = ready_rx.recv_timeout(Duration::from_secs(20));
         if !trellis.stderr().contains("trellis: ready") {
-            panic!("trellis did not become ready; stderr:\n{}", trellis.stderr());
+            panic!(
+                "trellis did not become ready; stderr:\n{}",
+                trellis.stderr()
+            );
         }
         trellis
     }
@@ -114,7 +125,11 @@ impl Trellis {
     /// Sends a signal (`"INT"` or `"TERM"`) to the process.
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -187,7 +202,9 @@ impl Backend {
     }
 
     pub async fn start_on(name: &str, addr: SocketAddr) -> Backend {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind backend");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind backend");
         let port = listener.local_addr().unwrap().port();
         let backend = Backend {
             name: name.to_string(),
@@ -225,12 +242,19 @@ impl Backend {
 
     async fn answer(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let (parts, body) = req.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let path = parts.uri.path().to_string();
         if path == "/health" {
             self.health_hits.fetch_add(1, Ordering::Relaxed);
             let status = self.health_status.load(Ordering::Relaxed);
-            return Ok(Response::builder().status(status).body(Full::new(Bytes::from("health"))).unwrap());
+            return Ok(Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::from("health")))
+                .unwrap());
         }
         let delay = self.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
@@ -253,7 +277,12 @@ impl Backend {
     }
 
     pub fn last_seen(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("backend saw no request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("backend saw no request")
     }
 }
 
@@ -276,7 +305,9 @@ pub fn http1_client() -> Plain {
 
 /// An h2c (HTTP/2 prior knowledge) client.
 pub fn h2c_client() -> Plain {
-    Client::builder(TokioExecutor::new()).http2_only(true).build(HttpConnector::new())
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
 }
 
 /// An HTTP/1.1 client whose connections come from `source` (e.g. 127.0.0.2).
@@ -287,14 +318,29 @@ pub fn client_from(source: IpAddr) -> Plain {
 }
 
 /// Sends one request to trellis on `port` with `Host: host` and reads the whole answer.
-pub async fn send(client: &Plain, port: u16, host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut builder = Request::builder().method(method).uri(format!("http://127.0.0.1:{port}{path}"));
+pub async fn send(
+    client: &Plain,
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
     builder = builder.header("host", host);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let req = builder.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-    let resp = client.request(req).await.expect("request to trellis failed");
+    let req = builder
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = client
+        .request(req)
+        .await
+        .expect("request to trellis failed");
     read(resp).await
 }
 
@@ -321,7 +367,12 @@ pub async fn read(resp: Response<Incoming>) -> Answer {
 pub fn tally(answers: &[Answer]) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for a in answers {
-        let name = a.headers.get("x-backend").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let name = a
+            .headers
+            .get("x-backend")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
         *out.entry(name).or_insert(0) += 1;
     }
     out
@@ -329,7 +380,11 @@ pub fn tally(answers: &[Answer]) -> HashMap<String, usize> {
 
 /// Runs `trellis` with `args` to completion: (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(TRELLIS).args(args).current_dir(cwd).output().expect("run trellis");
+    let out = Command::new(TRELLIS)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run trellis");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -340,7 +395,10 @@ pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
 /// A minimal config: one service `svc` with one HTTP listener on `port` whose default action
 /// forwards to target group `web-tg` with the given targets (`host:port` strings).
 pub fn simple_config(port: u16, targets: &[u16], extra_tg_config: &str) -> String {
-    let targets: Vec<String> = targets.iter().map(|p| format!("{{id: 127.0.0.1, port: {p}}}")).collect();
+    let targets: Vec<String> = targets
+        .iter()
+        .map(|p| format!("{{id: 127.0.0.1, port: {p}}}"))
+        .collect();
     format!(
         r#"
 region: us-west-2
@@ -364,4 +422,22 @@ targetGroups:
 /// Loopback address 127.0.0.`n`.
 pub fn lo(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// Each service's generated DNS name, as `trellis services -f config` prints it (the
+/// `dns name:` line under the service's name).
+pub fn dns_names(config: &Path) -> HashMap<String, String> {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    let (code, out, err) = run_cli(&["services", "-f", &config.display().to_string()], dir);
+    assert_eq!(code, 0, "trellis services failed:\n{out}\n{err}");
+    let mut names = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            current = line.split_whitespace().next().map(str::to_string);
+        } else if let (Some(dns), Some(svc)) = (line.trim().strip_prefix("dns name:"), &current) {
+            names.insert(svc.clone(), dns.trim().to_string());
+        }
+    }
+    names
 }
