@@ -224,6 +224,20 @@ struct Named<'a> {
     arn: &'a str,
 }
 
+/// The name, id and ARN of every item, for [`resolve`].
+fn named<'a, T>(
+    items: &'a [T],
+    parts: impl Fn(&'a T) -> (&'a str, &'a str, &'a str),
+) -> Vec<Named<'a>> {
+    items
+        .iter()
+        .map(|item| {
+            let (name, id, arn) = parts(item);
+            Named { name, id, arn }
+        })
+        .collect()
+}
+
 fn resolve(
     problems: &mut Problems,
     text: &str,
@@ -879,14 +893,7 @@ impl Ctx<'_> {
                 None,
             );
         }
-        let named: Vec<Named<'_>> = functions
-            .iter()
-            .map(|fun| Named {
-                name: &fun.name,
-                id: &fun.name,
-                arn: &fun.arn,
-            })
-            .collect();
+        let named = named(functions, |x| (&x.name, &x.name, &x.arn));
         for (i, node) in items.iter().enumerate() {
             let at = item(&loc, i, node);
             let Some(t) = fields(self.problems, node, &at, &["id", "port"]) else {
@@ -936,14 +943,7 @@ impl Ctx<'_> {
             "listeners",
         ];
         let loc = top.loc("services");
-        let named: Vec<Named<'_>> = tgs
-            .iter()
-            .map(|t| Named {
-                name: &t.name,
-                id: &t.id,
-                arn: &t.arn,
-            })
-            .collect();
+        let named = named(tgs, |x| (&x.name, &x.id, &x.arn));
         let mut out = Vec::new();
         for (i, node) in list(self.problems, top.get("services"), &loc)
             .iter()
@@ -1461,22 +1461,8 @@ impl Ctx<'_> {
             "accessLogs",
         ];
         let loc = top.loc("serviceNetworks");
-        let svc_named: Vec<Named<'_>> = services
-            .iter()
-            .map(|s| Named {
-                name: &s.name,
-                id: &s.id,
-                arn: &s.arn,
-            })
-            .collect();
-        let vpc_named: Vec<Named<'_>> = vpcs
-            .iter()
-            .map(|v| Named {
-                name: &v.name,
-                id: &v.id,
-                arn: &v.arn,
-            })
-            .collect();
+        let svc_named = named(services, |x| (&x.name, &x.id, &x.arn));
+        let vpc_named = named(vpcs, |x| (&x.name, &x.id, &x.arn));
         let mut out = Vec::new();
         for (i, node) in list(self.problems, top.get("serviceNetworks"), &loc)
             .iter()

@@ -26,16 +26,16 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::ClientConfig;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use trellis_router::target::{
     Body, BoxError, BoxFuture, CallContext, ProbeOutcome, ProbeSpec, Target, TargetError, boxed,
 };
+use trellis_router::tls::AcceptAnyCertificate;
 
 /// How long an idle pooled connection is kept before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -439,7 +439,9 @@ impl Connector {
             .with_safe_default_protocol_versions()
             .map_err(HttpTargetError::Tls)?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(Arc::clone(provider))))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(Arc::clone(
+                provider,
+            ))))
             .with_no_client_auth();
         config.alpn_protocols = vec![alpn.to_vec()];
         Ok(Connector {
@@ -564,56 +566,6 @@ impl Write for MaybeTlsStream {
             MaybeTlsStream::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             MaybeTlsStream::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
         }
-    }
-}
-
-/// Accepts any target certificate, as VPC Lattice does, while still checking that the
-/// handshake is signed by the key in the presented certificate.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
