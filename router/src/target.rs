@@ -77,6 +77,10 @@ pub enum TargetError {
     /// The target did not answer in time.
     #[error("target {target} did not answer within {timeout:?}")]
     Timeout { target: String, timeout: Duration },
+    /// A function failed or answered with something that is not a valid response (Lambda
+    /// targets). `reason` is also written to the function log.
+    #[error("function {target} failed: {reason}")]
+    Function { target: String, reason: String },
     /// The request body is larger than the target accepts.
     #[error("request body too large: {reason}")]
     PayloadTooLarge { reason: String },
@@ -88,7 +92,7 @@ impl TargetError {
         match self {
             TargetError::Connect { .. } => "TargetConnectionError",
             TargetError::Closed { .. } => "TargetConnectionClosed",
-            TargetError::Protocol { .. } => "TargetProtocolError",
+            TargetError::Protocol { .. } | TargetError::Function { .. } => "TargetProtocolError",
             TargetError::Timeout { .. } => "TargetDataTimeout",
             TargetError::PayloadTooLarge { .. } => "ClientProtocolError",
         }

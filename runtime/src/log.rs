@@ -1,0 +1,33 @@
+//! The function log: what functions print, plus Lambda's `START`/`END`/`REPORT` lines, on
+//! Trellis's stderr, each line prefixed by the function's name so several functions can share
+//! one terminal.
+
+use std::io::Write;
+use std::time::Duration;
+
+/// Writes one line of `function`'s log.
+pub fn line(function: &str, text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "[{function}] {}", text.trim_end_matches(['\n', '\r']));
+}
+
+/// `START RequestId: … Version: $LATEST`
+pub fn start(function: &str, request_id: &str) {
+    line(function, &format!("START RequestId: {request_id} Version: $LATEST"));
+}
+
+/// `END RequestId: …`
+pub fn end(function: &str, request_id: &str) {
+    line(function, &format!("END RequestId: {request_id}"));
+}
+
+/// `REPORT RequestId: … Duration: … ms Billed Duration: … ms Memory Size: … MB [Init Duration: … ms]`
+pub fn report(function: &str, request_id: &str, duration: Duration, memory_mb: u32, init: Option<Duration>) {
+    let ms = duration.as_secs_f64() * 1000.0;
+    let billed = ms.ceil().max(1.0) as u64;
+    let init = init.map(|d| format!(" Init Duration: {:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
+    line(
+        function,
+        &format!("REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB{init}"),
+    );
+}
