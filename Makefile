@@ -9,9 +9,12 @@ CARGO ?= cargo
 PROFILE ?= debug
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 TRELLIS := target/$(PROFILE)/trellis
-HELLO_INSTANCE := sample-functions/target/$(PROFILE)/hello-instance
+# Sample apps and functions are always built in release (small, fast wasm; quick to build) and
+# copied to sample-functions/dist/, where the example configs find them.
+DIST := sample-functions/dist
+HELLO_INSTANCE := $(DIST)/hello-instance
 
-.PHONY: all build sample-functions demo demo-check test unit lint fmt toolchain clean
+.PHONY: all build sample-functions demo demo-check test unit lint fmt toolchain wasm-targets clean
 
 all: build
 
@@ -22,8 +25,18 @@ toolchain:
 build:
 	$(CARGO) build --workspace $(CARGO_PROFILE_FLAG)
 
-sample-functions:
-	cd sample-functions && $(CARGO) build $(CARGO_PROFILE_FLAG)
+wasm-targets:
+	@rustup target list --installed | grep -q '^wasm32-wasip1$$' || rustup target add wasm32-wasip1
+	@rustup target list --installed | grep -q '^wasm32-wasip2$$' || rustup target add wasm32-wasip2
+
+sample-functions: wasm-targets
+	cd sample-functions && $(CARGO) build --release -p hello-instance -p hello-lambda
+	cd sample-functions && $(CARGO) build --release --target wasm32-wasip1 -p hello-wasm
+	cd sample-functions && $(CARGO) build --release --target wasm32-wasip2 -p hello-http
+	mkdir -p $(DIST)
+	cp sample-functions/target/release/hello-instance sample-functions/target/release/hello-lambda $(DIST)/
+	cp sample-functions/target/wasm32-wasip1/release/hello-wasm.wasm $(DIST)/hello-wasm.wasm
+	cp sample-functions/target/wasm32-wasip2/release/hello-http.wasm $(DIST)/hello-http.wasm
 
 demo: build sample-functions
 	TRELLIS=$(TRELLIS) HELLO_INSTANCE=$(HELLO_INSTANCE) scripts/demo.sh
@@ -32,7 +45,7 @@ demo: build sample-functions
 demo-check: build sample-functions
 	TRELLIS=$(TRELLIS) HELLO_INSTANCE=$(HELLO_INSTANCE) DEMO_CHECK=1 scripts/demo.sh
 
-unit:
+unit: sample-functions
 	$(CARGO) test --workspace $(CARGO_PROFILE_FLAG)
 
 lint: toolchain

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The walkthrough demo: two hello-instance apps behind one Trellis service.
+# The walkthrough demo: a hello-instance app and the hello-wasm function behind one Trellis service.
 #   scripts/demo.sh              interactive: serves until Ctrl-C
 #   DEMO_CHECK=1 scripts/demo.sh  runs the curl commands, checks the answers, stops (used by make test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TRELLIS=${TRELLIS:-target/debug/trellis}
-HELLO_INSTANCE=${HELLO_INSTANCE:-sample-functions/target/debug/hello-instance}
+HELLO_INSTANCE=${HELLO_INSTANCE:-sample-functions/dist/hello-instance}
 CONFIG=examples/walkthrough.yaml
 HOST=lattice-svc.trellis.localhost
 PORT=8080
@@ -19,15 +19,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in 8080 8081 8082; do
+for port in 8080 8081; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "demo: port $port is already in use; stop what runs there (an earlier demo?) and try again" >&2
         exit 1
     fi
 done
 
+[ -f sample-functions/dist/hello-wasm.wasm ] || { echo "demo: run 'make sample-functions' first" >&2; exit 1; }
 "$HELLO_INSTANCE" --port 8081 --bind 127.0.0.1 --name instance & pids+=($!)
-"$HELLO_INSTANCE" --port 8082 --bind 127.0.0.1 --name instance-b & pids+=($!)
 
 wait_for_port() {
     for _ in $(seq 1 100); do
@@ -38,19 +38,20 @@ wait_for_port() {
     return 1
 }
 wait_for_port 8081
-wait_for_port 8082
 
 if [ -z "${DEMO_CHECK:-}" ]; then
     cat <<EOT
 
-Trellis demo: service lattice-svc on port $PORT, two instance target groups weighted 20/10.
+Trellis demo: service lattice-svc on port $PORT; an instance and a wasm function weighted 20/10.
 Try, in another terminal:
-  curl http://$HOST:$PORT/                 # 2 of 3 answers from "the instance", 1 of 3 from "the instance-b"
-  curl http://$HOST:$PORT/to-instance      # always the instance
-  curl http://$HOST:$PORT/to-instance-b    # always the instance-b
+  curl http://$HOST:$PORT/                 # 2 of 3 answers from "the instance", 1 of 3 from "the function"
+  curl http://$HOST:$PORT/to-instance      # always the instance (hello-instance on port 8081)
+  curl http://$HOST:$PORT/to-function      # always the function (sample-functions/dist/hello-wasm.wasm)
   for i in \$(seq 30); do curl -s http://$HOST:$PORT/; done | sort | uniq -c
   $TRELLIS routes lattice-svc -f $CONFIG
-Access logs: this terminal (stdout) and logs/network.log. Ctrl-C stops everything.
+Access logs: this terminal (stdout) and logs/network.log; function logs are prefixed [hello-function].
+Edit examples/walkthrough.yaml while it runs: a good edit is applied at once, a bad one is reported.
+Ctrl-C stops everything.
 
 EOT
     "$TRELLIS" up -f "$CONFIG" & pids+=($!)
@@ -69,13 +70,13 @@ check() { # URL EXPECTED-SUBSTRING
     case "$got" in *"$2"*) echo "ok: curl $1 -> $got" ;; *) fail "curl $1 answered '$got', expected '$2'" ;; esac
 }
 check "http://$HOST:$PORT/to-instance" 'Hello from the instance at path "/to-instance"'
-check "http://$HOST:$PORT/to-instance-b" 'Hello from the instance-b at path "/to-instance-b"'
+check "http://$HOST:$PORT/to-function" 'Hello from the function at path "/to-function"'
 a=0; b=0
 for _ in $(seq 30); do
     got=$(curl -sS --max-time 5 "http://$HOST:$PORT/") || fail "curl / failed"
-    case "$got" in "Hello from the instance-b"*) b=$((b+1)) ;; "Hello from the instance"*) a=$((a+1)) ;; *) fail "unexpected answer '$got'" ;; esac
+    case "$got" in "Hello from the function"*) b=$((b+1)) ;; "Hello from the instance"*) a=$((a+1)) ;; *) fail "unexpected answer '$got'" ;; esac
 done
-echo "ok: 30 requests to / split $a/$b (expected 20/10)"
+echo "ok: 30 requests to / split $a instance / $b function (expected 20/10)"
 [ "$a" -eq 20 ] && [ "$b" -eq 10 ] || fail "the 20/10 split came out $a/$b"
 grep -q 'lattice-svc.trellis.localhost:8080/' /tmp/trellis-demo.err || fail "trellis up did not print the curl command"
 kill -INT $trellis_pid

@@ -1,5 +1,7 @@
 //! `trellis`: a local VPC Lattice. See `trellis --help`.
 
+mod invoke;
+mod reload;
 mod show;
 mod up;
 
@@ -56,6 +58,15 @@ enum Command {
     /// List the services: names, generated DNS names, host names and listeners.
     #[command(after_help = "Exit codes: 0 success, 1 invalid config.")]
     Services(ConfigArg),
+    /// Run one function directly with a raw event; print its response (stdout) and log (stderr).
+    #[command(
+        after_help = "Example: trellis generate-event --path /hello | trellis invoke hello-function --event - -f examples/walkthrough.yaml\n\
+                            Exit codes: 0 the function answered, 1 invalid config/event or unknown function, 2 the function failed."
+    )]
+    Invoke(invoke::InvokeArgs),
+    /// Print a sample VPC Lattice event (V1 or V2) for `trellis invoke` or a unit test.
+    #[command(after_help = "Exit codes: 0 success, 1 invalid arguments.")]
+    GenerateEvent(invoke::GenerateEventArgs),
     /// Show how a service routes: listener → rules in priority order → weighted target groups → targets.
     #[command(after_help = "Exit codes: 0 success, 1 invalid config or unknown service.")]
     Routes {
@@ -73,6 +84,8 @@ fn main() -> ExitCode {
         Command::Validate(c) => show::validate(&c.file),
         Command::Services(c) => show::services(&c.file),
         Command::Routes { service, config } => show::routes(&config.file, &service),
+        Command::Invoke(args) => invoke::invoke(args),
+        Command::GenerateEvent(args) => invoke::generate_event(args),
     };
     ExitCode::from(code)
 }

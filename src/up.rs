@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use trellis_config::{AuthType, Config, ListenerProtocol};
-use trellis_invokers::Invokers;
+use trellis_invokers::{Invokers, Options};
+
+use crate::reload::{Live, ports_of, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
@@ -78,11 +80,16 @@ fn init_logging() {
 async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     refuse_unsupported(&config)?;
     let config = Arc::new(config);
-    let invokers = Invokers::new(secs(args.target_timeout, "--target-timeout")?)
-        .context("cannot set up HTTP clients")?;
+    let invokers = Arc::new(
+        Invokers::new(Options {
+            target_timeout: secs(args.target_timeout, "--target-timeout")?,
+            state_dir: args.state_dir.clone(),
+        })
+        .context("cannot set up the invokers")?,
+    );
     let monitor = HealthMonitor::new();
     let sinks = LogSinks::new();
-    let table = RoutingTable::build(config.clone(), &invokers, &monitor, &sinks)
+    let table = RoutingTable::build(config.clone(), invokers.as_ref(), &monitor, &sinks)
         .context("cannot build the routing table")?;
     let cert_dir = args.state_dir.join("certs");
     let ports = server::bind(&table, args.bind, &cert_dir).await?;
@@ -91,7 +98,16 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let drain = secs(args.drain_timeout, "--drain-timeout")?;
-    let server = tokio::spawn(server::serve(ports, table, stop_rx, drain));
+    let server = tokio::spawn(server::serve(ports, table.clone(), stop_rx.clone(), drain));
+    let live = Live {
+        file: args.file.clone(),
+        invokers: invokers.clone(),
+        monitor: monitor.clone(),
+        sinks: sinks.clone(),
+        table,
+        ports: ports_of(&config),
+    };
+    let watcher = tokio::spawn(watch_config(live, stop_rx));
     let signal = wait_for_signal().await?;
     eprintln!(
         "trellis: {signal} received; finishing requests in flight (up to {:.0}s)",
@@ -99,6 +115,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     );
     monitor.stop();
     let _ = stop_tx.send(true);
+    let _ = watcher.await;
     let open = server.await.context("server task failed")?;
     if open > 0 {
         eprintln!(
@@ -106,6 +123,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
             if open == 1 { "" } else { "s" }
         );
     }
+    invokers.shutdown().await;
     sinks.close();
     // Give the access-log writers a moment to flush their last records.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -120,7 +138,7 @@ fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
 
 /// Features the config may describe but this version cannot serve yet: stop with a clear
 /// message rather than serve them wrongly (an AWS_IAM service would be open to everyone).
-fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
+pub fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for sn in config
         .service_networks

@@ -1,40 +1,230 @@
 //! trellis-invokers: the compute backends behind target groups. Each backend turns a registered
-//! target into a router [`Target`](trellis_router::Target):
+//! target into a router [`Target`]:
 //!
 //! - INSTANCE, IP and ALB targets: an HTTP(S) proxy with pooled keep-alive connections
 //!   ([`http::HttpTarget`]).
-//! - LAMBDA targets (wasm, process and container functions) come with the function runtime.
+//! - LAMBDA targets: a function, wrapped with the VPC Lattice event codec
+//!   ([`trellis_runtime::target::LambdaTarget`]): WebAssembly ([`wasm`]) or a native Lambda
+//!   custom runtime run as a process against Trellis's Runtime API ([`process`]). A wasi:http
+//!   component is a target by itself (it takes the HTTP request, no event).
+//!
+//! [`Invokers`] loads each function once and keeps it across config reloads while its settings
+//! stay the same, so warm environments and compiled modules survive an edit of an unrelated rule.
 
 pub mod http;
+pub mod process;
+pub mod wasm;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use trellis_config::{
-    ProtocolVersion, Target as TargetConfig, TargetGroup, TargetGroupType, TargetProtocol,
+    Config, Function as FunctionConfig, FunctionRuntime, ProtocolVersion, Target as TargetConfig,
+    TargetGroup, TargetGroupType, TargetProtocol,
 };
 use trellis_router::{Target, TargetFactory};
+use trellis_runtime::Function;
+use trellis_runtime::target::LambdaTarget;
 
 use crate::http::{HttpClients, HttpTarget, HttpTargetError, UpstreamVersion};
+use crate::process::ProcessFunction;
+use crate::wasm::WasmEngine;
 
-/// Builds targets for the routing table, sharing connection pools between them.
+/// How the invokers are set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long an HTTP target may take to send its response head.
+    pub target_timeout: Duration,
+    /// Where generated state lives (the compiled wasm cache is `<state_dir>/wasm-cache`).
+    pub state_dir: PathBuf,
+}
+
+/// A loaded function, as targets use it.
+#[derive(Clone)]
+enum Handle {
+    /// Takes Lattice events; `process` is set for process functions, which own environments
+    /// that must be stopped.
+    Event {
+        function: Arc<dyn Function>,
+        process: Option<Arc<ProcessFunction>>,
+    },
+    /// A wasi:http component: a target by itself.
+    Http(Arc<dyn Target>),
+}
+
+struct LoadedFunction {
+    settings: FunctionConfig,
+    handle: Handle,
+}
+
+/// Builds targets for the routing table: shares HTTP connection pools, the wasm engine and the
+/// loaded functions between them.
 pub struct Invokers {
     http: HttpClients,
-    /// How long an HTTP target may take to send its response head.
     target_timeout: Duration,
+    state_dir: PathBuf,
+    /// Created on first use: a config without wasm functions never pays for it.
+    wasm: OnceLock<Result<WasmEngine, String>>,
+    functions: Mutex<HashMap<String, LoadedFunction>>,
 }
 
 impl Invokers {
-    pub fn new(target_timeout: Duration) -> Result<Invokers, HttpTargetError> {
+    pub fn new(options: Options) -> Result<Invokers, HttpTargetError> {
         Ok(Invokers {
             http: HttpClients::new()?,
-            target_timeout,
+            target_timeout: options.target_timeout,
+            state_dir: options.state_dir,
+            wasm: OnceLock::new(),
+            functions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The function `name` of `config`, loaded (or reused), for `trellis invoke`.
+    pub fn function(&self, config: &Config, name: &str) -> Result<Arc<dyn Function>, String> {
+        match self.load(config, name)? {
+            Handle::Event { function, .. } => Ok(function),
+            Handle::Http(_) => Err(format!(
+                "function \"{name}\" is a wasi:http component: it takes HTTP requests, not events; serve it with `trellis up` and use curl"
+            )),
+        }
+    }
+
+    /// Stops functions that `config` no longer has (after a reload).
+    pub async fn retain(&self, config: &Config) {
+        let gone: Vec<LoadedFunction> = {
+            let mut functions = lock(&self.functions);
+            let names: Vec<String> = functions
+                .keys()
+                .filter(|name| !config.functions.iter().any(|f| &f.name == *name))
+                .cloned()
+                .collect();
+            names.iter().filter_map(|n| functions.remove(n)).collect()
+        };
+        for f in gone {
+            eprintln!("trellis: function {} removed", f.settings.name);
+            stop(f.handle).await;
+        }
+    }
+
+    /// Stops every function environment (at shutdown).
+    pub async fn shutdown(&self) {
+        let all: Vec<LoadedFunction> = lock(&self.functions).drain().map(|(_, f)| f).collect();
+        for f in all {
+            stop(f.handle).await;
+        }
+    }
+
+    fn wasm_engine(&self) -> Result<&WasmEngine, String> {
+        self.wasm
+            .get_or_init(|| {
+                WasmEngine::new(self.state_dir.join("wasm-cache")).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Loads function `name`, or reuses the loaded one when its settings did not change.
+    fn load(&self, config: &Config, name: &str) -> Result<Handle, String> {
+        let settings = config
+            .functions
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("no function \"{name}\" in the config"))?;
+        let mut functions = lock(&self.functions);
+        if let Some(loaded) = functions.get(name)
+            && same_settings(&loaded.settings, settings)
+        {
+            return Ok(loaded.handle.clone());
+        }
+        let handle = match settings.runtime {
+            FunctionRuntime::Wasm => {
+                let loaded = wasm::load(self.wasm_engine()?, settings, &config.region)
+                    .map_err(|e| e.to_string())?;
+                eprintln!("trellis: function {}", loaded.description);
+                match loaded.loaded {
+                    wasm::Loaded::Function(function) => Handle::Event {
+                        function,
+                        process: None,
+                    },
+                    wasm::Loaded::Http(target) => Handle::Http(target),
+                }
+            }
+            FunctionRuntime::Process => {
+                let process = Arc::new(
+                    ProcessFunction::new(settings, &config.region).map_err(|e| e.to_string())?,
+                );
+                eprintln!(
+                    "trellis: function {}: process {} (concurrency {}, started on first request)",
+                    settings.name,
+                    process.executable().display(),
+                    settings.concurrency
+                );
+                Handle::Event {
+                    function: process.clone(),
+                    process: Some(process),
+                }
+            }
+            FunctionRuntime::Container => {
+                return Err(format!(
+                    "function \"{name}\" has runtime container, which this version of Trellis cannot run yet (wasm and process functions work)"
+                ));
+            }
+        };
+        let previous = functions.insert(
+            name.to_string(),
+            LoadedFunction {
+                settings: settings.clone(),
+                handle: handle.clone(),
+            },
+        );
+        if let Some(previous) = previous {
+            eprintln!("trellis: function {name} changed; its old environments are stopped");
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(stop(previous.handle));
+            }
+        }
+        Ok(handle)
     }
 }
 
+async fn stop(handle: Handle) {
+    if let Handle::Event {
+        process: Some(process),
+        ..
+    } = handle
+    {
+        process.shutdown().await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether two definitions of a function run the same way (where it is written in the file
+/// does not matter).
+fn same_settings(a: &FunctionConfig, b: &FunctionConfig) -> bool {
+    a.name == b.name
+        && a.runtime == b.runtime
+        && a.code == b.code
+        && a.command == b.command
+        && a.image == b.image
+        && a.build == b.build
+        && a.timeout_seconds == b.timeout_seconds
+        && a.memory_size_mb == b.memory_size_mb
+        && a.environment == b.environment
+        && a.concurrency == b.concurrency
+}
+
 impl TargetFactory for Invokers {
-    fn make(&self, group: &TargetGroup, target: &TargetConfig) -> Result<Arc<dyn Target>, String> {
+    fn make(
+        &self,
+        config: &Config,
+        group: &TargetGroup,
+        target: &TargetConfig,
+    ) -> Result<Arc<dyn Target>, String> {
         match group.kind {
             TargetGroupType::Instance | TargetGroupType::Ip | TargetGroupType::Alb => {
                 let version = match group.protocol_version {
@@ -53,11 +243,22 @@ impl TargetFactory for Invokers {
                 .map(|t| Arc::new(t) as Arc<dyn Target>)
                 .map_err(|e| e.to_string())
             }
-            TargetGroupType::Lambda => Err(format!(
-                "function \"{}\" cannot run: this version of Trellis has no function runtime yet \
-                 (LAMBDA target groups validate, but only INSTANCE, IP and ALB targets are served)",
-                target.id
-            )),
+            TargetGroupType::Lambda => {
+                let settings = config
+                    .functions
+                    .iter()
+                    .find(|f| f.name == target.id)
+                    .ok_or_else(|| format!("no function \"{}\"", target.id))?;
+                match self.load(config, &target.id)? {
+                    Handle::Event { function, .. } => Ok(Arc::new(LambdaTarget::from_config(
+                        function,
+                        settings,
+                        group,
+                        config.region.clone(),
+                    ))),
+                    Handle::Http(target) => Ok(target),
+                }
+            }
         }
     }
 }

@@ -21,8 +21,10 @@ use crate::target::{ProbeSpec, Target};
 /// Makes the [`Target`] for one registered target of a group. Implemented by the invokers, so
 /// the router never learns what runs behind a target.
 pub trait TargetFactory {
+    /// The target for `target` of `group`; `config` is the whole file (functions live there).
     fn make(
         &self,
+        config: &Config,
         group: &TargetGroup,
         target: &trellis_config::Target,
     ) -> Result<Arc<dyn Target>, String>;
@@ -150,11 +152,13 @@ impl RoutingTable {
         for tg in &config.target_groups {
             let mut targets = Vec::new();
             for t in &tg.targets {
-                let target = factory.make(tg, t).map_err(|reason| BuildError::Target {
-                    group: tg.name.clone(),
-                    target: t.id.clone(),
-                    reason,
-                })?;
+                let target = factory
+                    .make(&config, tg, t)
+                    .map_err(|reason| BuildError::Target {
+                        group: tg.name.clone(),
+                        target: t.id.clone(),
+                        reason,
+                    })?;
                 let key = format!("{}|{}:{}", tg.arn, t.id, t.port);
                 let label = if tg.kind == TargetGroupType::Lambda {
                     format!("{} {}", tg.name, t.id)

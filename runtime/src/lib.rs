@@ -8,8 +8,11 @@
 //! - `api`: Trellis's Lambda Runtime API and the pool of warm environments that process and
 //!   container functions run in.
 
+pub mod api;
+pub mod event;
 pub mod log;
 pub mod stamp;
+pub mod target;
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +34,10 @@ pub struct InvokeContext {
 impl InvokeContext {
     /// A context whose deadline is `timeout` from now.
     pub fn new(request_id: impl Into<String>, timeout: Duration) -> InvokeContext {
-        InvokeContext { request_id: request_id.into(), deadline: Instant::now() + timeout }
+        InvokeContext {
+            request_id: request_id.into(),
+            deadline: Instant::now() + timeout,
+        }
     }
 }
 
@@ -61,5 +67,9 @@ pub trait Function: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// Runs one invocation. Must honour `ctx.deadline` (answer `Timeout` at the latest then).
-    fn invoke(&self, payload: Bytes, ctx: InvokeContext) -> BoxFuture<'_, Result<Bytes, FunctionError>>;
+    fn invoke(
+        &self,
+        payload: Bytes,
+        ctx: InvokeContext,
+    ) -> BoxFuture<'_, Result<Bytes, FunctionError>>;
 }

@@ -13,7 +13,10 @@ pub fn line(function: &str, text: &str) {
 
 /// `START RequestId: … Version: $LATEST`
 pub fn start(function: &str, request_id: &str) {
-    line(function, &format!("START RequestId: {request_id} Version: $LATEST"));
+    line(
+        function,
+        &format!("START RequestId: {request_id} Version: $LATEST"),
+    );
 }
 
 /// `END RequestId: …`
@@ -22,12 +25,22 @@ pub fn end(function: &str, request_id: &str) {
 }
 
 /// `REPORT RequestId: … Duration: … ms Billed Duration: … ms Memory Size: … MB [Init Duration: … ms]`
-pub fn report(function: &str, request_id: &str, duration: Duration, memory_mb: u32, init: Option<Duration>) {
+pub fn report(
+    function: &str,
+    request_id: &str,
+    duration: Duration,
+    memory_mb: u32,
+    init: Option<Duration>,
+) {
     let ms = duration.as_secs_f64() * 1000.0;
     let billed = ms.ceil().max(1.0) as u64;
-    let init = init.map(|d| format!(" Init Duration: {:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
+    let init = init
+        .map(|d| format!(" Init Duration: {:.2} ms", d.as_secs_f64() * 1000.0))
+        .unwrap_or_default();
     line(
         function,
-        &format!("REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB{init}"),
+        &format!(
+            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB{init}"
+        ),
     );
 }

@@ -16,7 +16,11 @@ impl FileStamp {
     /// The current stamp of `path`, or `None` if it cannot be read.
     pub fn of(path: &Path) -> Option<FileStamp> {
         let meta = std::fs::metadata(path).ok()?;
-        Some(FileStamp { path: path.to_path_buf(), len: meta.len(), modified: meta.modified().ok() })
+        Some(FileStamp {
+            path: path.to_path_buf(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
     }
 
     /// Whether the file now differs from this stamp (a missing file counts as unchanged, so a

@@ -1,0 +1,376 @@
+//! The HTTP side of the Runtime API: one listener per environment, serving exactly the runtime
+//! endpoints of the Lambda Runtime API with the status codes, headers and error bodies of the AWS
+//! runtime interface emulator (`aws-lambda-runtime-interface-emulator`, `lambda/rapi`):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET  /2018-06-01/runtime/invocation/next` | 200, the event, `Lambda-Runtime-*` headers (long-polls) |
+//! | `POST /2018-06-01/runtime/invocation/{id}/response` | 202 `{"status":"OK"}`; 413 over 6 MB |
+//! | `POST /2018-06-01/runtime/invocation/{id}/error` | 202 `{"status":"OK"}` |
+//! | `POST /2018-06-01/runtime/init/error` | 202 `{"status":"OK"}` |
+//! | an `{id}` that is not the environment's current invocation | 400 `InvalidRequestID` |
+//! | `/next` while an invocation is in flight, `/init/error` after init | 403 `InvalidStateTransition` |
+//! | anything else | 404 (405 for a known path with another method) |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use super::{Delivery, Rejection, Shared};
+use crate::{FunctionError, MAX_PAYLOAD, log};
+
+type Reply = Response<Full<Bytes>>;
+
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+/// Longest error message kept from an `/error` body that is not the usual JSON.
+const MAX_RAW_ERROR: usize = 4096;
+
+/// Serves environment `env`'s endpoint until aborted (when the environment is gone). Connections
+/// live in a `JoinSet`, so aborting this task closes them too, parked `/next` polls included.
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, env: u64) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(function = %shared.config.name, "Runtime API accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        while connections.try_join_next().is_some() {}
+        let shared = Arc::clone(&shared);
+        connections.spawn(async move {
+            let service = service_fn(move |request| handle(Arc::clone(&shared), env, request));
+            // A broken connection only concerns the runtime that broke it.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    env: u64,
+    request: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let path = request.uri().path().to_owned();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Ok(not_found());
+    };
+    let post = request.method() == Method::POST;
+    let reply = match rest {
+        "invocation/next" if request.method() == Method::GET => next(&shared, env).await,
+        "init/error" if post => init_error(&shared, env, request).await,
+        "invocation/next" | "init/error" => status_only(StatusCode::METHOD_NOT_ALLOWED),
+        _ => match rest
+            .strip_prefix("invocation/")
+            .and_then(|r| r.split_once('/'))
+        {
+            Some((id, "response")) if post && !id.is_empty() => {
+                response(&shared, env, id, request).await
+            }
+            Some((id, "error")) if post && !id.is_empty() => {
+                invocation_error(&shared, env, id, request).await
+            }
+            Some((id, "response" | "error")) if !id.is_empty() => {
+                status_only(StatusCode::METHOD_NOT_ALLOWED)
+            }
+            _ => not_found(),
+        },
+    };
+    Ok(reply)
+}
+
+/// `GET …/invocation/next`: waits for an invocation and sends it with its headers.
+async fn next(shared: &Arc<Shared>, env: u64) -> Reply {
+    let delivery = match shared.poll_next(env) {
+        Ok(rx) => match rx.await {
+            Ok(delivery) => delivery,
+            // The poll was superseded by a newer one or the environment is being stopped.
+            // Lambda never answers `/next` then, and neither do we: the caller is about to
+            // be killed, or already waits on its newer poll.
+            Err(_) => std::future::pending().await,
+        },
+        Err(rejection) => return rejected(rejection),
+    };
+    log::start(&shared.config.name, &delivery.request_id);
+    event_reply(delivery)
+}
+
+fn event_reply(delivery: Delivery) -> Reply {
+    let mut reply = Response::new(Full::new(delivery.payload));
+    let headers = reply.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        // Values come from Trellis itself (uuids, ARNs, numbers); one that is not a valid
+        // header value is left out rather than failing the delivery.
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set("lambda-runtime-aws-request-id", &delivery.request_id);
+    set(
+        "lambda-runtime-deadline-ms",
+        &delivery.deadline_ms.to_string(),
+    );
+    set(
+        "lambda-runtime-invoked-function-arn",
+        &delivery.function_arn,
+    );
+    set("lambda-runtime-trace-id", &delivery.trace_id);
+    if let Some(context) = &delivery.client_context {
+        set("lambda-runtime-client-context", context);
+    }
+    if let Some(identity) = &delivery.cognito_identity {
+        set("lambda-runtime-cognito-identity", identity);
+    }
+    set("content-type", "application/json");
+    reply
+}
+
+/// `POST …/invocation/{id}/response`.
+async fn response(shared: &Shared, env: u64, id: &str, request: Request<Incoming>) -> Reply {
+    if let Err(rejection) = shared.holds(env, id) {
+        return rejected(rejection);
+    }
+    match read_capped(request.into_body()).await {
+        Ok(body) => match shared.complete(env, id, Ok(body)) {
+            Ok(()) => accepted(),
+            Err(rejection) => rejected(rejection),
+        },
+        Err(BodyError::TooLarge(size)) => {
+            let _ = shared.complete(env, id, Err(FunctionError::ResponseTooLarge(size)));
+            too_large()
+        }
+        Err(BodyError::Broken(reason)) => truncated(&shared.config.name, &reason),
+    }
+}
+
+/// `POST …/invocation/{id}/error`: the invocation fails with the runtime's error.
+async fn invocation_error(
+    shared: &Shared,
+    env: u64,
+    id: &str,
+    request: Request<Incoming>,
+) -> Reply {
+    if let Err(rejection) = shared.holds(env, id) {
+        return rejected(rejection);
+    }
+    let header_type = error_type_header(&request);
+    match read_capped(request.into_body()).await {
+        Ok(body) => {
+            let (error_type, message) = parse_error(&body, header_type);
+            let error = FunctionError::Unhandled {
+                error_type,
+                message,
+            };
+            match shared.complete(env, id, Err(error)) {
+                Ok(()) => accepted(),
+                Err(rejection) => rejected(rejection),
+            }
+        }
+        Err(BodyError::TooLarge(size)) => {
+            let _ = shared.complete(env, id, Err(FunctionError::ResponseTooLarge(size)));
+            too_large()
+        }
+        Err(BodyError::Broken(reason)) => truncated(&shared.config.name, &reason),
+    }
+}
+
+/// `POST …/init/error`: the environment failed to initialize and is discarded.
+async fn init_error(shared: &Shared, env: u64, request: Request<Incoming>) -> Reply {
+    let header_type = error_type_header(&request);
+    let body = match read_capped(request.into_body()).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge(_)) => return too_large(),
+        Err(BodyError::Broken(reason)) => return truncated(&shared.config.name, &reason),
+    };
+    let (error_type, message) = parse_error(&body, header_type);
+    let text = if message.is_empty() {
+        error_type
+    } else {
+        format!("{error_type}: {message}")
+    };
+    match shared.init_error(env, text) {
+        Ok(()) => accepted(),
+        Err(rejection) => rejected(rejection),
+    }
+}
+
+fn error_type_header(request: &Request<Incoming>) -> Option<String> {
+    request
+        .headers()
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The error type and message of an `/error` or `/init/error` body. The body's `errorType` is
+/// preferred to the header, which runtimes often fill with a generic `unhandled`; a body that is
+/// not the usual JSON becomes the message as it is.
+fn parse_error(body: &[u8], header_type: Option<String>) -> (String, String) {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let error_type = field("errorType")
+        .or(header_type)
+        .unwrap_or_else(|| "Unhandled".to_owned());
+    let message = match (&json, field("errorMessage")) {
+        (_, Some(message)) => message,
+        (Some(_), None) => String::new(),
+        (None, None) => {
+            let text = String::from_utf8_lossy(body);
+            let mut end = text.len().min(MAX_RAW_ERROR);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text[..end].trim().to_owned()
+        }
+    };
+    (error_type, message)
+}
+
+enum BodyError {
+    /// Over [`MAX_PAYLOAD`]; the whole size, counted while discarding the excess.
+    TooLarge(usize),
+    /// The connection broke before the body was complete.
+    Broken(String),
+}
+
+/// Reads a request body, keeping at most [`MAX_PAYLOAD`] bytes in memory. The excess is read
+/// and discarded rather than left unread, so the runtime gets its 413 instead of a broken pipe,
+/// and the error names the real size.
+async fn read_capped(mut body: Incoming) -> Result<Bytes, BodyError> {
+    let mut kept = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= MAX_PAYLOAD {
+                kept.extend_from_slice(&data);
+            } else if !kept.is_empty() {
+                kept = BytesMut::new();
+            }
+        }
+    }
+    if total > MAX_PAYLOAD {
+        Err(BodyError::TooLarge(total))
+    } else {
+        Ok(kept.freeze())
+    }
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body.to_string())));
+    *reply.status_mut() = status;
+    reply
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    reply
+}
+
+fn error_reply(status: StatusCode, error_type: &str, message: &str) -> Reply {
+    json_reply(
+        status,
+        &json!({"errorMessage": message, "errorType": error_type}),
+    )
+}
+
+fn accepted() -> Reply {
+    json_reply(StatusCode::ACCEPTED, &json!({"status": "OK"}))
+}
+
+fn rejected(rejection: Rejection) -> Reply {
+    match rejection {
+        Rejection::InvalidRequestId => error_reply(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "Invalid request ID",
+        ),
+        Rejection::InvalidState => error_reply(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "this call does not fit the environment's state: /next while an invocation is in \
+             flight (answer it first), or /init/error after init",
+        ),
+    }
+}
+
+fn too_large() -> Reply {
+    error_reply(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        &format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
+    )
+}
+
+fn truncated(function: &str, reason: &str) -> Reply {
+    log::line(
+        function,
+        &format!("the runtime's request to the Runtime API broke off: {reason}"),
+    );
+    error_reply(
+        StatusCode::BAD_REQUEST,
+        "TruncatedHTTPRequest",
+        "HTTP request detected as truncated",
+    )
+}
+
+fn not_found() -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from_static(b"404 page not found\n")));
+    *reply.status_mut() = StatusCode::NOT_FOUND;
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    reply
+}
+
+fn status_only(status: StatusCode) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::new()));
+    *reply.status_mut() = status;
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_error;
+
+    #[test]
+    fn error_bodies_prefer_the_json_type_and_keep_raw_text() {
+        let body = br#"{"errorMessage":"boom","errorType":"MyError","stackTrace":["a"]}"#;
+        assert_eq!(
+            parse_error(body, Some("unhandled".into())),
+            ("MyError".into(), "boom".into())
+        );
+        assert_eq!(
+            parse_error(b"{}", Some("Runtime.Custom".into())),
+            ("Runtime.Custom".into(), String::new())
+        );
+        assert_eq!(
+            parse_error(b"  not json  ", None),
+            ("Unhandled".into(), "not json".into())
+        );
+    }
+}

@@ -1,0 +1,1293 @@
+//! The VPC Lattice event codec: an HTTP request becomes the JSON event a Lambda function
+//! receives (structure `V1` or `V2`), and the function's JSON answer becomes an HTTP response.
+//!
+//! The shapes follow the VPC Lattice user guide ("Lambda functions as targets"); the tests check
+//! every event against `aws_lambda_events`' `VpcLatticeRequestV1`/`V2`, a parser nobody here
+//! wrote. Where the guide is silent, the choice made is documented on the item that makes it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
+use trellis_config::EventVersion;
+
+/// Everything an event is made of: the HTTP request and what Lattice knows about it.
+#[derive(Debug, Clone)]
+pub struct EventRequest<'a> {
+    /// The request method (`GET`, `POST`, custom methods too).
+    pub method: &'a str,
+    /// The path with its query string, exactly as the client sent it (`/a/b?x=1&x=2`):
+    /// `raw_path` (V1) and `path` (V2) both include the query.
+    pub path_and_query: &'a str,
+    /// The request headers as the router forwards them (with `x-forwarded-for` added).
+    pub headers: &'a HeaderMap,
+    /// The whole request body.
+    pub body: &'a [u8],
+    /// ARN of the service network the client came through; `None` when there is none.
+    pub service_network_arn: Option<&'a str>,
+    /// ARN of the service.
+    pub service_arn: &'a str,
+    /// ARN of the target group.
+    pub target_group_arn: &'a str,
+    /// ARN of the client's VPC, when its address belongs to one.
+    pub source_vpc_arn: Option<&'a str>,
+    /// The Region (`requestContext.region`).
+    pub region: &'a str,
+    /// `requestContext.identity.type`: `"NONE"` for unauthenticated callers, `"AWS_IAM"` after
+    /// SigV4 authentication.
+    pub identity_type: &'a str,
+    /// When Lattice received the request (`requestContext.timeEpoch`).
+    pub time: SystemTime,
+}
+
+/// Encodes `req` as the Lambda event of structure `version`, as JSON bytes.
+///
+/// V1 is snake_case with one string per header (repeated headers joined with `", "`) and the
+/// last value of a repeated query key; V2 is camelCase with arrays for both and a
+/// `requestContext`. See [`body_field`] for when the body is base64-encoded and
+/// [`parse_query`] for how query parameters are decoded.
+pub fn encode(req: &EventRequest<'_>, version: EventVersion) -> Vec<u8> {
+    // Serializing strings, booleans and maps with string keys into a Vec cannot fail.
+    serde_json::to_vec(&Event::build(req, version)).unwrap_or_default()
+}
+
+/// The event, ready to serialize. Field order follows the user guide's examples, so that
+/// events read like the documented ones.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Event<'a> {
+    V1(V1Event<'a>),
+    V2(V2Event<'a>),
+}
+
+#[derive(Serialize)]
+struct V1Event<'a> {
+    raw_path: &'a str,
+    method: &'a str,
+    headers: Pairs<&'a str, String>,
+    query_string_parameters: Pairs<String, String>,
+    /// Always present: an empty body is `""`, because the published V1 schemas (Powertools'
+    /// Zod and Pydantic models) require a string here.
+    body: String,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Event<'a> {
+    version: &'static str,
+    path: &'a str,
+    method: &'a str,
+    headers: Pairs<&'a str, Vec<String>>,
+    query_string_parameters: Pairs<String, Vec<String>>,
+    /// Absent for an empty body: the guide lists `body` as optional in V2, the published V2
+    /// schemas mark it optional (and Zod's optional rejects `null`), and `aws_lambda_events`
+    /// reads an absent body as `None`, as for its `"body": null` fixture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    is_base64_encoded: bool,
+    request_context: V2Context<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Context<'a> {
+    /// `""` when the request came through no service network: `aws_lambda_events` requires
+    /// the key to hold a string, and Powertools reads it unconditionally.
+    service_network_arn: &'a str,
+    service_arn: &'a str,
+    target_group_arn: &'a str,
+    identity: V2Identity<'a>,
+    region: &'a str,
+    /// Microseconds since the Unix epoch, as a string (as Lattice sends it).
+    time_epoch: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Identity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_vpc_arn: Option<&'a str>,
+    #[serde(rename = "type")]
+    identity_type: &'a str,
+}
+
+impl<'a> Event<'a> {
+    fn build(req: &EventRequest<'a>, version: EventVersion) -> Event<'a> {
+        let (body, is_base64_encoded) = body_field(req.headers, req.body);
+        let query = parse_query(query_of(req.path_and_query));
+        match version {
+            EventVersion::V1 => Event::V1(V1Event {
+                raw_path: req.path_and_query,
+                method: req.method,
+                headers: Pairs(
+                    header_groups(req.headers)
+                        .map(|(name, values)| (name, values.join(", ")))
+                        .collect(),
+                ),
+                query_string_parameters: Pairs(
+                    query
+                        .into_iter()
+                        .filter_map(|(key, mut values)| values.pop().map(|last| (key, last)))
+                        .collect(),
+                ),
+                body: body.unwrap_or_default(),
+                is_base64_encoded,
+            }),
+            EventVersion::V2 => Event::V2(V2Event {
+                version: "2.0",
+                path: req.path_and_query,
+                method: req.method,
+                headers: Pairs(header_groups(req.headers).collect()),
+                query_string_parameters: Pairs(query),
+                body,
+                is_base64_encoded,
+                request_context: V2Context {
+                    service_network_arn: req.service_network_arn.unwrap_or(""),
+                    service_arn: req.service_arn,
+                    target_group_arn: req.target_group_arn,
+                    identity: V2Identity {
+                        source_vpc_arn: req.source_vpc_arn,
+                        identity_type: req.identity_type,
+                    },
+                    region: req.region,
+                    time_epoch: req
+                        .time
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_micros())
+                        .unwrap_or(0)
+                        .to_string(),
+                },
+            }),
+        }
+    }
+}
+
+/// A JSON object whose keys keep the order they were added in (first appearance in the
+/// request), which a `HashMap` or `BTreeMap` would lose.
+struct Pairs<K, V>(Vec<(K, V)>);
+
+impl<K: Serialize, V: Serialize> Serialize for Pairs<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Each header name (lower-case, as `http` stores it) with all its values in order. A value
+/// that is not UTF-8 (obs-text) is converted lossily: JSON strings must be Unicode.
+fn header_groups(headers: &HeaderMap) -> impl Iterator<Item = (&str, Vec<String>)> {
+    headers.keys().map(|name| {
+        let values = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        (name.as_str(), values)
+    })
+}
+
+/// The query string of a path (after the first `?`), or `""`.
+fn query_of(path_and_query: &str) -> &str {
+    path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("")
+}
+
+/// Splits a query string into keys, each with all its values in order of appearance.
+///
+/// Keys and values are decoded as `application/x-www-form-urlencoded` (`%XX` escapes and `+`
+/// as a space), the way most HTTP frameworks present query parameters. The user guide does not
+/// say whether Lattice decodes them (ALB, whose event shape Lattice's V1 resembles, passes them
+/// undecoded) [infer]; the undecoded form is always available in `raw_path`/`path`. A `%` not
+/// followed by two hex digits is kept as is; bytes that do not form UTF-8 are replaced by
+/// U+FFFD. `a&b=` gives `a` and `b` the value `""`; empty segments (`a=1&&b=2`) are skipped.
+pub fn parse_query(query: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for segment in query.split('&').filter(|s| !s.is_empty()) {
+        let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
+        let (key, value) = (form_decode(key), form_decode(value));
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, values)) => values.push(value),
+            None => out.push((key, vec![value])),
+        }
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value.
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                    let h = std::str::from_utf8(h).ok()?;
+                    u8::from_str_radix(h, 16).ok()
+                });
+                if let Some(b) = hex {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a `content-type` names a text type whose body Lattice sends as is: `text/*`,
+/// `application/json`, `application/xml`, `application/javascript` (the user guide's list),
+/// plus the structured-syntax suffixes `+json` and `+xml` (`application/problem+json`), which
+/// are JSON and XML too [infer]. Parameters (`; charset=…`) and case are ignored.
+pub fn is_text_like(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media.starts_with("text/")
+        || matches!(
+            media.as_str(),
+            "application/json" | "application/xml" | "application/javascript"
+        )
+        || media.ends_with("+json")
+        || media.ends_with("+xml")
+}
+
+/// The event's `body` and its base64 flag (`None` for an empty body).
+///
+/// The user guide's rule: with a `content-encoding` header and a non-text type, base64; without
+/// `content-encoding`, text types go as is and others are base64-encoded. It does not cover
+/// compressed text, so Trellis base64-encodes whenever `content-encoding` is present (gzip bytes
+/// cannot go into a JSON string) [infer]. Two more cases it does not cover: a body without a
+/// `content-type` is sent as is when it is valid UTF-8 and base64-encoded otherwise, and a body
+/// with a text type that is not valid UTF-8 is base64-encoded too, so the event stays valid
+/// JSON and no byte is lost.
+pub fn body_field(headers: &HeaderMap, body: &[u8]) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    let declared_text = match headers.get(CONTENT_TYPE) {
+        Some(ct) => ct.to_str().is_ok_and(is_text_like),
+        None => true,
+    };
+    let as_text = !headers.contains_key(CONTENT_ENCODING) && declared_text;
+    match std::str::from_utf8(body) {
+        Ok(text) if as_text => (Some(text.to_string()), false),
+        _ => (Some(STANDARD.encode(body)), true),
+    }
+}
+
+/// Why a function's output is not a response Lattice could send. The message goes to the
+/// function log and the client's 502 body, so it says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("function output is not JSON: {0}")]
+    NotJson(String),
+    #[error("function output is JSON {0}, not an object with a statusCode")]
+    NotObject(&'static str),
+    #[error("function response has no statusCode")]
+    MissingStatusCode,
+    #[error("function response statusCode {0} is invalid: expected an integer from 200 to 599")]
+    InvalidStatusCode(String),
+    #[error("function response headers must be an object, not {0}")]
+    InvalidHeaders(&'static str),
+    #[error("function response header name {0:?} is not a valid header name")]
+    InvalidHeaderName(String),
+    #[error("function response header {name:?} has an invalid value: {reason}")]
+    InvalidHeaderValue { name: String, reason: String },
+    #[error("function response body must be a string, not {0}")]
+    InvalidBody(&'static str),
+    #[error("function response isBase64Encoded must be true or false, not {0}")]
+    InvalidBase64Flag(String),
+    #[error("function response body is not valid base64: {0}")]
+    BadBase64(String),
+}
+
+/// Headers that only mean something for one connection. Lattice ignores them in a function's
+/// response and frames the body itself, so `content-length` is replaced too.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-length",
+];
+
+/// Base64 as functions write it: the standard alphabet, padding optional.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Turns a function's response JSON into the HTTP response Lattice would send.
+///
+/// Accepted: `statusCode` (required; a JSON integer from 200 to 599: a numeric string is
+/// rejected, as ALB does, and a 1xx interim status cannot end an exchange), `headers` (an
+/// object whose values are strings; an array of strings is accepted too and gives one header
+/// line per element, e.g. several `set-cookie`), `body` (an optional string), `isBase64Encoded`
+/// (the body is decoded; padding is optional and ASCII whitespace is ignored). `statusDescription`,
+/// `multiValueHeaders` (an ALB field, not Lattice's) and unknown fields are ignored. Hop-by-hop
+/// headers (and those `connection` names, and any `proxy-*`) are dropped and `content-length`
+/// is set to the decoded body's length; a 204 or 304 response carries no body.
+pub fn decode_response(bytes: &[u8]) -> Result<Response<Bytes>, ResponseError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|_| ResponseError::NotJson(preview(bytes)))?;
+    let Value::Object(object) = value else {
+        return Err(ResponseError::NotObject(json_kind(&value)));
+    };
+
+    let status = match object.get("statusCode") {
+        None | Some(Value::Null) => return Err(ResponseError::MissingStatusCode),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|code| (200..=599).contains(code))
+            .and_then(|code| StatusCode::from_u16(code as u16).ok())
+            .ok_or_else(|| ResponseError::InvalidStatusCode(n.to_string()))?,
+        Some(other) => return Err(ResponseError::InvalidStatusCode(other.to_string())),
+    };
+
+    let mut headers = HeaderMap::new();
+    match object.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                let header = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ResponseError::InvalidHeaderName(name.clone()))?;
+                let invalid = |reason: String| ResponseError::InvalidHeaderValue {
+                    name: name.clone(),
+                    reason,
+                };
+                let values: Vec<&str> = match value {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| match item {
+                            Value::String(s) => Ok(s.as_str()),
+                            other => Err(invalid(format!(
+                                "expected a string, found {}",
+                                json_kind(other)
+                            ))),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    other => {
+                        return Err(invalid(format!(
+                            "expected a string, found {}",
+                            json_kind(other)
+                        )));
+                    }
+                };
+                for v in values {
+                    let v = HeaderValue::from_str(v).map_err(|_| {
+                        invalid("contains a control character or a non-visible byte".into())
+                    })?;
+                    headers.append(header.clone(), v);
+                }
+            }
+        }
+        Some(other) => return Err(ResponseError::InvalidHeaders(json_kind(other))),
+    }
+    strip_hop_by_hop(&mut headers);
+
+    let base64 = match object.get("isBase64Encoded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(ResponseError::InvalidBase64Flag(other.to_string())),
+    };
+    let body = match object.get("body") {
+        None | Some(Value::Null) => Bytes::new(),
+        Some(Value::String(s)) if base64 => {
+            let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            Bytes::from(
+                LENIENT_BASE64
+                    .decode(compact)
+                    .map_err(|e| ResponseError::BadBase64(e.to_string()))?,
+            )
+        }
+        Some(Value::String(s)) => Bytes::from(s.clone().into_bytes()),
+        Some(other) => return Err(ResponseError::InvalidBody(json_kind(other))),
+    };
+
+    let body = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        Bytes::new()
+    } else {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        body
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// Removes hop-by-hop headers, those the `connection` header names, and `proxy-*`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+/// The first 100 characters of some output, quoted and escaped so that it stays on one line.
+fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut cut: String = text.chars().take(100).collect();
+    if text.chars().nth(100).is_some() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Why `trellis generate-event` cannot build the event it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SampleError {
+    #[error("path {0:?} must start with /")]
+    Path(String),
+    #[error("method {0:?} is not a valid HTTP method")]
+    Method(String),
+    #[error("header {0:?} is not a valid header name")]
+    HeaderName(String),
+    #[error("header {name:?} has an invalid value {value:?}")]
+    HeaderValue { name: String, value: String },
+}
+
+/// The account and names the sample event's ARNs are made from.
+const SAMPLE_ACCOUNT: &str = "123456789012";
+const SAMPLE_SERVICE: &str = "my-service";
+
+/// A sample event of structure `version`, pretty-printed, for `trellis generate-event`.
+///
+/// It looks like what a function behind Trellis receives: ARNs in the form Trellis generates
+/// (ids derived from the names `my-service`, `my-network`, `my-targets`, `my-vpc`, account
+/// `123456789012`), the service's generated DNS name as `host`, the headers Lattice adds
+/// (`x-forwarded-for`, `x-forwarded-port`, `x-forwarded-proto`), then `headers` (which replace a
+/// default of the same name). A body gets a `content-length`; the base64 rule applies as for
+/// a real request.
+pub fn sample_event(
+    version: EventVersion,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+    region: &str,
+) -> Result<String, SampleError> {
+    if !path.starts_with('/') {
+        return Err(SampleError::Path(path.to_string()));
+    }
+    if http::Method::from_bytes(method.as_bytes()).is_err() {
+        return Err(SampleError::Method(method.to_string()));
+    }
+    let id =
+        |kind: &str, name: &str| trellis_config::stable_id(&[kind, region, SAMPLE_ACCOUNT, name]);
+    let service_id = id("service", SAMPLE_SERVICE);
+    let lattice_arn =
+        |resource: String| format!("arn:aws:vpc-lattice:{region}:{SAMPLE_ACCOUNT}:{resource}");
+    let service_arn = lattice_arn(format!("service/svc-{service_id}"));
+    let network_arn = lattice_arn(format!(
+        "servicenetwork/sn-{}",
+        id("servicenetwork", "my-network")
+    ));
+    let group_arn = lattice_arn(format!(
+        "targetgroup/tg-{}",
+        id("targetgroup", "my-targets")
+    ));
+    let vpc_arn = format!(
+        "arn:aws:ec2:{region}:{SAMPLE_ACCOUNT}:vpc/vpc-{}",
+        id("vpc", "my-vpc")
+    );
+
+    let mut map = HeaderMap::new();
+    let defaults = [
+        (
+            "host",
+            trellis_config::service_dns_name(SAMPLE_SERVICE, &service_id, region),
+        ),
+        ("user-agent", "curl/8.5.0".to_string()),
+        ("accept", "*/*".to_string()),
+        ("x-forwarded-for", "10.0.1.25".to_string()),
+        ("x-forwarded-port", "80".to_string()),
+        ("x-forwarded-proto", "http".to_string()),
+    ];
+    for (name, value) in defaults {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            map.insert(name, value);
+        }
+    }
+    if let Some(body) = body {
+        map.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let mut replaced: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers {
+        let header = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| SampleError::HeaderName(name.clone()))?;
+        let value_ok =
+            HeaderValue::from_str(value.trim()).map_err(|_| SampleError::HeaderValue {
+                name: name.clone(),
+                value: value.clone(),
+            })?;
+        if !replaced.contains(&header) {
+            map.remove(&header);
+            replaced.push(header.clone());
+        }
+        map.append(header, value_ok);
+    }
+
+    let req = EventRequest {
+        method,
+        path_and_query: path,
+        headers: &map,
+        body: body.map(str::as_bytes).unwrap_or_default(),
+        service_network_arn: Some(&network_arn),
+        service_arn: &service_arn,
+        target_group_arn: &group_arn,
+        source_vpc_arn: Some(&vpc_arn),
+        region,
+        identity_type: "NONE",
+        time: SystemTime::now(),
+    };
+    let event = Event::build(&req, version);
+    // Serializing strings, booleans and maps with string keys cannot fail.
+    Ok(serde_json::to_string_pretty(&event).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The oracle is `aws_lambda_events` (awslabs/aws-lambda-rust-runtime): every event is
+    //! parsed with its `VpcLatticeRequestV1`/`V2`. The fixtures in `runtime/tests/fixtures/` are
+    //! that crate's own (version 1.2.1, MIT licensed).
+
+    use super::*;
+    use std::time::Duration;
+
+    use aws_lambda_events::encodings::Body as LambdaBody;
+    use aws_lambda_events::event::vpc_lattice::{
+        VpcLatticeRequestV1, VpcLatticeRequestV2, VpcLatticeResponse,
+    };
+
+    const NETWORK: &str =
+        "arn:aws:vpc-lattice:us-west-2:123456789012:servicenetwork/sn-0bf3f2882e9cc805a";
+    const SERVICE: &str =
+        "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-0a40eebed65f8d69c";
+    const GROUP: &str =
+        "arn:aws:vpc-lattice:us-west-2:123456789012:targetgroup/tg-6d0ecf831eec9f09";
+    const VPC: &str = "arn:aws:ec2:us-west-2:123456789012:vpc/vpc-0b8276c84697e7339";
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        map
+    }
+
+    fn request<'a>(path: &'a str, headers: &'a HeaderMap, body: &'a [u8]) -> EventRequest<'a> {
+        EventRequest {
+            method: "POST",
+            path_and_query: path,
+            headers,
+            body,
+            service_network_arn: Some(NETWORK),
+            service_arn: SERVICE,
+            target_group_arn: GROUP,
+            source_vpc_arn: Some(VPC),
+            region: "us-west-2",
+            identity_type: "NONE",
+            time: UNIX_EPOCH + Duration::from_micros(1_724_875_399_456_789),
+        }
+    }
+
+    fn v1(req: &EventRequest<'_>) -> VpcLatticeRequestV1 {
+        let json = encode(req, EventVersion::V1);
+        serde_json::from_slice(&json).expect("the V1 event parses as VpcLatticeRequestV1")
+    }
+
+    fn v2(req: &EventRequest<'_>) -> VpcLatticeRequestV2 {
+        let json = encode(req, EventVersion::V2);
+        serde_json::from_slice(&json).expect("the V2 event parses as VpcLatticeRequestV2")
+    }
+
+    fn raw(req: &EventRequest<'_>, version: EventVersion) -> Value {
+        serde_json::from_slice(&encode(req, version)).expect("JSON")
+    }
+
+    fn values<'a>(map: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        map.get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect()
+    }
+
+    #[test]
+    fn repeated_headers() {
+        let h = headers(&[
+            ("accept", "*/*"),
+            ("x-multi", "a"),
+            ("x-multi", "b"),
+            ("x-forwarded-for", "10.0.0.1"),
+        ]);
+        let req = request("/", &h, b"");
+
+        // V1: one string, joined with ", "; the crate splits it back.
+        assert_eq!(raw(&req, EventVersion::V1)["headers"]["x-multi"], "a, b");
+        let e1 = v1(&req);
+        assert_eq!(values(&e1.headers, "x-multi"), ["a", "b"]);
+        assert_eq!(values(&e1.headers, "x-forwarded-for"), ["10.0.0.1"]);
+
+        // V2: an array per name.
+        assert_eq!(
+            raw(&req, EventVersion::V2)["headers"]["x-multi"],
+            serde_json::json!(["a", "b"])
+        );
+        let e2 = v2(&req);
+        assert_eq!(values(&e2.headers, "x-multi"), ["a", "b"]);
+        assert_eq!(values(&e2.headers, "accept"), ["*/*"]);
+    }
+
+    #[test]
+    fn repeated_query_keys() {
+        let h = HeaderMap::new();
+        let req = request(
+            "/search?q=1&x=a&q=2&q=3&sp=hello+world&pct=%C3%A9t%C3%A9",
+            &h,
+            b"",
+        );
+
+        let e1 = v1(&req);
+        assert_eq!(e1.raw_path.as_deref(), Some(req.path_and_query));
+        assert_eq!(
+            e1.query_string_parameters.all("q"),
+            Some(vec!["3"]),
+            "V1 keeps the last value"
+        );
+        assert_eq!(e1.query_string_parameters.first("x"), Some("a"));
+        assert_eq!(e1.query_string_parameters.first("sp"), Some("hello world"));
+        assert_eq!(e1.query_string_parameters.first("pct"), Some("été"));
+
+        let e2 = v2(&req);
+        assert_eq!(e2.path.as_deref(), Some(req.path_and_query));
+        assert_eq!(
+            e2.query_string_parameters.all("q"),
+            Some(vec!["1", "2", "3"]),
+            "V2 keeps every value in order"
+        );
+        assert_eq!(e2.query_string_parameters.all("x"), Some(vec!["a"]));
+        // Key order is first appearance.
+        let keys: Vec<String> = raw(&req, EventVersion::V2)["queryStringParameters"]
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["pct", "q", "sp", "x"]);
+    }
+
+    #[test]
+    fn query_decoding_edge_cases() {
+        assert_eq!(
+            parse_query("a&b=&=c&&d=1=2&e=%zz&f=%4"),
+            [
+                ("a".to_string(), vec!["".to_string()]),
+                ("b".to_string(), vec!["".to_string()]),
+                ("".to_string(), vec!["c".to_string()]),
+                ("d".to_string(), vec!["1=2".to_string()]),
+                ("e".to_string(), vec!["%zz".to_string()]),
+                ("f".to_string(), vec!["%4".to_string()]),
+            ]
+        );
+        assert_eq!(
+            parse_query("k=%FF"),
+            [("k".to_string(), vec!["\u{FFFD}".to_string()])]
+        );
+    }
+
+    #[test]
+    fn binary_body_is_base64() {
+        let h = headers(&[("content-type", "application/octet-stream")]);
+        let body = [0u8, 159, 146, 150, 255];
+        let req = request("/upload", &h, &body);
+
+        let e1 = v1(&req);
+        assert!(e1.is_base64_encoded);
+        assert_eq!(e1.body, Some(LambdaBody::Text(STANDARD.encode(body))));
+
+        let e2 = v2(&req);
+        assert!(e2.is_base64_encoded);
+        assert_eq!(
+            STANDARD.decode(e2.body.expect("body")).expect("base64"),
+            body
+        );
+    }
+
+    #[test]
+    fn gzip_json_body_is_base64() {
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ]);
+        // A real gzip stream of `{}` (bytes past the header are not UTF-8).
+        let gz: &[u8] = &[
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xab, 0xae, 0x05, 0x00,
+            0x43, 0xbf, 0xa6, 0xa3, 0x02, 0x00, 0x00, 0x00,
+        ];
+        let req = request("/", &h, gz);
+        let e2 = v2(&req);
+        assert!(e2.is_base64_encoded);
+        assert_eq!(STANDARD.decode(e2.body.expect("body")).expect("base64"), gz);
+
+        // Even a compressed body that happens to be valid UTF-8 is base64-encoded.
+        let h = headers(&[("content-type", "text/plain"), ("content-encoding", "br")]);
+        let e1 = v1(&request("/", &h, b"plain"));
+        assert!(e1.is_base64_encoded);
+        assert_eq!(e1.body, Some(LambdaBody::Text(STANDARD.encode("plain"))));
+    }
+
+    #[test]
+    fn text_bodies_go_as_is() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Text/HTML",
+            "application/xml",
+            "application/javascript",
+            "application/problem+json",
+            "application/atom+xml",
+        ] {
+            let h = headers(&[("content-type", ct)]);
+            let e2 = v2(&request("/", &h, "{\"é\": 1}".as_bytes()));
+            assert!(!e2.is_base64_encoded, "{ct}");
+            assert_eq!(e2.body.as_deref(), Some("{\"é\": 1}"), "{ct}");
+        }
+        // Not text-like: form posts and images are base64-encoded, as with ALB.
+        for ct in [
+            "application/x-www-form-urlencoded",
+            "image/png",
+            "multipart/form-data; boundary=x",
+        ] {
+            let h = headers(&[("content-type", ct)]);
+            assert!(v1(&request("/", &h, b"a=1")).is_base64_encoded, "{ct}");
+        }
+        // No content-type: valid UTF-8 as is, anything else base64.
+        let none = HeaderMap::new();
+        assert!(!v1(&request("/", &none, b"hello")).is_base64_encoded);
+        assert!(v1(&request("/", &none, &[0xff, 0xfe])).is_base64_encoded);
+        // A text type whose bytes are not UTF-8 is base64-encoded rather than corrupted.
+        let text = headers(&[("content-type", "text/plain")]);
+        let e2 = v2(&request("/", &text, &[b'a', 0xff]));
+        assert!(e2.is_base64_encoded);
+        assert_eq!(
+            STANDARD.decode(e2.body.expect("body")).expect("b64"),
+            [b'a', 0xff]
+        );
+    }
+
+    #[test]
+    fn empty_body() {
+        let h = headers(&[("content-type", "application/octet-stream")]);
+        let req = request("/", &h, b"");
+        let json1 = raw(&req, EventVersion::V1);
+        assert_eq!(json1["body"], "");
+        assert_eq!(json1["is_base64_encoded"], false);
+        let e1 = v1(&req);
+        assert!(!e1.is_base64_encoded);
+
+        let json2 = raw(&req, EventVersion::V2);
+        assert!(json2.get("body").is_none(), "{json2}");
+        assert_eq!(json2["isBase64Encoded"], false);
+        let e2 = v2(&req);
+        assert_eq!(e2.body, None);
+        assert!(!e2.is_base64_encoded);
+    }
+
+    #[test]
+    fn non_ascii_path_stays_percent_encoded() {
+        let h = HeaderMap::new();
+        let path = "/caf%C3%A9/%E2%9C%93?name=Jos%C3%A9";
+        let req = request(path, &h, b"");
+        assert_eq!(v1(&req).raw_path.as_deref(), Some(path));
+        let e2 = v2(&req);
+        assert_eq!(e2.path.as_deref(), Some(path));
+        assert_eq!(e2.query_string_parameters.first("name"), Some("José"));
+    }
+
+    #[test]
+    fn v2_request_context() {
+        let h = HeaderMap::new();
+        let req = request("/", &h, b"");
+        let json = raw(&req, EventVersion::V2);
+        assert_eq!(json["version"], "2.0");
+        assert_eq!(json["method"], "POST");
+        assert_eq!(
+            json["requestContext"]["timeEpoch"],
+            Value::String("1724875399456789".into()),
+            "microseconds, as a string"
+        );
+        let e2 = v2(&req);
+        assert_eq!(e2.version, "2.0");
+        assert_eq!(e2.method, Some(http::Method::POST));
+        let rc = &e2.request_context;
+        assert_eq!(rc.service_network_arn, NETWORK);
+        assert_eq!(rc.service_arn, SERVICE);
+        assert_eq!(rc.target_group_arn, GROUP);
+        assert_eq!(rc.region, "us-west-2");
+        assert_eq!(rc.time_epoch, "1724875399456789");
+        let identity = rc.identity.as_ref().expect("identity");
+        assert_eq!(identity.source_vpc_arn.as_deref(), Some(VPC));
+        assert_eq!(identity.identity_type.as_deref(), Some("NONE"));
+        assert_eq!(identity.principal, None);
+
+        // Absent network and VPC: the crate still parses the event.
+        let bare = EventRequest {
+            service_network_arn: None,
+            source_vpc_arn: None,
+            ..request("/", &h, b"")
+        };
+        let json = raw(&bare, EventVersion::V2);
+        assert_eq!(json["requestContext"]["serviceNetworkArn"], "");
+        assert!(
+            json["requestContext"]["identity"]
+                .get("sourceVpcArn")
+                .is_none()
+        );
+        let e2 = v2(&bare);
+        assert_eq!(e2.request_context.service_network_arn, "");
+        let identity = e2.request_context.identity.expect("identity");
+        assert_eq!(identity.source_vpc_arn, None);
+
+        // V1 has no request context at all.
+        let json = raw(&req, EventVersion::V1);
+        assert!(json.get("requestContext").is_none());
+        assert_eq!(
+            json.as_object()
+                .expect("object")
+                .keys()
+                .collect::<Vec<_>>()
+                .len(),
+            6
+        );
+    }
+
+    #[test]
+    fn custom_method_and_non_utf8_header_value() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-latin1",
+            HeaderValue::from_bytes(b"caf\xe9").expect("obs-text"),
+        );
+        let req = EventRequest {
+            method: "PURGE",
+            ..request("/", &h, b"")
+        };
+        assert_eq!(
+            raw(&req, EventVersion::V1)["headers"]["x-latin1"],
+            "caf\u{FFFD}"
+        );
+        assert_eq!(
+            v2(&req).method.as_ref().map(http::Method::as_str),
+            Some("PURGE")
+        );
+    }
+
+    /// Rebuilds a request from a fixture's fields, with the query put back into the path.
+    fn path_with_query(path: &str, query: &aws_lambda_events::query_map::QueryMap) -> String {
+        let q = query.to_query_string();
+        if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
+        }
+    }
+
+    fn fixture_body(body: Option<&str>, base64: bool) -> Vec<u8> {
+        match body {
+            None => Vec::new(),
+            Some(b) if base64 => STANDARD.decode(b).expect("fixture base64"),
+            Some(b) => b.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn v1_fixture_round_trips() {
+        let fixture: VpcLatticeRequestV1 = serde_json::from_str(include_str!(
+            "../tests/fixtures/example-vpc-lattice-v1-request.json"
+        ))
+        .expect("fixture");
+        let text = match &fixture.body {
+            Some(LambdaBody::Text(t)) => Some(t.as_str()),
+            _ => None,
+        };
+        let body = fixture_body(text, fixture.is_base64_encoded);
+        let path = path_with_query(
+            fixture.raw_path.as_deref().expect("raw_path"),
+            &fixture.query_string_parameters,
+        );
+        let method = fixture.method.clone().expect("method");
+        let req = EventRequest {
+            method: method.as_str(),
+            ..request(&path, &fixture.headers, &body)
+        };
+        let ours = v1(&req);
+        assert_eq!(ours.method, fixture.method);
+        assert_eq!(ours.headers, fixture.headers);
+        assert_eq!(values(&ours.headers, "multi"), ["abcd", "DEF"]);
+        assert_eq!(
+            ours.query_string_parameters,
+            fixture.query_string_parameters
+        );
+        assert_eq!(ours.body, fixture.body);
+        assert_eq!(ours.is_base64_encoded, fixture.is_base64_encoded);
+        assert!(
+            ours.raw_path
+                .as_deref()
+                .expect("raw_path")
+                .starts_with("/api/product?")
+        );
+    }
+
+    #[test]
+    fn v2_fixtures_round_trip() {
+        for (name, json) in [
+            (
+                "v2-request",
+                include_str!("../tests/fixtures/example-vpc-lattice-v2-request.json"),
+            ),
+            (
+                "v2-request-base64",
+                include_str!("../tests/fixtures/example-vpc-lattice-v2-request-base64.json"),
+            ),
+            (
+                "v2-request-roles-anywhere",
+                include_str!(
+                    "../tests/fixtures/example-vpc-lattice-v2-request-roles-anywhere.json"
+                ),
+            ),
+        ] {
+            let fixture: VpcLatticeRequestV2 = serde_json::from_str(json).expect(name);
+            let body = fixture_body(fixture.body.as_deref(), fixture.is_base64_encoded);
+            let path = path_with_query(
+                fixture.path.as_deref().expect("path"),
+                &fixture.query_string_parameters,
+            );
+            let rc = &fixture.request_context;
+            let identity = rc.identity.clone().unwrap_or_default();
+            let micros: u64 = rc.time_epoch.parse().expect("timeEpoch");
+            let method = fixture.method.clone().expect("method");
+            let req = EventRequest {
+                method: method.as_str(),
+                path_and_query: &path,
+                headers: &fixture.headers,
+                body: &body,
+                service_network_arn: Some(&rc.service_network_arn),
+                service_arn: &rc.service_arn,
+                target_group_arn: &rc.target_group_arn,
+                source_vpc_arn: identity.source_vpc_arn.as_deref(),
+                region: &rc.region,
+                identity_type: identity.identity_type.as_deref().unwrap_or("NONE"),
+                time: UNIX_EPOCH + Duration::from_micros(micros),
+            };
+            let ours = v2(&req);
+            assert_eq!(ours.version, fixture.version, "{name}");
+            assert_eq!(ours.method, fixture.method, "{name}");
+            assert_eq!(ours.headers, fixture.headers, "{name}");
+            assert_eq!(
+                ours.query_string_parameters, fixture.query_string_parameters,
+                "{name}"
+            );
+            assert_eq!(ours.body, fixture.body, "{name}");
+            assert_eq!(ours.is_base64_encoded, fixture.is_base64_encoded, "{name}");
+            let (a, b) = (&ours.request_context, &fixture.request_context);
+            assert_eq!(a.service_network_arn, b.service_network_arn, "{name}");
+            assert_eq!(a.service_arn, b.service_arn, "{name}");
+            assert_eq!(a.target_group_arn, b.target_group_arn, "{name}");
+            assert_eq!(a.region, b.region, "{name}");
+            assert_eq!(a.time_epoch, b.time_epoch, "{name}");
+            let ours_identity = a.identity.clone().expect("identity");
+            assert_eq!(
+                ours_identity.source_vpc_arn, identity.source_vpc_arn,
+                "{name}"
+            );
+            assert_eq!(
+                ours_identity.identity_type, identity.identity_type,
+                "{name}"
+            );
+            assert!(
+                ours.path
+                    .as_deref()
+                    .expect("path")
+                    .starts_with(fixture.path.as_deref().expect("path")),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_fixture_decodes() {
+        let json = include_bytes!("../tests/fixtures/example-vpc-lattice-response.json");
+        let oracle: VpcLatticeResponse = serde_json::from_slice(json).expect("fixture");
+        let response = decode_response(json).expect("response");
+        assert_eq!(response.status().as_u16(), oracle.status_code);
+        for (name, value) in &oracle.headers {
+            assert_eq!(response.headers().get(name), Some(value), "{name}");
+        }
+        let Some(LambdaBody::Text(body)) = &oracle.body else {
+            panic!("the fixture has a text body");
+        };
+        assert_eq!(response.body().as_ref(), body.as_bytes());
+        assert_eq!(response.headers()["content-length"], body.len().to_string());
+
+        // A response the crate serializes (binary body) decodes to the same bytes.
+        let mut built = VpcLatticeResponse::default();
+        built.status_code = 404;
+        built.is_base64_encoded = true;
+        built.body = Some(LambdaBody::Text(STANDARD.encode([1u8, 2, 3])));
+        built
+            .headers
+            .insert("content-type", HeaderValue::from_static("image/png"));
+        let bytes = serde_json::to_vec(&built).expect("serialize");
+        let response = decode_response(&bytes).expect("response");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.body().as_ref(), [1u8, 2, 3]);
+        assert_eq!(response.headers()["content-type"], "image/png");
+    }
+
+    #[test]
+    fn response_fields() {
+        let r = decode_response(
+            br#"{"statusCode": 302, "statusDescription": "302 Found", "headers": {"Location": "/x", "Set-Cookie": ["a=1", "b=2"], "Connection": "close, x-private", "x-private": "1", "Transfer-Encoding": "chunked", "Keep-Alive": "5", "Upgrade": "h2c", "TE": "trailers", "Trailer": "x", "Proxy-Authenticate": "Basic", "Content-Length": "999"}, "multiValueHeaders": {"x-ignored": ["1"]}, "unknown": 1}"#,
+        )
+        .expect("response");
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()["location"], "/x");
+        assert_eq!(values(r.headers(), "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(r.headers()["content-length"], "0");
+        for gone in [
+            "connection",
+            "x-private",
+            "transfer-encoding",
+            "keep-alive",
+            "upgrade",
+            "te",
+            "trailer",
+            "proxy-authenticate",
+            "x-ignored",
+        ] {
+            assert!(!r.headers().contains_key(gone), "{gone}");
+        }
+        assert!(r.body().is_empty());
+
+        // Minimal: only statusCode; body null; base64 without padding; whitespace in base64.
+        let r = decode_response(br#"{"statusCode": 200, "body": null}"#).expect("minimal");
+        assert_eq!(r.headers()["content-length"], "0");
+        let r = decode_response(br#"{"statusCode": 200, "body": "aGk", "isBase64Encoded": true}"#)
+            .expect("unpadded");
+        assert_eq!(r.body().as_ref(), b"hi");
+        let r = decode_response(
+            br#"{"statusCode": 200, "body": "aGVs\nbG8=\n", "isBase64Encoded": true}"#,
+        )
+        .expect("wrapped");
+        assert_eq!(r.body().as_ref(), b"hello");
+        // 204 carries no body and no length.
+        let r = decode_response(br#"{"statusCode": 204, "body": "x"}"#).expect("204");
+        assert!(r.body().is_empty());
+        assert!(!r.headers().contains_key("content-length"));
+        // UTF-8 body: length in bytes.
+        let r = decode_response(r#"{"statusCode": 200, "body": "é"}"#.as_bytes()).expect("utf8");
+        assert_eq!(r.headers()["content-length"], "2");
+    }
+
+    #[test]
+    fn response_errors() {
+        let err = |json: &str| {
+            decode_response(json.as_bytes())
+                .expect_err(json)
+                .to_string()
+        };
+        assert_eq!(
+            err("not json"),
+            r#"function output is not JSON: "not json""#
+        );
+        assert_eq!(err(""), r#"function output is not JSON: """#);
+        let long = "x".repeat(300);
+        assert_eq!(
+            err(&long),
+            format!("function output is not JSON: \"{}…\"", "x".repeat(100))
+        );
+        assert_eq!(
+            err("[1]"),
+            "function output is JSON an array, not an object with a statusCode"
+        );
+        assert_eq!(
+            err(r#""hello""#),
+            "function output is JSON a string, not an object with a statusCode"
+        );
+        assert_eq!(
+            err(r#"{"body": "x"}"#),
+            "function response has no statusCode"
+        );
+        assert_eq!(
+            err(r#"{"statusCode": null}"#),
+            "function response has no statusCode"
+        );
+        for bad in [
+            r#""200""#, "200.5", "-1", "99", "100", "600", "70000", "true",
+        ] {
+            assert!(
+                err(&format!(r#"{{"statusCode": {bad}}}"#))
+                    .starts_with("function response statusCode"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            err(r#"{"statusCode": 200, "headers": {"bad name": "x"}}"#),
+            r#"function response header name "bad name" is not a valid header name"#
+        );
+        assert_eq!(
+            err(r#"{"statusCode": 200, "headers": {"x": "a\nb"}}"#),
+            r#"function response header "x" has an invalid value: contains a control character or a non-visible byte"#
+        );
+        assert_eq!(
+            err(r#"{"statusCode": 200, "headers": {"x": 5}}"#),
+            r#"function response header "x" has an invalid value: expected a string, found a number"#
+        );
+        assert_eq!(
+            err(r#"{"statusCode": 200, "headers": ["x"]}"#),
+            "function response headers must be an object, not an array"
+        );
+        assert_eq!(
+            err(r#"{"statusCode": 200, "body": {"a": 1}}"#),
+            "function response body must be a string, not an object"
+        );
+        assert_eq!(
+            err(r#"{"statusCode": 200, "body": "x", "isBase64Encoded": "yes"}"#),
+            r#"function response isBase64Encoded must be true or false, not "yes""#
+        );
+        assert!(
+            err(r#"{"statusCode": 200, "body": "!!!", "isBase64Encoded": true}"#)
+                .starts_with("function response body is not valid base64: ")
+        );
+    }
+
+    #[test]
+    fn sample_events_parse() {
+        let hs = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("accept".to_string(), "application/json".to_string()),
+        ];
+        let v2_json = sample_event(
+            EventVersion::V2,
+            "POST",
+            "/to-function?x=1",
+            &hs,
+            Some(r#"{"hello": "world"}"#),
+            "us-west-2",
+        )
+        .expect("sample");
+        assert!(
+            v2_json.contains("\n  \"version\": \"2.0\""),
+            "pretty, in order:\n{v2_json}"
+        );
+        let e2: VpcLatticeRequestV2 = serde_json::from_str(&v2_json).expect("V2");
+        assert_eq!(e2.path.as_deref(), Some("/to-function?x=1"));
+        assert_eq!(e2.body.as_deref(), Some(r#"{"hello": "world"}"#));
+        assert_eq!(
+            values(&e2.headers, "accept"),
+            ["application/json"],
+            "replaced the default"
+        );
+        assert_eq!(values(&e2.headers, "x-forwarded-for"), ["10.0.1.25"]);
+        assert_eq!(values(&e2.headers, "content-length"), ["18"]);
+        let host = values(&e2.headers, "host")[0].to_string();
+        assert!(
+            host.starts_with("my-service-") && host.ends_with(".vpc-lattice-svcs.us-west-2.on.aws"),
+            "{host}"
+        );
+        let rc = &e2.request_context;
+        assert!(
+            rc.service_arn
+                .starts_with("arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-")
+        );
+        assert_eq!(
+            rc.service_arn.len(),
+            "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-".len() + 17
+        );
+        assert!(rc.service_network_arn.contains(":servicenetwork/sn-"));
+        assert!(rc.target_group_arn.contains(":targetgroup/tg-"));
+        assert!(host.contains(rc.service_arn.rsplit("svc-").next().expect("id")));
+
+        let v1_json =
+            sample_event(EventVersion::V1, "GET", "/", &[], None, "eu-west-1").expect("sample");
+        let e1: VpcLatticeRequestV1 = serde_json::from_str(&v1_json).expect("V1");
+        assert_eq!(e1.method, Some(http::Method::GET));
+        assert_eq!(e1.raw_path.as_deref(), Some("/"));
+
+        assert_eq!(
+            sample_event(EventVersion::V1, "GET", "x", &[], None, "eu-west-1"),
+            Err(SampleError::Path("x".into()))
+        );
+        assert!(matches!(
+            sample_event(EventVersion::V1, "G T", "/", &[], None, "eu-west-1"),
+            Err(SampleError::Method(_))
+        ));
+        assert!(matches!(
+            sample_event(
+                EventVersion::V1,
+                "GET",
+                "/",
+                &[("a b".into(), "1".into())],
+                None,
+                "eu-west-1"
+            ),
+            Err(SampleError::HeaderName(_))
+        ));
+    }
+}
