@@ -14,6 +14,7 @@
 //! | `/big`     | answers with a 7 MB body (over Lambda's 6 MB response limit)     |
 //! | `/env`     | echoes `AWS_LAMBDA_FUNCTION_NAME` and the `GREETING` variable   |
 //! | `/exit`    | exits with status 3 mid-invocation                              |
+//! | `/event`   | answers with the event it received, as JSON text                |
 
 use std::io::{Read, Write};
 
@@ -102,6 +103,8 @@ fn main() {
                 &format!("AWS_LAMBDA_FUNCTION_NAME={name}\nGREETING={greeting}\n"),
             )
         }
+        // The event itself, so tests can check what Trellis sent against an outside decoder.
+        "/event" => text_response(200, &event.to_string()),
         _ => text_response(200, &greeting(&path, &method)),
     };
     let mut out = std::io::stdout().lock();
