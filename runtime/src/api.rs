@@ -778,7 +778,7 @@ impl Shared {
             environment_id: id,
             env: self
                 .config
-                .environment_for(&runtime_api, &log_stream_name()),
+                .environment_for(&runtime_api, &crate::log::log_stream_name()),
             runtime_api,
         };
         let env = self.launcher.launch(spec).await.map_err(|e| e.0)?;
@@ -1000,30 +1000,4 @@ fn trace_id() -> String {
         &root[..24],
         &parent[..16]
     )
-}
-
-/// `AWS_LAMBDA_LOG_STREAM_NAME` in Lambda's shape: `YYYY/MM/DD/[$LATEST]<32 hex digits>`.
-fn log_stream_name() -> String {
-    let days = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}/{m:02}/{d:02}/[$LATEST]{}",
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }

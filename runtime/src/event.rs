@@ -320,18 +320,6 @@ pub enum ResponseError {
     BadBase64(String),
 }
 
-/// Headers that only mean something for one connection. Lattice ignores them in a function's
-/// response and frames the body itself, so `content-length` is replaced too.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "content-length",
-];
-
 /// Base64 as functions write it: the standard alphabet, padding optional.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -438,21 +426,13 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response<Bytes>, ResponseError> {
     Ok(response)
 }
 
-/// Removes hop-by-hop headers, those the `connection` header names, and `proxy-*`.
+/// Removes what a function's response may not dictate: hop-by-hop headers (as the router
+/// strips them from target responses), `proxy-*`, `te`, and `content-length` (Lattice frames
+/// the body itself).
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
+    trellis_router::handler::strip_hop_by_hop(headers);
+    headers.remove(http::header::TE);
+    headers.remove(http::header::CONTENT_LENGTH);
     let proxy: Vec<HeaderName> = headers
         .keys()
         .filter(|k| k.as_str().starts_with("proxy-"))

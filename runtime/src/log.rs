@@ -44,3 +44,16 @@ pub fn report(
         ),
     );
 }
+
+/// `AWS_LAMBDA_LOG_STREAM_NAME` in Lambda's shape, `YYYY/MM/DD/[$LATEST]<32 hex digits>`: one
+/// per environment.
+pub fn log_stream_name() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let (y, m, d) = trellis_router::accesslog::civil_from_days(days as i64);
+    format!(
+        "{y:04}/{m:02}/{d:02}/[$LATEST]{}",
+        uuid::Uuid::new_v4().simple()
+    )
+}

@@ -1,9 +1,8 @@
 //! What every wasm invocation shares, whatever the kind of program: the memory limit, the
 //! timeout, Lambda's environment variables, and the reading of a failed call.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 
@@ -183,7 +182,7 @@ pub(crate) fn lambda_environment(
         ),
         (
             "AWS_LAMBDA_LOG_STREAM_NAME",
-            log_stream_name(&function.name),
+            trellis_runtime::log::log_stream_name(),
         ),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
         ("_HANDLER", handler.to_owned()),
@@ -200,47 +199,9 @@ pub(crate) fn lambda_environment(
     env
 }
 
-/// `2026/11/26/[$LATEST]<32 hex digits>`, Lambda's log stream name for one environment.
-fn log_stream_name(function: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let (year, month, day) = civil_date(now.as_secs() / 86_400);
-    let mut sha = Sha256::new();
-    sha.update(function.as_bytes());
-    sha.update(now.as_nanos().to_le_bytes());
-    sha.update(std::process::id().to_le_bytes());
-    let digest = sha.finalize();
-    let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{year:04}/{month:02}/{day:02}/[$LATEST]{id}")
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`), to avoid a date crate for one log stream name.
-fn civil_date(days: u64) -> (i64, u32, u32) {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(19_723), (2024, 1, 1));
-        assert_eq!(civil_date(20_418), (2025, 11, 26));
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn budget_spans_memories_and_remembers_refusals() {

@@ -941,10 +941,11 @@ async fn the_runtime_api_address_can_be_advertised_under_another_name() {
 }
 
 #[test]
-fn log_stream_dates_are_civil_dates() {
-    assert_eq!(civil_from_days(0), (1970, 1, 1));
-    assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-    assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+fn log_streams_and_trace_ids_have_lambda_shapes() {
+    let stream = crate::log::log_stream_name();
+    let (date, id) = stream.split_once("/[$LATEST]").expect("date/[$LATEST]id");
+    assert_eq!(date.len(), 10, "{stream}");
+    assert_eq!(id.len(), 32, "{stream}");
     let ids: HashSet<String> = (0..3).map(|_| trace_id()).collect();
     assert_eq!(ids.len(), 3, "trace ids are unique");
 }
