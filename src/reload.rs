@@ -64,6 +64,13 @@ pub async fn watch_config(live: Live, mut stop: watch::Receiver<bool>) {
 
 async fn reload(live: &Live) {
     let file = live.file.display();
+    // An editor saving in place truncates the file before writing it: caught in between, the
+    // file is empty, which would parse as a config with no services (and stop every function).
+    // The write that follows changes the file again and is reloaded then.
+    if std::fs::metadata(&live.file).is_ok_and(|m| m.len() == 0) {
+        eprintln!("trellis: {file} is empty; still serving the previous config");
+        return;
+    }
     let config = match trellis_config::load(&live.file) {
         Ok(config) => config,
         Err(e) => {

@@ -21,6 +21,12 @@ use crate::{Function, FunctionError, InvokeContext, MAX_PAYLOAD};
 /// enforce the deadline; this only guards against one that does not, so the client never hangs.
 const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
+/// Init time a backend may add to the deadline: loading changed code (compiling a rebuilt wasm
+/// file) is init, which Lambda does not count against the invocation's timeout, so a backend
+/// moves its deadline by it. Lambda gives init 10 s; the guard allows as much, so that an
+/// invocation waiting for a compile is not answered 504 while its own deadline has not passed.
+const INIT_ALLOWANCE: Duration = Duration::from_secs(10);
+
 /// The `identity.type` of an unauthenticated caller. Powertools' examples show `"NONE"`; the
 /// user guide only documents `"AWS_IAM"` [infer].
 const IDENTITY_NONE: &str = "NONE";
@@ -138,7 +144,8 @@ impl LambdaTarget {
             Bytes::from(event),
             InvokeContext::new(ctx.request_id.clone(), self.timeout),
         );
-        let outcome = tokio::time::timeout(self.timeout + DEADLINE_GRACE, invocation)
+        let guard = self.timeout + INIT_ALLOWANCE + DEADLINE_GRACE;
+        let outcome = tokio::time::timeout(guard, invocation)
             .await
             .unwrap_or(Err(FunctionError::Timeout(self.timeout)));
         let payload = match outcome {
@@ -196,9 +203,31 @@ enum ReadError {
     Failed(String),
 }
 
+/// The largest refused body [`discard`] reads, and how long it may take.
+const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+const DISCARD_TIME: Duration = Duration::from_secs(10);
+
+/// Reads and drops, in the background, a refused body the client declared `declared` bytes
+/// long (at most [`DISCARD_LIMIT`]), so that a client still sending it gets to read the 413: a
+/// connection closed with request bytes unread is reset, and the reset can destroy the answer
+/// before the client reads it. Nothing is kept, so the 6 MB memory bound still holds.
+fn discard(mut body: Body, declared: u64) {
+    if declared > DISCARD_LIMIT {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    });
+}
+
 /// Reads the whole request body, refusing (without reading on) one larger than Lambda's 6 MB:
-/// a `content-length` over the limit is refused before any byte is read, and a body without
-/// one is read only up to the limit.
+/// a `content-length` over the limit is refused before any byte is read (then [`discard`]ed,
+/// unbuffered, so the client can read the 413), and a body without one is read only up to the
+/// limit.
 async fn read_body(headers: &http::HeaderMap, body: Body) -> Result<Bytes, ReadError> {
     let too_large = |size: String| {
         ReadError::TooLarge(format!(
@@ -210,6 +239,7 @@ async fn read_body(headers: &http::HeaderMap, body: Body) -> Result<Bytes, ReadE
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(len) = declared.filter(|len| *len > MAX_PAYLOAD as u64) {
+        discard(body, len);
         return Err(too_large(len.to_string()));
     }
     // A manual loop rather than `http_body_util::Limited`: its boxed error type makes the
@@ -486,7 +516,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    // Paused time: the guard (timeout + init allowance + grace) elapses at once.
+    #[tokio::test(start_paused = true)]
     async fn a_function_ignoring_its_deadline_is_still_504() {
         struct Stuck;
         impl Function for Stuck {

@@ -441,3 +441,142 @@ pub fn dns_names(config: &Path) -> HashMap<String, String> {
     }
     names
 }
+
+// ---- Functions (LAMBDA targets) -------------------------------------------------------------
+
+/// The absolute path of `sample-functions/dist/<name>`, building the samples once
+/// (`make sample-functions`) if it is missing.
+pub fn sample(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = repo.join("sample-functions/dist").join(name);
+    if path.exists() {
+        return path;
+    }
+    let built = BUILT.get_or_init(|| {
+        let out = Command::new("make")
+            .arg("sample-functions")
+            .current_dir(repo)
+            .output()
+            .map_err(|e| format!("cannot run make: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("`make sample-functions` failed, so the sample functions are missing: {e}");
+    }
+    assert!(
+        path.exists(),
+        "`make sample-functions` did not produce {}",
+        path.display()
+    );
+    path
+}
+
+/// A state directory shared by every test of this run, so that each wasm module is compiled
+/// once (the compiled-artifact cache lives in it).
+pub fn shared_state_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("functions-state");
+    std::fs::create_dir_all(&dir).expect("shared state dir");
+    dir
+}
+
+impl Trellis {
+    /// Like [`Trellis::start`], with `--state-dir state_dir` and waiting up to `ready_timeout`
+    /// for "ready" (loading functions, such as compiling wasm, happens before it).
+    pub fn start_with_state(
+        yaml: &str,
+        state_dir: &Path,
+        extra: &[&str],
+        ready_timeout: Duration,
+    ) -> Trellis {
+        let dir = scratch_dir("up");
+        let config = dir.join("trellis.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let mut child = Command::new(TRELLIS)
+            .arg("up")
+            .arg("-f")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .current_dir(&dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn trellis");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let err_pipe = child.stderr.take().expect("stderr");
+        let err_buf = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let ready = line.contains("trellis: ready");
+                err_buf.lock().unwrap().push_str(&format!("{line}\n"));
+                if ready {
+                    let _ = ready_tx.send(());
+                }
+            }
+            let _ = ready_tx.send(());
+        });
+        let out_pipe = child.stdout.take().expect("stdout");
+        let out_buf = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                out_buf.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let trellis = Trellis {
+            child: Some(child),
+            dir,
+            stderr,
+            stdout,
+        };
+        let _ = ready_rx.recv_timeout(ready_timeout);
+        if !trellis.stderr().contains("trellis: ready") {
+            panic!(
+                "trellis did not become ready; stderr:\n{}",
+                trellis.stderr()
+            );
+        }
+        trellis
+    }
+
+    /// The config file this instance serves (edit it to trigger a reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("trellis.yaml")
+    }
+}
+
+/// Sends one request with a body of raw bytes (which may not be UTF-8); the answer's body is
+/// read as lossy UTF-8 like [`send`]'s.
+pub async fn send_bytes(
+    client: &Plain,
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Answer, String> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("host", host);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let req = builder.body(Full::new(Bytes::from(body))).unwrap();
+    let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
+    Ok(read(resp).await)
+}

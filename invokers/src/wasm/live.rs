@@ -88,9 +88,11 @@ pub(crate) struct Live<P> {
     path: PathBuf,
     engine: WasmEngine,
     prepare: Prepare<P>,
-    current: RwLock<Arc<Program<P>>>,
-    /// Serialises reloads, so a burst of requests after a rebuild compiles once.
-    reloading: tokio::sync::Mutex<()>,
+    /// Shared with the reload task, which outlives the invocation that started it.
+    current: Arc<RwLock<Arc<Program<P>>>>,
+    /// Serialises reloads, so a burst of requests after a rebuild compiles once. The reload
+    /// task holds it until the new program is in `current`.
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<P: Clone + Send + Sync + 'static> Live<P> {
@@ -106,8 +108,8 @@ impl<P: Clone + Send + Sync + 'static> Live<P> {
             path,
             engine,
             prepare,
-            current: RwLock::new(Arc::new(program)),
-            reloading: tokio::sync::Mutex::new(()),
+            current: Arc::new(RwLock::new(Arc::new(program))),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -123,57 +125,75 @@ impl<P: Clone + Send + Sync + 'static> Live<P> {
     /// the file's new content. If the new content cannot be loaded (a half-written file, a
     /// compile error, a different kind of program), the failure goes to the function log and
     /// the previous version keeps serving until the file changes again.
+    ///
+    /// The reload runs in a task of its own: an invocation that gives up waiting for it (its
+    /// caller's timeout) does not cancel it, so a compile slower than the function's timeout
+    /// still completes, and the invocations after it get the new code.
     pub async fn get(&self) -> Arc<Program<P>> {
         let current = self.snapshot();
         if !Self::stale(&current) {
             return current;
         }
-        let _reloading = self.reloading.lock().await;
+        let reloading = Arc::clone(&self.reloading).lock_owned().await;
         let current = self.snapshot();
         if !Self::stale(&current) {
             // Another invocation reloaded while this one waited.
             return current;
         }
-        let new_stamp = FileStamp::of(&self.path);
+        let name = Arc::clone(&self.name);
+        let slot = Arc::clone(&self.current);
         let (engine, path, prepare_fn) = (self.engine.clone(), self.path.clone(), self.prepare);
-        let loaded = tokio::task::spawn_blocking(move || prepare(&engine, &path, prepare_fn)).await;
-        let next = match loaded {
-            Ok(Ok(prepared)) => {
-                trellis_runtime::log::line(
-                    &self.name,
-                    &format!(
-                        "code changed: now running the new {} ({})",
-                        prepared.program.kind, prepared.origin
-                    ),
-                );
-                Arc::new(prepared.program)
-            }
-            Ok(Err(e)) => self.keep(&current, new_stamp, &e.to_string()),
-            Err(e) => self.keep(&current, new_stamp, &format!("loading panicked: {e}")),
-        };
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&next);
-        next
+        let task = tokio::spawn(async move {
+            let _reloading = reloading;
+            let new_stamp = FileStamp::of(&path);
+            let loaded =
+                tokio::task::spawn_blocking(move || prepare(&engine, &path, prepare_fn)).await;
+            let next = match loaded {
+                Ok(Ok(prepared)) => {
+                    trellis_runtime::log::line(
+                        &name,
+                        &format!(
+                            "code changed: now running the new {} ({})",
+                            prepared.program.kind, prepared.origin
+                        ),
+                    );
+                    Arc::new(prepared.program)
+                }
+                Ok(Err(e)) => keep(&name, &current, new_stamp, &e.to_string()),
+                Err(e) => keep(
+                    &name,
+                    &current,
+                    new_stamp,
+                    &format!("loading panicked: {e}"),
+                ),
+            };
+            *slot.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&next);
+            next
+        });
+        match task.await {
+            Ok(next) => next,
+            // The task cannot panic short of a bug; serve what is there.
+            Err(_) => self.snapshot(),
+        }
     }
+}
 
-    /// The previous code, remembered under the new file's stamp so that the failed file is not
-    /// retried on every invocation.
-    fn keep(
-        &self,
-        current: &Program<P>,
-        stamp: Option<FileStamp>,
-        reason: &str,
-    ) -> Arc<Program<P>> {
-        trellis_runtime::log::line(
-            &self.name,
-            &format!(
-                "code changed but cannot be loaded, still running the previous version: {reason}"
-            ),
-        );
-        Arc::new(Program {
-            pre: current.pre.clone(),
-            kind: current.kind,
-            stamp,
-            init: Mutex::new(None),
-        })
-    }
+/// The previous code, remembered under the new file's stamp so that the failed file is not
+/// retried on every invocation.
+fn keep<P: Clone>(
+    name: &str,
+    current: &Program<P>,
+    stamp: Option<FileStamp>,
+    reason: &str,
+) -> Arc<Program<P>> {
+    trellis_runtime::log::line(
+        name,
+        &format!("code changed but cannot be loaded, still running the previous version: {reason}"),
+    );
+    Arc::new(Program {
+        pre: current.pre.clone(),
+        kind: current.kind,
+        stamp,
+        init: Mutex::new(None),
+    })
 }
