@@ -14,7 +14,7 @@ TRELLIS := target/$(PROFILE)/trellis
 DIST := sample-functions/dist
 HELLO_INSTANCE := $(DIST)/hello-instance
 
-.PHONY: all build sample-functions demo demo-check test unit lint fmt toolchain wasm-targets clean
+.PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets clean
 
 all: build
 
@@ -37,6 +37,18 @@ sample-functions: wasm-targets
 	cp sample-functions/target/release/hello-instance sample-functions/target/release/hello-lambda $(DIST)/
 	cp sample-functions/target/wasm32-wasip1/release/hello-wasm.wasm $(DIST)/hello-wasm.wasm
 	cp sample-functions/target/wasm32-wasip2/release/hello-http.wasm $(DIST)/hello-http.wasm
+
+# Container images (FROM scratch, built with the local engine only): trellis, trellis-hello-instance,
+# trellis-hello-lambda, trellis-client.
+images: build sample-functions
+	scripts/images.sh $(TRELLIS) $(DIST)
+
+# The docker compose demo (compose.yaml): the walkthrough as containers.
+compose-demo: images
+	scripts/compose.sh up
+
+compose-check: images
+	scripts/compose.sh check
 
 demo: build sample-functions
 	TRELLIS=$(TRELLIS) HELLO_INSTANCE=$(HELLO_INSTANCE) scripts/demo.sh

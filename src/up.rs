@@ -214,10 +214,19 @@ fn print_banner(args: &UpArgs, config: &Config, ports: &[BoundPort]) {
                 .as_ref()
                 .map(|d| format!(" and {d}"))
                 .unwrap_or_default(),
-            args.bind
+            reachable(args.bind)
         );
     }
     eprintln!("trellis: ready (Ctrl-C to stop)");
+}
+
+/// An address a local client can connect to: loopback when listening on every address.
+fn reachable(bind: IpAddr) -> IpAddr {
+    match bind {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {
