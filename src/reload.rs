@@ -86,6 +86,12 @@ async fn reload(live: &Live) {
         );
         return;
     }
+    if let Err(e) = live.invokers.prepare(&config).await {
+        eprintln!(
+            "trellis: {file} changed but cannot be served; still serving the previous config: {e}"
+        );
+        return;
+    }
     let ports = ports_of(&config);
     let config = Arc::new(config);
     let invokers = live.invokers.clone();

@@ -87,6 +87,10 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         })
         .context("cannot set up the invokers")?,
     );
+    invokers
+        .prepare(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let monitor = HealthMonitor::new();
     let sinks = LogSinks::new();
     let table = RoutingTable::build(config.clone(), invokers.as_ref(), &monitor, &sinks)

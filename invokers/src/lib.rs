@@ -4,13 +4,15 @@
 //! - INSTANCE, IP and ALB targets: an HTTP(S) proxy with pooled keep-alive connections
 //!   ([`http::HttpTarget`]).
 //! - LAMBDA targets: a function, wrapped with the VPC Lattice event codec
-//!   ([`trellis_runtime::target::LambdaTarget`]): WebAssembly ([`wasm`]) or a native Lambda
-//!   custom runtime run as a process against Trellis's Runtime API ([`process`]). A wasi:http
-//!   component is a target by itself (it takes the HTTP request, no event).
+//!   ([`trellis_runtime::target::LambdaTarget`]): WebAssembly ([`wasm`]), or a Lambda custom
+//!   runtime against Trellis's Runtime API, run as a native process ([`process`]) or as a
+//!   Docker container ([`container`]). A wasi:http component is a target by itself (it takes
+//!   the HTTP request, no event).
 //!
 //! [`Invokers`] loads each function once and keeps it across config reloads while its settings
 //! stay the same, so warm environments and compiled modules survive an edit of an unrelated rule.
 
+pub mod container;
 pub mod http;
 pub mod process;
 pub mod wasm;
@@ -28,6 +30,7 @@ use trellis_router::{Target, TargetFactory};
 use trellis_runtime::Function;
 use trellis_runtime::target::LambdaTarget;
 
+use crate::container::{ContainerFunction, DockerEngine};
 use crate::http::{HttpClients, HttpTarget, HttpTargetError, UpstreamVersion};
 use crate::process::ProcessFunction;
 use crate::wasm::WasmEngine;
@@ -41,14 +44,20 @@ pub struct Options {
     pub state_dir: PathBuf,
 }
 
+/// Functions that own environments (processes, containers), which must be stopped.
+#[derive(Clone)]
+enum Owner {
+    Process(Arc<ProcessFunction>),
+    Container(Arc<ContainerFunction>),
+}
+
 /// A loaded function, as targets use it.
 #[derive(Clone)]
 enum Handle {
-    /// Takes Lattice events; `process` is set for process functions, which own environments
-    /// that must be stopped.
+    /// Takes Lattice events; `owner` is set for functions with environments to stop.
     Event {
         function: Arc<dyn Function>,
-        process: Option<Arc<ProcessFunction>>,
+        owner: Option<Owner>,
     },
     /// A wasi:http component: a target by itself.
     Http(Arc<dyn Target>),
@@ -67,6 +76,8 @@ pub struct Invokers {
     state_dir: PathBuf,
     /// Created on first use: a config without wasm functions never pays for it.
     wasm: OnceLock<Result<WasmEngine, String>>,
+    /// Connected by [`Invokers::prepare`] when a config has container functions.
+    docker: OnceLock<Arc<DockerEngine>>,
     functions: Mutex<HashMap<String, LoadedFunction>>,
 }
 
@@ -77,8 +88,36 @@ impl Invokers {
             target_timeout: options.target_timeout,
             state_dir: options.state_dir,
             wasm: OnceLock::new(),
+            docker: OnceLock::new(),
             functions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Does the asynchronous set-up `config` needs before its table can be built: connects to
+    /// the Docker engine (once) when it has container functions, and removes containers that
+    /// a crashed Trellis left behind.
+    pub async fn prepare(&self, config: &Config) -> Result<(), String> {
+        let wants_docker = config
+            .functions
+            .iter()
+            .any(|f| f.runtime == FunctionRuntime::Container);
+        if !wants_docker || self.docker.get().is_some() {
+            return Ok(());
+        }
+        let engine = DockerEngine::connect(DockerEngine::new_instance_id())
+            .await
+            .map_err(|e| e.to_string())?;
+        match engine.cleanup_leftovers().await {
+            Ok(left) if !left.containers.is_empty() || !left.networks.is_empty() => eprintln!(
+                "trellis: removed {} container(s) and {} network(s) left by an earlier Trellis",
+                left.containers.len(),
+                left.networks.len()
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("trellis: could not clean up earlier containers: {e}"),
+        }
+        let _ = self.docker.set(engine);
+        Ok(())
     }
 
     /// The function `name` of `config`, loaded (or reused), for `trellis invoke`.
@@ -114,6 +153,11 @@ impl Invokers {
         for f in all {
             stop(f.handle).await;
         }
+        if let Some(engine) = self.docker.get()
+            && let Err(e) = engine.remove_own_containers().await
+        {
+            eprintln!("trellis: could not remove function containers: {e}");
+        }
     }
 
     fn wasm_engine(&self) -> Result<&WasmEngine, String> {
@@ -146,7 +190,7 @@ impl Invokers {
                 match loaded.loaded {
                     wasm::Loaded::Function(function) => Handle::Event {
                         function,
-                        process: None,
+                        owner: None,
                     },
                     wasm::Loaded::Http(target) => Handle::Http(target),
                 }
@@ -163,13 +207,44 @@ impl Invokers {
                 );
                 Handle::Event {
                     function: process.clone(),
-                    process: Some(process),
+                    owner: Some(Owner::Process(process)),
                 }
             }
             FunctionRuntime::Container => {
-                return Err(format!(
-                    "function \"{name}\" has runtime container, which this version of Trellis cannot run yet (wasm and process functions work)"
-                ));
+                let engine = self.docker.get().ok_or_else(|| {
+                    format!("function \"{name}\" runs in a container, but Trellis is not connected to the Docker engine")
+                })?;
+                let container = Arc::new(
+                    ContainerFunction::new(settings, &config.region, engine)
+                        .map_err(|e| e.to_string())?,
+                );
+                eprintln!(
+                    "trellis: function {}: container {} (concurrency {}, started on first request)",
+                    settings.name,
+                    settings
+                        .image
+                        .clone()
+                        .or_else(|| settings
+                            .build
+                            .as_ref()
+                            .map(|b| format!("built from {}", b.display())))
+                        .unwrap_or_default(),
+                    settings.concurrency
+                );
+                // Find or build the image now, so a missing image or a failed build shows at
+                // start-up rather than on the first request.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let (c, name) = (container.clone(), settings.name.clone());
+                    rt.spawn(async move {
+                        if let Err(e) = c.prepare().await {
+                            eprintln!("trellis: function {name}: {e}");
+                        }
+                    });
+                }
+                Handle::Event {
+                    function: container.clone(),
+                    owner: Some(Owner::Container(container)),
+                }
             }
         };
         let previous = functions.insert(
@@ -190,12 +265,16 @@ impl Invokers {
 }
 
 async fn stop(handle: Handle) {
-    if let Handle::Event {
-        process: Some(process),
-        ..
-    } = handle
-    {
-        process.shutdown().await;
+    match handle {
+        Handle::Event {
+            owner: Some(Owner::Process(p)),
+            ..
+        } => p.shutdown().await,
+        Handle::Event {
+            owner: Some(Owner::Container(c)),
+            ..
+        } => c.shutdown().await,
+        _ => {}
     }
 }
 

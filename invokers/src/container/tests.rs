@@ -1,0 +1,702 @@
+//! Container functions on the real Docker engine, with the real `hello-lambda` (the official
+//! `lambda_runtime` crate) built as a static musl binary `FROM scratch`. Skipped, with the
+//! reason printed, only when `docker info` fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::Command;
+use tokio::sync::{OnceCell, RwLock};
+use trellis_config::{FunctionRuntime, Loc, Pos};
+use trellis_runtime::{Function, FunctionError, InvokeContext};
+
+use super::*;
+
+/// Tests hold it shared; the leftover-cleanup test, which removes every other instance's
+/// containers, holds it exclusively.
+static ENGINE_USE: RwLock<()> = RwLock::const_new(());
+
+/// The hello-lambda image, built once per test run through [`Images`].
+static HELLO_IMAGE: OnceCell<Option<String>> = OnceCell::const_new();
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The engine, or `None` (with the reason printed) when `docker info` fails.
+async fn engine() -> Option<Arc<DockerEngine>> {
+    match Command::new("docker").arg("info").output().await {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            eprintln!(
+                "SKIPPED: `docker info` failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: cannot run `docker info`: {e}");
+            return None;
+        }
+    }
+    let engine = DockerEngine::connect(DockerEngine::new_instance_id())
+        .await
+        .expect("docker info works, so Trellis must reach the engine");
+    eprintln!("placement: {}", engine.placement());
+    Some(engine)
+}
+
+/// Builds `sample-functions`' `hello-lambda` for x86_64-unknown-linux-musl (adding the target
+/// with rustup if needed) and returns the binary.
+async fn hello_lambda_musl() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root");
+    let target = "x86_64-unknown-linux-musl";
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .await
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(target))
+        .unwrap_or(false);
+    if !installed {
+        let status = Command::new("rustup")
+            .args(["target", "add", target])
+            .status()
+            .await
+            .expect("rustup");
+        assert!(status.success(), "rustup target add {target} failed");
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .arg("build")
+        .arg("--release")
+        .args(["--target", target])
+        .arg("--manifest-path")
+        .arg(root.join("sample-functions/Cargo.toml"))
+        .args(["-p", "hello-lambda"])
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .await
+        .expect("cargo");
+    assert!(
+        output.status.success(),
+        "building hello-lambda for musl failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    root.join(format!(
+        "sample-functions/target/{target}/release/hello-lambda"
+    ))
+}
+
+/// A scratch build directory: the test Dockerfile (plus `extra` lines) and hello-lambda as
+/// `bootstrap`. Removed on drop.
+struct BuildDir {
+    dir: PathBuf,
+}
+
+impl BuildDir {
+    async fn new(name: &str, extra: &str) -> BuildDir {
+        let binary = hello_lambda_musl().await;
+        let dir =
+            std::env::temp_dir().join(format!("trellis-container-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        std::fs::copy(&binary, dir.join("bootstrap")).expect("copy hello-lambda");
+        let build = BuildDir { dir };
+        build.dockerfile(extra);
+        build
+    }
+
+    fn dockerfile(&self, extra: &str) {
+        let base =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/container/hello-lambda/Dockerfile");
+        let text = std::fs::read_to_string(base).expect("test Dockerfile");
+        std::fs::write(self.dir.join("Dockerfile"), format!("{text}{extra}")).expect("write");
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The hello-lambda image tag, built through Trellis's own build path.
+async fn hello_image(engine: &DockerEngine) -> String {
+    HELLO_IMAGE
+        .get_or_init(|| async {
+            let build = BuildDir::new("hello-image", "").await;
+            let images = Images::new(
+                engine.docker().clone(),
+                "trellis-test-hello",
+                ImageSource::Build(build.dir.clone()),
+            );
+            Some(
+                images
+                    .resolve()
+                    .await
+                    .expect("the hello-lambda image builds"),
+            )
+        })
+        .await
+        .clone()
+        .expect("image")
+}
+
+fn config(
+    name: &str,
+    source: &ImageSource,
+    timeout_seconds: u32,
+    concurrency: u32,
+) -> trellis_config::Function {
+    let (image, build) = match source {
+        ImageSource::Image(image) => (Some(image.clone()), None),
+        ImageSource::Build(dir) => (None, Some(dir.clone())),
+    };
+    trellis_config::Function {
+        name: name.into(),
+        arn: format!("arn:aws:lambda:us-west-2:123456789012:function:{name}"),
+        runtime: FunctionRuntime::Container,
+        code: None,
+        command: Vec::new(),
+        image,
+        build,
+        timeout_seconds,
+        memory_size_mb: 128,
+        environment: Default::default(),
+        concurrency,
+        at: Loc::new("functions[0]", Pos { line: 1, col: 1 }),
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+async fn invoke(
+    function: &ContainerFunction,
+    path: &str,
+    timeout: Duration,
+) -> Result<Value, FunctionError> {
+    let ctx = InvokeContext::new(
+        format!("ctr-req-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+        timeout,
+    );
+    let event = json!({
+        "version": "2.0",
+        "path": path,
+        "method": "GET",
+        "headers": {"user-agent": ["curl/8.5.0"]},
+        "body": null,
+        "isBase64Encoded": false,
+        "requestContext": {
+            "serviceNetworkArn": "arn:aws:vpc-lattice:us-west-2:123456789012:servicenetwork/sn-0123456789abcdef0",
+            "serviceArn": "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-0123456789abcdef0",
+            "targetGroupArn": "arn:aws:vpc-lattice:us-west-2:123456789012:targetgroup/tg-0123456789abcdef0",
+            "identity": {"sourceVpcArn": "arn:aws:ec2:us-west-2:123456789012:vpc/vpc-0123456789abcdef0", "type": "NONE"},
+            "region": "us-west-2",
+            "timeEpoch": "1724875399456789"
+        }
+    });
+    let bytes = function
+        .invoke(bytes::Bytes::from(event.to_string()), ctx)
+        .await?;
+    Ok(serde_json::from_slice(&bytes).expect("JSON answer"))
+}
+
+async fn body(function: &ContainerFunction, path: &str) -> String {
+    let answer = invoke(function, path, LONG).await.expect("an answer");
+    assert_eq!(answer["statusCode"], json!(200), "{answer}");
+    answer["body"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `docker ps` ids (all states with `all`) of containers with `label`.
+async fn containers(label: &str, all: bool) -> Vec<String> {
+    let mut command = Command::new("docker");
+    command.arg("ps").arg("-q").arg("--no-trunc");
+    if all {
+        command.arg("-a");
+    }
+    let out = command
+        .args(["--filter", &format!("label={label}")])
+        .output()
+        .await
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < until, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The one container of `label` that runs. The engine may report a container as running a
+/// moment after its runtime has already answered (the start call returns after the process
+/// runs), so wait for it.
+async fn the_running_container(label: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let running = containers(label, false).await;
+        if running.len() == 1 {
+            return running[0].clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "expected one running container with {label}, found {running:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pool_label(function: &ContainerFunction) -> String {
+    format!("{}={}", labels::POOL, function.pool_id())
+}
+
+#[tokio::test]
+async fn a_container_function_answers_in_a_labelled_lambda_environment() {
+    let Some(engine) = engine().await else { return };
+    let _shared = ENGINE_USE.read().await;
+    let image = hello_image(&engine).await;
+    let mut settings = config("hello-container", &ImageSource::Image(image), 10, 2);
+    settings.environment.insert("GREETING".into(), "hi".into());
+    let function = ContainerFunction::new(&settings, "us-west-2", &engine).expect("function");
+
+    let cold = Instant::now();
+    assert_eq!(body(&function, "/").await, "Hello from the function\n");
+    let cold = cold.elapsed();
+    let warm = Instant::now();
+    const WARM: u32 = 50;
+    for _ in 0..WARM {
+        assert_eq!(body(&function, "/").await, "Hello from the function\n");
+    }
+    let warm = warm.elapsed() / WARM;
+    eprintln!(
+        "MEASURED: cold start (create + start + first answer) {:.1} ms; warm invocation {:.2} ms",
+        cold.as_secs_f64() * 1000.0,
+        warm.as_secs_f64() * 1000.0
+    );
+    assert_eq!(body(&function, "/env").await, "hello-container hi\n");
+    assert_eq!(function.pool().stats().launches, 1, "one warm container");
+
+    let id = the_running_container(&pool_label(&function)).await;
+    let inspect = docker(&[
+        "inspect",
+        "--format",
+        "{{.Name}} {{.HostConfig.Memory}} {{.HostConfig.NetworkMode}} {{json .Config.Labels}}",
+        &id,
+    ])
+    .await;
+    let (name, rest) = inspect.split_once(' ').expect("inspect");
+    assert!(name.starts_with("/trellis-hello-container-0-"), "{name}");
+    let (memory, rest) = rest.split_once(' ').expect("inspect");
+    assert_eq!(memory, (128 * 1024 * 1024).to_string());
+    let (network, labels_json) = rest.split_once(' ').expect("inspect");
+    assert_eq!(network, engine.placement().network);
+    let labels: Value = serde_json::from_str(labels_json).expect("labels");
+    assert_eq!(labels["trellis.managed"], json!("true"));
+    assert_eq!(labels["trellis.function"], json!("hello-container"));
+    assert_eq!(labels["trellis.instance"], json!(engine.instance()));
+    assert_eq!(labels["trellis.environment"], json!("0"));
+    let env = docker(&["inspect", "--format", "{{json .Config.Env}}", &id]).await;
+    assert!(env.contains("AWS_LAMBDA_RUNTIME_API="), "{env}");
+    assert!(env.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128"), "{env}");
+
+    function.shutdown().await;
+    assert!(
+        containers(&pool_label(&function), true).await.is_empty(),
+        "shutdown removes every container"
+    );
+    assert!(
+        containers(&format!("trellis.instance={}", engine.instance()), true)
+            .await
+            .is_empty()
+    );
+    assert!(matches!(
+        invoke(&function, "/", LONG).await,
+        Err(FunctionError::Crashed(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_invocations_start_at_most_concurrency_containers() {
+    let Some(engine) = engine().await else { return };
+    let _shared = ENGINE_USE.read().await;
+    let image = hello_image(&engine).await;
+    let function = Arc::new(
+        ContainerFunction::new(
+            &config("hello-concurrent", &ImageSource::Image(image), 30, 3),
+            "us-west-2",
+            &engine,
+        )
+        .expect("function"),
+    );
+    let label = pool_label(&function);
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn({
+        let label = label.clone();
+        async move {
+            let mut most = 0;
+            loop {
+                most = most.max(containers(&label, true).await.len());
+                tokio::select! {
+                    _ = &mut stop_rx => return most,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        }
+    });
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let function = Arc::clone(&function);
+        tasks.push(tokio::spawn(async move {
+            invoke(&function, &format!("/n{i}"), LONG).await
+        }));
+    }
+    for task in tasks {
+        let answer = task
+            .await
+            .expect("task")
+            .expect("every invocation succeeds");
+        assert_eq!(answer["statusCode"], json!(200));
+    }
+    let _ = stop_tx.send(());
+    let most = watcher.await.expect("watcher");
+    let launches = function.pool().stats().launches;
+    assert!(most <= 3, "at most 3 containers at once, saw {most}");
+    assert_eq!(launches, 3, "12 waiting invocations start exactly 3");
+    assert_eq!(containers(&label, true).await.len(), 3);
+    function.shutdown().await;
+    assert!(containers(&label, true).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_container_killed_or_removed_behind_our_back_is_replaced_without_a_failure() {
+    let Some(engine) = engine().await else { return };
+    let _shared = ENGINE_USE.read().await;
+    let image = hello_image(&engine).await;
+    let function = ContainerFunction::new(
+        &config("hello-killed", &ImageSource::Image(image), 30, 1),
+        "us-west-2",
+        &engine,
+    )
+    .expect("function");
+    let label = pool_label(&function);
+    assert_eq!(body(&function, "/").await, "Hello from the function\n");
+    for round in 0..6 {
+        let before = the_running_container(&label).await;
+        // Alternate `docker kill` and `docker rm -f`; the next invocation follows at once.
+        if round % 2 == 0 {
+            docker(&["kill", &before]).await;
+        } else {
+            docker(&["rm", "-f", &before]).await;
+        }
+        let started = Instant::now();
+        let answer = invoke(&function, "/", LONG).await;
+        assert!(
+            answer.is_ok(),
+            "round {round}: the invocation after the kill failed: {answer:?}"
+        );
+        eprintln!(
+            "round {round}: answered in {:.0} ms after the kill",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        let after = the_running_container(&label).await;
+        assert_ne!(after, before, "a fresh container answered");
+        let old = before.clone();
+        eventually("the dead container is removed", || {
+            let old = old.clone();
+            async move { !containers(labels::MANAGED, true).await.contains(&old) }
+        })
+        .await;
+    }
+    assert_eq!(function.pool().stats().launches, 7);
+    function.shutdown().await;
+    assert!(containers(&label, true).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_timeout_replaces_the_container() {
+    let Some(engine) = engine().await else { return };
+    let _shared = ENGINE_USE.read().await;
+    let image = hello_image(&engine).await;
+    let function = ContainerFunction::new(
+        &config("hello-timeout", &ImageSource::Image(image), 1, 1),
+        "us-west-2",
+        &engine,
+    )
+    .expect("function");
+    let label = pool_label(&function);
+    assert_eq!(body(&function, "/").await, "Hello from the function\n");
+    let first = the_running_container(&label).await;
+    let result = invoke(&function, "/sleep", Duration::from_secs(1)).await;
+    assert_eq!(result, Err(FunctionError::Timeout(Duration::from_secs(1))));
+    let old = first;
+    eventually("the timed-out container is removed", || {
+        let (old, label) = (old.clone(), label.clone());
+        async move { !containers(&label, true).await.contains(&old) }
+    })
+    .await;
+    assert_eq!(body(&function, "/").await, "Hello from the function\n");
+    let now = the_running_container(&label).await;
+    assert_ne!(now, old);
+    function.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_edited_build_directory_is_rebuilt_and_served() {
+    let Some(engine) = engine().await else { return };
+    let _shared = ENGINE_USE.read().await;
+    let build = BuildDir::new("rebuild", "ENV GREETING=one\n").await;
+    let source = ImageSource::Build(build.dir.clone());
+    let function = ContainerFunction::new(
+        &config("hello-rebuild", &source, 30, 2),
+        "us-west-2",
+        &engine,
+    )
+    .expect("function");
+    let label = pool_label(&function);
+    assert_eq!(body(&function, "/env").await, "hello-rebuild one\n");
+    let first_tag = function.prepare().await.expect("image");
+    assert!(
+        first_tag.starts_with("trellis-fn-hello-rebuild:"),
+        "{first_tag}"
+    );
+    let image_labels = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        &first_tag,
+    ])
+    .await;
+    assert!(
+        image_labels.contains("\"trellis.managed\":\"true\""),
+        "{image_labels}"
+    );
+    let first_container = the_running_container(&label).await;
+
+    // Same content, new mtime: no rebuild, the warm container stays.
+    build.dockerfile("ENV GREETING=one\n");
+    assert_eq!(body(&function, "/env").await, "hello-rebuild one\n");
+    assert_eq!(the_running_container(&label).await, first_container);
+    assert_eq!(function.prepare().await.expect("image"), first_tag);
+
+    build.dockerfile("ENV GREETING=two\n");
+    assert_eq!(body(&function, "/env").await, "hello-rebuild two\n");
+    let second_tag = function.prepare().await.expect("image");
+    assert_ne!(second_tag, first_tag);
+    eventually("the old container is replaced by one new one", || {
+        let (label, first) = (label.clone(), first_container.clone());
+        async move {
+            let running = containers(&label, false).await;
+            running.len() == 1 && running[0] != first
+        }
+    })
+    .await;
+    function.shutdown().await;
+    // A fresh function over the same directory reuses the image (no build).
+    let again = ContainerFunction::new(
+        &config("hello-rebuild", &source, 30, 2),
+        "us-west-2",
+        &engine,
+    )
+    .expect("function");
+    let created = docker(&["image", "inspect", "--format", "{{.Created}}", &second_tag]).await;
+    assert_eq!(again.prepare().await.expect("image"), second_tag);
+    assert_eq!(
+        docker(&["image", "inspect", "--format", "{{.Created}}", &second_tag]).await,
+        created
+    );
+    again.shutdown().await;
+    for tag in [first_tag, second_tag] {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &tag])
+            .output()
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_build_and_a_missing_image_are_explained() {
+    let Some(engine) = engine().await else { return };
+    let _shared = ENGINE_USE.read().await;
+    let build = BuildDir::new("broken", "COPY no-such-file /x\n").await;
+    let function = ContainerFunction::new(
+        &config(
+            "hello-broken",
+            &ImageSource::Build(build.dir.clone()),
+            30,
+            1,
+        ),
+        "us-west-2",
+        &engine,
+    )
+    .expect("function");
+    match function.prepare().await {
+        Err(ContainerError::Build(message)) => {
+            assert!(message.contains("failed"), "{message}");
+            assert!(message.contains("no-such-file"), "{message}");
+            assert!(message.contains("--- build output"), "{message}");
+            assert!(
+                message.contains("Step 1/"),
+                "the engine's output: {message}"
+            );
+        }
+        other => panic!("expected a build error, got {other:?}"),
+    }
+    match invoke(&function, "/", LONG).await {
+        Err(FunctionError::Init(message)) => assert!(message.contains("no-such-file"), "{message}"),
+        other => panic!("expected an init error, got {other:?}"),
+    }
+    function.shutdown().await;
+
+    let missing = ContainerFunction::new(
+        &config(
+            "hello-missing",
+            &ImageSource::Image("trellis-no-such-image:never".into()),
+            30,
+            1,
+        ),
+        "us-west-2",
+        &engine,
+    )
+    .expect("function");
+    let started = Instant::now();
+    match invoke(&missing, "/", LONG).await {
+        Err(FunctionError::Init(message)) => {
+            assert!(
+                message.contains("image trellis-no-such-image:never not found locally")
+                    && message.contains("docker build")
+                    && message.contains("build: DIR"),
+                "{message}"
+            )
+        }
+        other => panic!("expected an init error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "reported at once"
+    );
+    missing.shutdown().await;
+}
+
+#[tokio::test]
+async fn leftovers_of_a_crashed_instance_are_removed_and_ours_kept() {
+    let Some(engine) = engine().await else { return };
+    let image = hello_image(&engine).await;
+    let _exclusive = ENGINE_USE.write().await;
+    let crashed = format!("crashed-{}", DockerEngine::new_instance_id());
+    let create = |instance: String, name: String| {
+        let image = image.clone();
+        async move {
+            docker(&[
+                "create",
+                "--name",
+                &name,
+                "--label",
+                "trellis.managed=true",
+                "--label",
+                &format!("trellis.instance={instance}"),
+                "--label",
+                "trellis.function=ghost",
+                &image,
+            ])
+            .await
+        }
+    };
+    let theirs = create(crashed.clone(), format!("trellis-ghost-{crashed}")).await;
+    let ours = create(
+        engine.instance().to_owned(),
+        format!("trellis-ours-{}", engine.instance()),
+    )
+    .await;
+    // Labelled managed (as image labels are inherited) but of no instance: not a function
+    // container (Trellis's own container in the compose demo); it stays.
+    let bystander = docker(&["create", "--label", "trellis.managed=true", &image]).await;
+    // A crashed Trellis may leave running containers too.
+    let running = create(crashed.clone(), format!("trellis-ghost-running-{crashed}")).await;
+    docker(&["start", &running]).await;
+
+    let leftovers = engine.cleanup_leftovers().await.expect("cleanup");
+    assert!(
+        leftovers
+            .containers
+            .contains(&format!("trellis-ghost-{crashed}")),
+        "{leftovers:?}"
+    );
+    let remaining = containers(&format!("trellis.instance={crashed}"), true).await;
+    assert!(remaining.is_empty(), "{remaining:?}");
+    assert!(
+        !containers(&format!("trellis.instance={crashed}"), true)
+            .await
+            .contains(&theirs)
+    );
+    let own = containers(&format!("trellis.instance={}", engine.instance()), true).await;
+    assert_eq!(own, vec![ours.clone()], "our own containers stay");
+    assert!(
+        containers("trellis.managed=true", true)
+            .await
+            .contains(&bystander),
+        "a container without trellis.instance is not a leftover"
+    );
+    docker(&["rm", "-f", &bystander]).await;
+    assert_eq!(engine.remove_own_containers().await.expect("sweep"), 1);
+    assert!(
+        containers(&format!("trellis.instance={}", engine.instance()), true)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_explained() {
+    let error = DockerEngine::connect_to(Some("unix:///nonexistent/docker.sock"), "x")
+        .await
+        .err()
+        .expect("no engine there");
+    let text = error.to_string();
+    assert!(
+        text.contains("/nonexistent/docker.sock") && text.contains("DOCKER_HOST"),
+        "{text}"
+    );
+    let error = DockerEngine::connect_to(Some("ssh://somewhere"), "x")
+        .await
+        .err()
+        .expect("unsupported");
+    assert!(error.to_string().contains("not supported"), "{error}");
+    // A socket file nobody listens on.
+    let path = std::env::temp_dir().join(format!("trellis-dead-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    drop(listener);
+    let error = DockerEngine::connect_to(Some(&format!("unix://{}", path.display())), "x")
+        .await
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("connection refused"), "{error}");
+    let _ = std::fs::remove_file(&path);
+}
