@@ -77,6 +77,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
             state_dir: args.state_dir.clone(),
         })
         .context("cannot set up the invokers")?;
+        invokers.prepare(&config).await.map_err(|e| anyhow!(e))?;
         let f = invokers
             .function(&config, &function.name)
             .map_err(|e| anyhow!(e))?;
