@@ -203,6 +203,14 @@ pub trait Environment: Send + 'static {
 
     /// Stops the environment and everything it started, and resolves once it is gone.
     fn kill(&mut self) -> BoxFuture<'_, Exit>;
+
+    /// After [`wait`](Environment::wait) resolved: whether the environment was taken away
+    /// from outside (a container killed or removed behind Trellis's back) rather than ending
+    /// by itself. The invocation it held is then retried once on a fresh environment; a
+    /// function that crashes by itself is not re-run.
+    fn vanished(&self) -> bool {
+        false
+    }
 }
 
 /// One invocation, with the optional context headers Lambda forwards to the runtime.
@@ -380,6 +388,8 @@ struct Pending {
     cognito_identity: Option<String>,
     /// Where its outcome goes (the invocation's task).
     done: oneshot::Sender<Outcome>,
+    /// Set once it has been re-queued after its environment vanished.
+    retried: bool,
 }
 
 /// What `/next` sends to a runtime.
@@ -484,7 +494,8 @@ enum Rejection {
 /// How an environment ended, as its supervisor saw it.
 enum Gone {
     LaunchFailed(String),
-    Exited(Exit),
+    /// The exit, and whether the environment vanished from outside.
+    Exited(Exit, bool),
 }
 
 /// Aborts a task when dropped: an environment's Runtime API server lives as long as its
@@ -531,6 +542,7 @@ impl Shared {
             client_context,
             cognito_identity,
             done: done_tx,
+            retried: false,
         };
         if let Err(e) = self.enqueue(pending) {
             let _ = answer.send(Err(e));
@@ -737,12 +749,12 @@ impl Shared {
                 let init_timer = tokio::time::sleep(self.config.init_timeout);
                 tokio::pin!(init_timer);
                 let mut timing_init = true;
-                let exit = loop {
+                let (exit, vanished) = loop {
                     tokio::select! {
                         biased;
                         // A dropped sender means the slot is gone: stop the environment too.
-                        _ = &mut kill => break env.kill().await,
-                        exit = env.wait() => break exit,
+                        _ = &mut kill => break (env.kill().await, false),
+                        exit = env.wait() => break (exit, env.vanished()),
                         _ = &mut init_timer, if timing_init => {
                             timing_init = false;
                             let mut state = self.lock();
@@ -752,7 +764,7 @@ impl Shared {
                         }
                     }
                 };
-                Gone::Exited(exit)
+                Gone::Exited(exit, vanished)
             }
         };
         self.remove(id, gone);
@@ -797,20 +809,39 @@ impl Shared {
             self.live.send_replace(state.envs.len());
             let how = match &gone {
                 Gone::LaunchFailed(reason) => reason.clone(),
-                Gone::Exited(exit) => exit.0.clone(),
+                Gone::Exited(exit, _) => exit.0.clone(),
             };
-            if let Some(inflight) = slot.current {
-                let message = match slot.retire {
-                    Some(Retire::Shutdown) => {
-                        "the environment was stopped because the function is shutting down"
-                            .to_owned()
-                    }
-                    _ => format!("Runtime exited with error: {how}"),
-                };
-                let _ = inflight.pending.done.send(Outcome {
-                    result: Err(FunctionError::Crashed(message)),
-                    run: Some(inflight.run),
-                });
+            let vanished = matches!(gone, Gone::Exited(_, true));
+            let retry = slot.current.as_ref().is_some_and(|inflight| {
+                vanished
+                    && slot.retire.is_none()
+                    && !state.closed
+                    && !inflight.pending.retried
+                    && inflight.pending.deadline > Instant::now()
+            });
+            match slot.current {
+                Some(mut inflight) if retry => {
+                    notes.push(format!(
+                    "RequestId: {} the environment vanished ({how}); retrying the invocation once on a fresh environment",
+                    inflight.pending.request_id
+                ));
+                    inflight.pending.retried = true;
+                    state.queue.push_front(inflight.pending);
+                }
+                Some(inflight) => {
+                    let message = match slot.retire {
+                        Some(Retire::Shutdown) => {
+                            "the environment was stopped because the function is shutting down"
+                                .to_owned()
+                        }
+                        _ => format!("Runtime exited with error: {how}"),
+                    };
+                    let _ = inflight.pending.done.send(Outcome {
+                        result: Err(FunctionError::Crashed(message)),
+                        run: Some(inflight.run),
+                    });
+                }
+                None => {}
             }
             let init_failure = match (&slot.retire, slot.ready, &gone) {
                 (Some(Retire::InitError(message)), _, _) => Some(message.clone()),
@@ -819,7 +850,7 @@ impl Shared {
                     self.config.init_timeout
                 )),
                 (None, false, Gone::LaunchFailed(reason)) => Some(reason.clone()),
-                (None, false, Gone::Exited(exit)) => Some(format!(
+                (None, false, Gone::Exited(exit, _)) => Some(format!(
                     "the runtime exited before asking for an invocation ({exit})"
                 )),
                 _ => None,

@@ -239,6 +239,13 @@ impl Environment for ContainerEnvironment {
             exit
         })
     }
+
+    fn vanished(&self) -> bool {
+        self.exit
+            .borrow()
+            .as_ref()
+            .is_some_and(|ended| ended.vanished)
+    }
 }
 
 impl Drop for ContainerEnvironment {

@@ -161,6 +161,7 @@ impl Launcher for TaskLauncher {
             Ok(Box::new(TaskEnvironment {
                 task: Some(task),
                 probe: Arc::clone(&self.probe),
+                last_exit: None,
             }) as Box<dyn Environment>)
         })
     }
@@ -169,7 +170,12 @@ impl Launcher for TaskLauncher {
 struct TaskEnvironment {
     task: Option<JoinHandle<i32>>,
     probe: Arc<Probe>,
+    last_exit: Option<i32>,
 }
+
+/// The exit code a test runtime returns to play an environment taken away from outside
+/// (a container killed behind Trellis's back).
+const VANISHED: i32 = 137;
 
 impl Environment for TaskEnvironment {
     fn wait(&mut self) -> BoxFuture<'_, Exit> {
@@ -177,7 +183,10 @@ impl Environment for TaskEnvironment {
             match self.task.as_mut() {
                 Some(task) => {
                     let exit = match task.await {
-                        Ok(code) => Exit(format!("exit status {code}")),
+                        Ok(code) => {
+                            self.last_exit = Some(code);
+                            Exit(format!("exit status {code}"))
+                        }
                         Err(e) => Exit(format!("task failed: {e}")),
                     };
                     self.task = None;
@@ -197,6 +206,10 @@ impl Environment for TaskEnvironment {
             }
             Exit("killed".into())
         })
+    }
+
+    fn vanished(&self) -> bool {
+        self.last_exit == Some(VANISHED)
     }
 }
 
@@ -258,6 +271,8 @@ fn scripted() -> RuntimeFn {
                     .await
                 }
                 "exit" => return 3,
+                "vanish" => return VANISHED,
+                "vanish-first" if ctx.id == 0 => return VANISHED,
                 "hang" => std::future::pending().await,
                 "big" => {
                     ctx.probe.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -653,6 +668,28 @@ async fn an_environment_that_exits_mid_invocation_fails_it_at_once_and_is_replac
         .await
         .expect("replacement answers");
     assert_eq!(answer["env"], json!(1), "a new environment");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_invocation_whose_environment_vanishes_is_retried_once_on_a_fresh_one() {
+    let (pool, _) = pool_with(config(2), scripted());
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        invoke(&pool, json!({"action": "vanish-first"}), LONG),
+    )
+    .await
+    .expect("answered long before the deadline")
+    .expect("the retry on a fresh environment answers");
+    assert_eq!(answer["env"], json!(1), "retried on a new environment");
+
+    // Only once: an invocation whose environments keep vanishing fails.
+    match invoke(&pool, json!({"action": "vanish"}), LONG).await {
+        Err(FunctionError::Crashed(message)) => {
+            assert!(message.contains("exit status 137"), "{message}")
+        }
+        other => panic!("expected Crashed after one retry, got {other:?}"),
+    }
     pool.shutdown().await;
 }
 
