@@ -23,8 +23,10 @@ toolchain:
 	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
+# --all-targets: the same feature set as `cargo test`, so the demo and the images use the very
+# binary the end-to-end tests drove, and CI does not compile wasmtime a second time.
 build:
-	$(CARGO) build --workspace $(CARGO_PROFILE_FLAG)
+	$(CARGO) build --workspace --all-targets $(CARGO_PROFILE_FLAG)
 
 wasm-targets:
 	@rustup target list --installed | grep -q '^wasm32-wasip1$$' || rustup target add wasm32-wasip1
