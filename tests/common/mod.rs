@@ -59,59 +59,7 @@ impl Trellis {
     /// Writes `yaml` to a config file and runs `trellis up -f` on it with `extra` arguments;
     /// returns once it prints that it is ready.
     pub fn start(yaml: &str, extra: &[&str]) -> Trellis {
-        let dir = scratch_dir("up");
-        let config = dir.join("trellis.yaml");
-        std::fs::write(&config, yaml).expect("write config");
-        let mut child = Command::new(TRELLIS)
-            .arg("up")
-            .arg("-f")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(extra)
-            .current_dir(&dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn trellis");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let err_pipe = child.stderr.take().expect("stderr");
-        let err_buf = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                let ready = line.contains("trellis: ready");
-                err_buf.lock().unwrap().push_str(&format!("{line}\n"));
-                if ready {
-                    let _ = ready_tx.send(());
-                }
-            }
-            // The process ended (or closed stderr): stop waiting for "ready".
-            let _ = ready_tx.send(());
-        });
-        let out_pipe = child.stdout.take().expect("stdout");
-        let out_buf = stdout.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
-                out_buf.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        let trellis = Trellis {
-            child: Some(child),
-            dir,
-            stderr,
-            stdout,
-        };
-        let _ = ready_rx.recv_timeout(Duration::from_secs(20));
-        if !trellis.stderr().contains("trellis: ready") {
-            panic!(
-                "trellis did not become ready; stderr:\n{}",
-                trellis.stderr()
-            );
-        }
-        trellis
+        Trellis::launch(yaml, None, extra, Duration::from_secs(20))
     }
 
     pub fn stderr(&self) -> String {
@@ -498,6 +446,16 @@ impl Trellis {
         extra: &[&str],
         ready_timeout: Duration,
     ) -> Trellis {
+        Trellis::launch(yaml, Some(state_dir), extra, ready_timeout)
+    }
+
+    /// Starts `trellis up` with its state in `state_dir` (default: `<its dir>/state`).
+    fn launch(
+        yaml: &str,
+        state_dir: Option<&Path>,
+        extra: &[&str],
+        ready_timeout: Duration,
+    ) -> Trellis {
         let dir = scratch_dir("up");
         let config = dir.join("trellis.yaml");
         std::fs::write(&config, yaml).expect("write config");
@@ -506,7 +464,11 @@ impl Trellis {
             .arg("-f")
             .arg(&config)
             .arg("--state-dir")
-            .arg(state_dir)
+            .arg(
+                state_dir
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| dir.join("state")),
+            )
             .args(extra)
             .current_dir(&dir)
             .env("RUST_LOG", "info")
