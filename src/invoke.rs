@@ -2,7 +2,7 @@
 //! and print a sample Lattice event to feed it.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -20,22 +20,15 @@ pub struct InvokeArgs {
     /// The event: a JSON file, or `-` for stdin (default: a V2 `GET /` event).
     #[arg(long, value_name = "FILE|-")]
     event: Option<String>,
-    /// The config file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "trellis.yaml"
-    )]
-    file: PathBuf,
-    /// Directory for generated files (compiled wasm cache).
-    #[arg(long, value_name = "DIR", default_value = ".trellis")]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    config: crate::ConfigArg,
+    #[command(flatten)]
+    state: crate::StateDirArg,
 }
 
 /// Runs the function once; prints its response on stdout and its log on stderr.
 pub fn invoke(args: InvokeArgs) -> u8 {
-    let config = match load_config(&args.file) {
+    let config = match load_config(&args.config.file) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -44,7 +37,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
         eprintln!(
             "no function \"{}\" in {}; functions: {}",
             args.function,
-            args.file.display(),
+            args.config.file.display(),
             if names.is_empty() {
                 "(none)".to_string()
             } else {
@@ -74,7 +67,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
     let result = runtime.block_on(async {
         let invokers = Invokers::new(Options {
             target_timeout: timeout,
-            state_dir: args.state_dir.clone(),
+            state_dir: args.state.state_dir.clone(),
         })
         .context("cannot set up the invokers")?;
         invokers.prepare(&config).await.map_err(|e| anyhow!(e))?;

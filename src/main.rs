@@ -29,7 +29,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct ConfigArg {
+pub struct ConfigArg {
     /// The config file.
     #[arg(
         short = 'f',
@@ -37,7 +37,7 @@ struct ConfigArg {
         value_name = "FILE",
         default_value = "trellis.yaml"
     )]
-    file: PathBuf,
+    pub file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +75,14 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+/// Where Trellis keeps what it generates (shared by the commands that run functions).
+#[derive(clap::Args, Clone)]
+pub struct StateDirArg {
+    /// Directory for generated files (self-signed certificates, compiled wasm cache).
+    #[arg(long, value_name = "DIR", default_value = ".trellis")]
+    pub state_dir: PathBuf,
 }
 
 fn main() -> ExitCode {

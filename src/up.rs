@@ -1,7 +1,6 @@
 //! `trellis up`: build the routing table, bind the listeners, serve, and drain on a signal.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,14 +19,8 @@ use crate::{EXIT_RUNTIME, load_config};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
-    /// The config file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "trellis.yaml"
-    )]
-    file: PathBuf,
+    #[command(flatten)]
+    config: crate::ConfigArg,
     /// Address the listeners bind to (0.0.0.0 to accept other machines or containers).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     bind: IpAddr,
@@ -37,14 +30,13 @@ pub struct UpArgs {
     /// Seconds requests in flight may take to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     drain_timeout: f64,
-    /// Directory for generated files (self-signed certificates).
-    #[arg(long, value_name = "DIR", default_value = ".trellis")]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    state: crate::StateDirArg,
 }
 
 pub fn run(args: UpArgs) -> u8 {
     init_logging();
-    let config = match load_config(&args.file) {
+    let config = match load_config(&args.config.file) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -83,7 +75,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let invokers = Arc::new(
         Invokers::new(Options {
             target_timeout: secs(args.target_timeout, "--target-timeout")?,
-            state_dir: args.state_dir.clone(),
+            state_dir: args.state.state_dir.clone(),
         })
         .context("cannot set up the invokers")?,
     );
@@ -95,7 +87,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let sinks = LogSinks::new();
     let table = RoutingTable::build(config.clone(), invokers.as_ref(), &monitor, &sinks)
         .context("cannot build the routing table")?;
-    let cert_dir = args.state_dir.join("certs");
+    let cert_dir = args.state.state_dir.join("certs");
     let ports = server::bind(&table, args.bind, &cert_dir).await?;
     print_banner(&args, &config, &ports);
     let table = Arc::new(ArcSwap::from_pointee(table));
@@ -104,7 +96,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let drain = secs(args.drain_timeout, "--drain-timeout")?;
     let server = tokio::spawn(server::serve(ports, table.clone(), stop_rx.clone(), drain));
     let live = Live {
-        file: args.file.clone(),
+        file: args.config.file.clone(),
         invokers: invokers.clone(),
         monitor: monitor.clone(),
         sinks: sinks.clone(),
@@ -178,7 +170,7 @@ fn print_banner(args: &UpArgs, config: &Config, ports: &[BoundPort]) {
         if config.services.len() == 1 { "" } else { "s" },
         ports.len(),
         if ports.len() == 1 { "" } else { "s" },
-        args.file.display()
+        args.config.file.display()
     );
     let _ = listeners;
     for svc in &config.services {
