@@ -68,6 +68,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
         let invokers = Invokers::new(Options {
             target_timeout: timeout,
             state_dir: args.state.state_dir.clone(),
+            provision: false,
         })
         .context("cannot set up the invokers")?;
         invokers.prepare(&config).await.map_err(|e| anyhow!(e))?;

@@ -1,5 +1,6 @@
 //! `trellis`: a local VPC Lattice. See `trellis --help`.
 
+mod admin;
 mod invoke;
 mod reload;
 mod show;

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use trellis_config::{AuthType, Config, ListenerProtocol};
 use trellis_invokers::{Invokers, Options};
 
+use crate::admin::{self, AdminAddr};
 use crate::reload::{Live, ports_of, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
@@ -30,6 +31,10 @@ pub struct UpArgs {
     /// Seconds requests in flight may take to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     drain_timeout: f64,
+    /// Where the admin port serves /metrics (Prometheus) and /healthz; "off" to disable,
+    /// port 0 for any free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    admin: AdminAddr,
     #[command(flatten)]
     state: crate::StateDirArg,
 }
@@ -76,6 +81,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         Invokers::new(Options {
             target_timeout: secs(args.target_timeout, "--target-timeout")?,
             state_dir: args.state.state_dir.clone(),
+            provision: true,
         })
         .context("cannot set up the invokers")?,
     );
@@ -89,10 +95,15 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         .context("cannot build the routing table")?;
     let cert_dir = args.state.state_dir.join("certs");
     let ports = server::bind(&table, args.bind, &cert_dir).await?;
-    print_banner(&args, &config, &ports);
+    let admin = admin::bind(args.admin).await;
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    print_banner(&args, &config, &ports, admin_addr);
     let table = Arc::new(ArcSwap::from_pointee(table));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(listener) = admin {
+        tokio::spawn(admin::serve(listener, stop_rx.clone()));
+    }
     let drain = secs(args.drain_timeout, "--drain-timeout")?;
     let server = tokio::spawn(server::serve(ports, table.clone(), stop_rx.clone(), drain));
     let live = Live {
@@ -162,7 +173,12 @@ pub fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(args: &UpArgs, config: &Config, ports: &[BoundPort]) {
+fn print_banner(
+    args: &UpArgs,
+    config: &Config,
+    ports: &[BoundPort],
+    admin: Option<std::net::SocketAddr>,
+) {
     let listeners: usize = config.services.iter().map(|s| s.listeners.len()).sum();
     eprintln!(
         "trellis: serving {} service{} on {} port{} from {}",
@@ -212,6 +228,9 @@ fn print_banner(args: &UpArgs, config: &Config, ports: &[BoundPort]) {
                 .unwrap_or_default(),
             reachable(args.bind)
         );
+    }
+    if let Some(addr) = admin {
+        eprintln!("trellis: metrics at http://{addr}/metrics");
     }
     eprintln!("trellis: ready (Ctrl-C to stop)");
 }

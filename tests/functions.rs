@@ -857,6 +857,186 @@ async fn process_function_scales_up_to_its_concurrency_and_no_further() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioned_environments_start_with_trellis_and_idle_ones_stop() {
+    let dir = scratch_dir("provisioned-runtime");
+    let script = dir.join("slow.sh");
+    std::fs::write(&script, SLOW_RUNTIME).unwrap();
+    let port = free_port();
+    let functions = format!(
+        "  - {{name: warm, runtime: process, command: [bash, \"{}\"], timeout: 20, concurrency: 3, provisioned: 2, idleTimeout: 1}}\n",
+        path_str(&script)
+    );
+    let yaml = config(
+        port,
+        &[Group {
+            function: "warm",
+            version: "V2",
+        }],
+        "",
+        &functions,
+    );
+    let t = start(&yaml);
+    assert!(
+        t.stderr().contains("concurrency 3, 2 provisioned"),
+        "the start-up line says so:\n{}",
+        t.stderr()
+    );
+    // Before any request: two environments, ready.
+    wait_fn_line(&t, 0, "warm", &["provisioned environment 0 ready"]);
+    wait_fn_line(&t, 0, "warm", &["provisioned environment 1 ready"]);
+    let ready = |t: &Trellis| {
+        fn_lines(&t.stderr(), "warm")
+            .iter()
+            .filter(|l| l.contains("environment") && l.contains("started"))
+            .count()
+    };
+    assert_eq!(ready(&t), 2, "{}", t.stderr());
+
+    // The first request runs warm: no Init Duration in its REPORT.
+    let mark = t.stderr().len();
+    let client = http1_client();
+    let a = get_fn(&client, port, "warm", "/first").await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let report = wait_fn_line(&t, mark, "warm", &["REPORT RequestId:"]);
+    assert!(!report.contains("Init Duration"), "{report}");
+
+    // A burst scales to 3; once idle for a second, the extra one stops and two stay.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            get_fn(&client, port, "warm", &format!("/burst/{i}")).await
+        }));
+    }
+    for task in tasks {
+        let a = task.await.unwrap();
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    assert_eq!(ready(&t), 3, "{}", t.stderr());
+    let idle = |t: &Trellis| {
+        fn_lines(&t.stderr(), "warm")
+            .iter()
+            .filter(|l| l.contains("without an invocation (idle timeout)"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idle(&t) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(idle(&t), 1, "{}", t.stderr());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(idle(&t), 1, "the provisioned two are kept:\n{}", t.stderr());
+    assert_eq!(ready(&t), 3, "and not replaced:\n{}", t.stderr());
+}
+
+/// The value of the sample `name{labels}` in Prometheus text, or `None` when absent.
+fn sample_value(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name_and_labels))
+        .find_map(|rest| rest.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests_invocations_and_cold_starts() {
+    let port = free_port();
+    let functions = format!(
+        "  - {{name: counted, runtime: process, command: [\"{}\"], timeout: 10}}\n",
+        path_str(&sample("hello-lambda")),
+    );
+    let yaml = config(
+        port,
+        &[Group {
+            function: "counted",
+            version: "V2",
+        }],
+        "",
+        &functions,
+    );
+    let t = start(&yaml);
+    let url = t.metrics_url();
+    let admin: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap_or_else(|_| panic!("admin port in {url}"));
+    let client = http1_client();
+    for path in ["/a", "/b", "/c"] {
+        assert_eq!(get_fn(&client, port, "counted", path).await.status, 200);
+    }
+    assert_eq!(get_fn(&client, port, "counted", "/error").await.status, 502);
+    // No rule matches without x-fn: the listener's fixed 404, with no target group.
+    assert_eq!(get(&client, port, HOST, "/nowhere").await.status, 404);
+
+    let metrics = get(&client, admin, "127.0.0.1", "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        metrics.headers
+    );
+    let text = metrics.body;
+    let value = |sample: &str| {
+        sample_value(&text, sample).unwrap_or_else(|| panic!("no {sample} in\n{text}"))
+    };
+    assert_eq!(
+        value(r#"trellis_requests_total{service="fnsvc",target_group="counted-tg",code="2XX"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"trellis_requests_total{service="fnsvc",target_group="counted-tg",code="5XX"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"trellis_requests_total{service="fnsvc",target_group="-",code="4XX"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"trellis_request_time_seconds_count{service="fnsvc",target_group="counted-tg"}"#),
+        4.0
+    );
+    assert_eq!(
+        value(r#"trellis_function_invocations_total{function="counted",outcome="success"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"trellis_function_invocations_total{function="counted",outcome="error"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"trellis_function_cold_starts_total{function="counted"}"#),
+        1.0,
+        "one environment served all four in turn"
+    );
+    assert_eq!(
+        value(r#"trellis_function_init_duration_seconds_count{function="counted"}"#),
+        1.0
+    );
+    let init = value(r#"trellis_function_init_duration_seconds_sum{function="counted"}"#);
+    assert!(init > 0.0 && init < 10.0, "init took {init} s");
+    assert_eq!(
+        value(r#"trellis_function_duration_seconds_count{function="counted"}"#),
+        4.0
+    );
+    assert_eq!(
+        value(r#"trellis_function_environments{function="counted"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"trellis_function_busy_environments{function="counted"}"#),
+        0.0
+    );
+    assert_eq!(
+        get(&client, admin, "127.0.0.1", "/healthz").await.body,
+        "ok\n"
+    );
+    assert_eq!(get(&client, admin, "127.0.0.1", "/other").await.status, 404);
+}
+
 // ---- 5. Developer loop -------------------------------------------------------------------------
 
 /// `module` with a custom section named `name` holding `payload` appended: the same program,

@@ -378,5 +378,10 @@ pub struct Function {
     pub memory_size_mb: u32,
     pub environment: BTreeMap<String, String>,
     pub concurrency: u32,
+    /// Environments started at start-up and kept warm (Lambda's provisioned concurrency);
+    /// process and container functions only.
+    pub provisioned: u32,
+    /// An environment idle this long is stopped (down to `provisioned`).
+    pub idle_timeout_seconds: u32,
     pub at: Origin,
 }

@@ -425,6 +425,8 @@ impl Ctx<'_> {
             "memorySize",
             "environment",
             "concurrency",
+            "provisioned",
+            "idleTimeout",
         ];
         let loc = top.loc("functions");
         let mut out = Vec::new();
@@ -499,6 +501,13 @@ impl Ctx<'_> {
             let concurrency = self
                 .int_field(&f, "concurrency", 1, 1000, "concurrency")
                 .unwrap_or(10) as u32;
+            let provisioned = self
+                .int_field(&f, "provisioned", 0, 1000, "a count of environments")
+                .unwrap_or(0) as u32;
+            let idle_timeout_seconds = self
+                .int_field(&f, "idleTimeout", 1, 86_400, "an idle timeout in seconds")
+                .unwrap_or(600) as u32;
+            self.pool_keys(&f, runtime, provisioned, concurrency);
             let env_loc = f.loc("environment");
             let mut environment = BTreeMap::new();
             if let Some(env) = f.get("environment") {
@@ -537,6 +546,8 @@ impl Ctx<'_> {
                 memory_size_mb,
                 environment,
                 concurrency,
+                provisioned,
+                idle_timeout_seconds,
                 at,
             });
         }
@@ -546,6 +557,36 @@ impl Ctx<'_> {
             out.iter().map(|v| (v.name.as_str(), &v.at)),
         );
         out
+    }
+
+    /// `provisioned` and `idleTimeout` describe a pool of environments, which only process and
+    /// container functions have (a wasm function instantiates per invocation), and a pool never
+    /// holds more than `concurrency` environments.
+    fn pool_keys(
+        &mut self,
+        f: &Fields<'_>,
+        runtime: FunctionRuntime,
+        provisioned: u32,
+        concurrency: u32,
+    ) {
+        if runtime == FunctionRuntime::Wasm {
+            for key in ["provisioned", "idleTimeout"] {
+                if f.get(key).is_some() {
+                    self.problems.add(
+                        &f.loc(key),
+                        format!("\"{key}\" applies to process and container functions only"),
+                        Some("a wasm function gets a fresh instance of its compiled module per invocation; there is no environment to keep warm".into()),
+                    );
+                }
+            }
+        }
+        if f.get("provisioned").is_some() && provisioned > concurrency {
+            self.problems.add(
+                &f.loc("provisioned"),
+                format!("provisioned ({provisioned}) is more than concurrency ({concurrency})"),
+                Some("at most `concurrency` environments exist at once; raise concurrency or lower provisioned".into()),
+            );
+        }
     }
 
     fn target_groups(&mut self, top: &Fields<'_>, functions: &[Function]) -> Vec<TargetGroup> {

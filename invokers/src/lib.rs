@@ -42,6 +42,9 @@ pub struct Options {
     pub target_timeout: Duration,
     /// Where generated state lives (the compiled wasm cache is `<state_dir>/wasm-cache`).
     pub state_dir: PathBuf,
+    /// Start functions' `provisioned` environments as soon as they are loaded (`trellis up`);
+    /// off for a one-off `trellis invoke`.
+    pub provision: bool,
 }
 
 /// Functions that own environments (processes, containers), which must be stopped.
@@ -74,6 +77,7 @@ pub struct Invokers {
     http: HttpClients,
     target_timeout: Duration,
     state_dir: PathBuf,
+    provision: bool,
     /// Created on first use: a config without wasm functions never pays for it.
     wasm: OnceLock<Result<WasmEngine, String>>,
     /// Connected by [`Invokers::prepare`] when a config has container functions.
@@ -87,6 +91,7 @@ impl Invokers {
             http: HttpClients::new()?,
             target_timeout: options.target_timeout,
             state_dir: options.state_dir,
+            provision: options.provision,
             wasm: OnceLock::new(),
             docker: OnceLock::new(),
             functions: Mutex::new(HashMap::new()),
@@ -200,11 +205,14 @@ impl Invokers {
                     ProcessFunction::new(settings, &config.region).map_err(|e| e.to_string())?,
                 );
                 eprintln!(
-                    "trellis: function {}: process {} (concurrency {}, started on first request)",
+                    "trellis: function {}: process {} ({})",
                     settings.name,
                     process.executable().display(),
-                    settings.concurrency
+                    self.pool_note(settings)
                 );
+                if self.provision && tokio::runtime::Handle::try_current().is_ok() {
+                    process.pool().provision();
+                }
                 Handle::Event {
                     function: process.clone(),
                     owner: Some(Owner::Process(process)),
@@ -219,7 +227,7 @@ impl Invokers {
                         .map_err(|e| e.to_string())?,
                 );
                 eprintln!(
-                    "trellis: function {}: container {} (concurrency {}, started on first request)",
+                    "trellis: function {}: container {} ({})",
                     settings.name,
                     settings
                         .image
@@ -229,15 +237,19 @@ impl Invokers {
                             .as_ref()
                             .map(|b| format!("built from {}", b.display())))
                         .unwrap_or_default(),
-                    settings.concurrency
+                    self.pool_note(settings)
                 );
                 // Find or build the image now, so a missing image or a failed build shows at
-                // start-up rather than on the first request.
+                // start-up rather than on the first request; then start the provisioned
+                // containers from it.
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     let (c, name) = (container.clone(), settings.name.clone());
+                    let provision = self.provision;
                     rt.spawn(async move {
-                        if let Err(e) = c.prepare().await {
-                            eprintln!("trellis: function {name}: {e}");
+                        match c.prepare().await {
+                            Ok(_) if provision => c.pool().provision(),
+                            Ok(_) => {}
+                            Err(e) => eprintln!("trellis: function {name}: {e}"),
                         }
                     });
                 }
@@ -261,6 +273,24 @@ impl Invokers {
             }
         }
         Ok(handle)
+    }
+}
+
+impl Invokers {
+    /// How a process or container function's environments start, for its start-up line.
+    fn pool_note(&self, settings: &FunctionConfig) -> String {
+        let idle = format!("stopped after {} s idle", settings.idle_timeout_seconds);
+        if self.provision && settings.provisioned > 0 {
+            format!(
+                "concurrency {}, {} provisioned, others {idle}",
+                settings.concurrency, settings.provisioned
+            )
+        } else {
+            format!(
+                "concurrency {}, started on first request, {idle}",
+                settings.concurrency
+            )
+        }
     }
 }
 
@@ -295,6 +325,8 @@ fn same_settings(a: &FunctionConfig, b: &FunctionConfig) -> bool {
         && a.memory_size_mb == b.memory_size_mb
         && a.environment == b.environment
         && a.concurrency == b.concurrency
+        && a.provisioned == b.provisioned
+        && a.idle_timeout_seconds == b.idle_timeout_seconds
 }
 
 impl TargetFactory for Invokers {

@@ -500,6 +500,8 @@ done
             memory_size_mb: 128,
             environment,
             concurrency,
+            provisioned: 0,
+            idle_timeout_seconds: 600,
             at: Loc::new("functions[0]", Pos { line: 1, col: 1 }),
         }
     }

@@ -62,6 +62,12 @@ pub struct Record {
     #[serde(rename = "callerX509SANURI")]
     pub caller_x509_san_uri: String,
     pub failure_reason: String,
+    /// The service's and target group's names, for the metrics' labels (not logged: Lattice's
+    /// records carry the ARNs).
+    #[serde(skip)]
+    pub service_name: String,
+    #[serde(skip)]
+    pub target_group_name: String,
 }
 
 /// The placeholder Lattice writes for an empty value.
@@ -115,6 +121,8 @@ impl Record {
             caller_x509_san_dns: d(),
             caller_x509_san_uri: d(),
             failure_reason: d(),
+            service_name: d(),
+            target_group_name: d(),
         }
     }
 }

@@ -70,6 +70,7 @@ where
         return Ok(fail(failure, grpc, &request_id, record, start, Vec::new()));
     };
     record.service_arn = service.arn.clone();
+    record.service_name = service.name.clone();
     record.listener_type = listener.protocol.as_str().to_string();
 
     // Phase: admit.
@@ -114,6 +115,7 @@ where
         ));
     };
     record.target_group_arn = group.arn.clone();
+    record.target_group_name = group.name.clone();
     let Some(target) = group.pick() else {
         return Ok(fail(
             Failure::NoTarget {
@@ -448,7 +450,14 @@ fn with_log(
         .sum();
     let (parts, body) = response.into_parts();
     let body = Finished::new(body, move |bytes| {
-        record.duration = start.elapsed().as_millis() as u64;
+        let elapsed = start.elapsed();
+        record.duration = elapsed.as_millis() as u64;
+        crate::metrics::global().request(
+            &record.service_name,
+            &record.target_group_name,
+            record.response_code,
+            elapsed.as_secs_f64(),
+        );
         record.bytes_sent = header_bytes + bytes;
         if let Some(head_at) = head_at {
             record.response_from_target_duration = head_at.elapsed().as_millis().to_string();

@@ -6,6 +6,7 @@ pub mod accesslog;
 mod body;
 pub mod handler;
 pub mod health;
+pub mod metrics;
 pub mod rescue;
 pub mod server;
 pub mod table;

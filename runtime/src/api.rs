@@ -32,6 +32,16 @@
 //! not ask for work within its init timeout fails the oldest waiting invocation (`Init`), so a
 //! broken runtime answers requests quickly instead of being relaunched until every deadline
 //! passes. A timed-out invocation kills its environment; replacements start on demand.
+//!
+//! # Provisioned environments and the idle timeout
+//!
+//! After [`Pool::provision`], the pool keeps at least `provisioned` environments alive: they
+//! start at once (with `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`, and, as in
+//! Lambda, without an `Init Duration` in the REPORT of their first invocation, which was not a
+//! cold start), and one that exits or is drained is replaced. An environment that has had no
+//! invocation for `idle_timeout` is stopped, unless that would leave fewer than `provisioned`.
+//! A provisioned environment that fails its init is not relaunched in a loop: the pool stops
+//! keeping the minimum until an environment starts successfully again.
 
 mod server;
 #[cfg(test)]
@@ -49,10 +59,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use trellis_router::metrics;
+
 use crate::{BoxFuture, Function, FunctionError, InvokeContext, log};
 
 /// The default for [`PoolConfig::init_timeout`]: Lambda's init phase limit.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default for [`PoolConfig::idle_timeout`].
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long an environment that has just answered is expected to take to ask for more work;
 /// see `Slot::will_poll`. Runtimes normally poll again within a millisecond.
@@ -75,6 +90,12 @@ pub struct PoolConfig {
     /// killed and the invocation waiting for it fails; without it, a runtime that hangs in init
     /// would hold a concurrency slot forever.
     pub init_timeout: Duration,
+    /// Environments kept alive once [`Pool::provision`] is called (Lambda's provisioned
+    /// concurrency); at most `concurrency`.
+    pub provisioned: u32,
+    /// An environment with no invocation for this long is stopped (down to `provisioned`), so
+    /// a burst does not leave containers and processes running all day.
+    pub idle_timeout: Duration,
     /// The function's own environment variables.
     pub environment: BTreeMap<String, String>,
     /// `_HANDLER`. Custom runtimes mostly ignore it; Lambda always sets it.
@@ -103,6 +124,8 @@ impl PoolConfig {
             memory_size_mb: function.memory_size_mb,
             concurrency: function.concurrency.max(1),
             init_timeout: INIT_TIMEOUT,
+            provisioned: function.provisioned.min(function.concurrency.max(1)),
+            idle_timeout: Duration::from_secs(u64::from(function.idle_timeout_seconds)),
             environment: function.environment.clone(),
             handler: "bootstrap".to_owned(),
             task_root: "/var/task".to_owned(),
@@ -116,7 +139,19 @@ impl PoolConfig {
     /// (later entries win). Variables Lambda lets users override (`TZ`, `LANG`) come first, then
     /// the function's own, then the reserved ones Lambda does not let a function change, so a
     /// stray `AWS_LAMBDA_RUNTIME_API` in the config cannot point a runtime elsewhere.
-    pub fn environment_for(&self, runtime_api: &str, log_stream: &str) -> Vec<(String, String)> {
+    /// `provisioned`: the environment is started ahead of demand
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE`).
+    pub fn environment_for(
+        &self,
+        runtime_api: &str,
+        log_stream: &str,
+        provisioned: bool,
+    ) -> Vec<(String, String)> {
+        let initialization_type = if provisioned {
+            "provisioned-concurrency"
+        } else {
+            "on-demand"
+        };
         let mut env: Vec<(String, String)> = vec![
             ("TZ".into(), ":UTC".into()),
             ("LANG".into(), "en_US.UTF-8".into()),
@@ -135,7 +170,10 @@ impl PoolConfig {
                 format!("/aws/lambda/{}", self.name),
             ),
             ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
-            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+            (
+                "AWS_LAMBDA_INITIALIZATION_TYPE",
+                initialization_type.to_owned(),
+            ),
             ("AWS_REGION", self.region.clone()),
             ("AWS_DEFAULT_REGION", self.region.clone()),
             ("LAMBDA_TASK_ROOT", self.task_root.clone()),
@@ -276,6 +314,14 @@ impl Pool {
         &self.shared.config
     }
 
+    /// Starts `provisioned` environments now and keeps that many alive from then on (see the
+    /// module documentation). Does nothing when `provisioned` is 0.
+    pub fn provision(&self) {
+        let mut state = self.shared.lock();
+        state.provisioning = true;
+        self.shared.dispatch(&mut state);
+    }
+
     /// Runs one invocation: waits for an idle environment (starting one if the concurrency
     /// allows), hands it the event, and returns its answer, or an error by `ctx.deadline`.
     pub async fn invoke_with(&self, invocation: Invocation) -> Result<Bytes, FunctionError> {
@@ -302,6 +348,8 @@ impl Pool {
                 slot.kill(Retire::Drained);
             }
         }
+        // Provisioned replacements start now, with the new code.
+        self.shared.dispatch(&mut state);
     }
 
     /// Stops everything: waiting invocations fail, every environment is killed (an invocation
@@ -376,6 +424,11 @@ struct State {
     envs: BTreeMap<u64, Slot>,
     next_env: u64,
     closed: bool,
+    /// Set by [`Pool::provision`]: keep `provisioned` environments alive.
+    provisioning: bool,
+    /// A provisioned environment failed its init; no more are started ahead of demand until
+    /// one starts successfully.
+    provisioning_failed: bool,
 }
 
 /// An invocation not yet answered.
@@ -430,6 +483,7 @@ enum Retire {
     TimedOut,
     InitError(String),
     InitTimeout,
+    Idle,
     Shutdown,
 }
 
@@ -449,6 +503,10 @@ struct Slot {
     kill: Option<oneshot::Sender<()>>,
     /// When it last answered an invocation (`/response` or `/error`).
     answered: Option<Instant>,
+    /// Started ahead of demand to keep the provisioned minimum.
+    provisioned: bool,
+    /// Since when it has had no invocation (launch, then each answer), for the idle timeout.
+    idle_since: Instant,
 }
 
 impl Slot {
@@ -614,6 +672,7 @@ impl Shared {
         match state.queue.iter().position(|p| p.request_id == request_id) {
             Some(i) => {
                 state.queue.remove(i);
+                self.publish(&state);
                 true
             }
             None => false,
@@ -628,6 +687,7 @@ impl Shared {
         let mut state = self.lock();
         if let Some(i) = state.queue.iter().position(|p| p.request_id == request_id) {
             state.queue.remove(i);
+            self.publish(&state);
             return Some(Outcome {
                 result: timeout,
                 run: None,
@@ -653,6 +713,22 @@ impl Shared {
     /// Hands waiting invocations to environments parked in `/next`, then starts environments
     /// for the invocations still waiting, within the function's concurrency.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
+        self.place(state);
+        self.publish(state);
+    }
+
+    /// The pool's size, for the metrics' gauges.
+    fn publish(&self, state: &State) {
+        metrics::global().pool(
+            &self.config.name,
+            state.envs.len(),
+            state.envs.values().filter(|s| s.current.is_some()).count(),
+            state.queue.len(),
+        );
+    }
+
+    /// [`Shared::dispatch`]'s work: hands out and starts environments.
+    fn place(self: &Arc<Self>, state: &mut State) {
         let idle: Vec<u64> = state
             .envs
             .iter()
@@ -671,9 +747,59 @@ impl Shared {
         let concurrency = self.config.concurrency.max(1) as usize;
         let mut coming = state.envs.values().filter(|s| s.will_poll()).count();
         while state.queue.len() > coming && state.envs.len() < concurrency {
-            self.launch(state);
+            self.launch(state, false);
             coming += 1;
         }
+        if state.provisioning && !state.provisioning_failed {
+            let keep = (self.config.provisioned as usize).min(concurrency);
+            while state.envs.values().filter(|s| s.retire.is_none()).count() < keep
+                && state.envs.len() < concurrency
+            {
+                self.launch(state, true);
+            }
+        }
+    }
+
+    /// The idle timeout of environment `id`: stops it if it has had no invocation for
+    /// `idle_timeout` and the pool keeps more than its provisioned minimum. Returns when to
+    /// look again.
+    fn reap_if_idle(&self, id: u64) -> Instant {
+        let timeout = self.config.idle_timeout;
+        let now = Instant::now();
+        let stopped = {
+            let mut state = self.lock();
+            let keep = if state.provisioning {
+                self.config.provisioned as usize
+            } else {
+                0
+            };
+            let alive = state.envs.values().filter(|s| s.retire.is_none()).count();
+            let Some(slot) = state.envs.get_mut(&id) else {
+                return now + timeout;
+            };
+            if !slot.ready || slot.current.is_some() || slot.retire.is_some() {
+                return now + timeout;
+            }
+            let due = slot.idle_since + timeout;
+            if due > now {
+                return due;
+            }
+            if alive <= keep {
+                return now + timeout;
+            }
+            slot.kill(Retire::Idle);
+            true
+        };
+        if stopped {
+            log::line(
+                &self.config.name,
+                &format!(
+                    "environment {id} stopped after {} s without an invocation (idle timeout)",
+                    timeout.as_secs_f64()
+                ),
+            );
+        }
+        now + timeout
     }
 
     /// Gives the oldest waiting invocation to environment `id` if it accepts work. The only
@@ -706,6 +832,7 @@ impl Shared {
         let init = slot.init_duration.take();
         if init.is_some() {
             self.cold_starts.fetch_add(1, Ordering::Relaxed);
+            metrics::global().cold_start(&self.config.name);
         }
         slot.current = Some(InFlight {
             pending,
@@ -717,8 +844,9 @@ impl Shared {
         true
     }
 
-    /// Reserves a slot for a new environment and starts its supervisor.
-    fn launch(self: &Arc<Self>, state: &mut State) {
+    /// Reserves a slot for a new environment and starts its supervisor. `provisioned`: it is
+    /// started ahead of demand, to keep the provisioned minimum.
+    fn launch(self: &Arc<Self>, state: &mut State, provisioned: bool) {
         let id = state.next_env;
         state.next_env += 1;
         let (kill_tx, kill_rx) = oneshot::channel();
@@ -733,6 +861,8 @@ impl Shared {
                 retire: None,
                 kill: Some(kill_tx),
                 answered: None,
+                provisioned,
+                idle_since: Instant::now(),
             },
         );
         self.live.send_replace(state.envs.len());
@@ -743,11 +873,18 @@ impl Shared {
     /// Owns environment `id` from launch to exit: opens its Runtime API endpoint, launches it,
     /// enforces the init timeout, kills it on request, and reports how it ended.
     async fn supervise(self: Arc<Self>, id: u64, mut kill: oneshot::Receiver<()>) {
-        let gone = match self.start(id).await {
+        let provisioned = self
+            .lock()
+            .envs
+            .get(&id)
+            .is_some_and(|slot| slot.provisioned);
+        let gone = match self.start(id, provisioned).await {
             Err(reason) => Gone::LaunchFailed(reason),
             Ok((mut env, _server)) => {
                 let init_timer = tokio::time::sleep(self.config.init_timeout);
                 tokio::pin!(init_timer);
+                let idle_timer = tokio::time::sleep(self.config.idle_timeout);
+                tokio::pin!(idle_timer);
                 let mut timing_init = true;
                 let (exit, vanished) = loop {
                     tokio::select! {
@@ -762,6 +899,10 @@ impl Shared {
                                 slot.kill(Retire::InitTimeout);
                             }
                         }
+                        _ = &mut idle_timer => {
+                            let next = self.reap_if_idle(id);
+                            idle_timer.as_mut().reset(next.into());
+                        }
                     }
                 };
                 Gone::Exited(exit, vanished)
@@ -774,6 +915,7 @@ impl Shared {
     async fn start(
         self: &Arc<Self>,
         id: u64,
+        provisioned: bool,
     ) -> Result<(Box<dyn Environment>, AbortOnDrop), String> {
         let bind = self.config.bind;
         let listener = TcpListener::bind((bind, 0))
@@ -788,9 +930,11 @@ impl Shared {
         let spec = LaunchSpec {
             function: self.config.name.clone(),
             environment_id: id,
-            env: self
-                .config
-                .environment_for(&runtime_api, &crate::log::log_stream_name()),
+            env: self.config.environment_for(
+                &runtime_api,
+                &crate::log::log_stream_name(),
+                provisioned,
+            ),
             runtime_api,
         };
         let env = self.launcher.launch(spec).await.map_err(|e| e.0)?;
@@ -856,6 +1000,13 @@ impl Shared {
                 _ => None,
             };
             if let Some(message) = init_failure {
+                if slot.provisioned && !state.provisioning_failed {
+                    state.provisioning_failed = true;
+                    notes.push(
+                        "a provisioned environment failed to start; environments start on demand until one starts successfully"
+                            .to_owned(),
+                    );
+                }
                 let ms = slot.launched.elapsed().as_secs_f64() * 1000.0;
                 notes.push(format!(
                     "INIT_REPORT Init Duration: {ms:.2} ms\tPhase: init\tStatus: error\tError: {message}"
@@ -877,18 +1028,42 @@ impl Shared {
     /// `/next` from environment `id`: parks a poller (replacing an older one) and hands it the
     /// oldest waiting invocation if there is one.
     fn poll_next(self: &Arc<Self>, id: u64) -> Result<oneshot::Receiver<Delivery>, Rejection> {
-        let mut state = self.lock();
-        let slot = state.envs.get_mut(&id).ok_or(Rejection::InvalidState)?;
-        if slot.current.is_some() {
-            return Err(Rejection::InvalidState);
+        let mut ready_note = None;
+        let rx = {
+            let mut state = self.lock();
+            let slot = state.envs.get_mut(&id).ok_or(Rejection::InvalidState)?;
+            if slot.current.is_some() {
+                return Err(Rejection::InvalidState);
+            }
+            if !slot.ready {
+                slot.ready = true;
+                slot.idle_since = Instant::now();
+                let init = slot.launched.elapsed();
+                metrics::global().environment_ready(&self.config.name, init.as_secs_f64());
+                if slot.provisioned {
+                    // Its first invocation is not a cold start: no Init Duration in its REPORT.
+                    ready_note = Some(init);
+                } else {
+                    slot.init_duration = Some(init);
+                }
+                state.provisioning_failed = false;
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(slot) = state.envs.get_mut(&id) {
+                slot.poller = Some(tx);
+            }
+            self.dispatch(&mut state);
+            rx
+        };
+        if let Some(init) = ready_note {
+            log::line(
+                &self.config.name,
+                &format!(
+                    "provisioned environment {id} ready (Init Duration: {:.2} ms)",
+                    init.as_secs_f64() * 1000.0
+                ),
+            );
         }
-        if !slot.ready {
-            slot.ready = true;
-            slot.init_duration = Some(slot.launched.elapsed());
-        }
-        let (tx, rx) = oneshot::channel();
-        slot.poller = Some(tx);
-        self.dispatch(&mut state);
         Ok(rx)
     }
 
@@ -929,9 +1104,11 @@ impl Shared {
             return Err(Rejection::InvalidRequestId);
         };
         slot.answered = Some(Instant::now());
+        slot.idle_since = Instant::now();
         if slot.retire.is_some() {
             slot.kill(Retire::Drained);
         }
+        self.publish(&state);
         let _ = inflight.pending.done.send(Outcome {
             result,
             run: Some(inflight.run),
@@ -968,6 +1145,7 @@ impl Shared {
         for slot in state.envs.values_mut() {
             slot.kill(Retire::Shutdown);
         }
+        self.publish(&state);
     }
 
     /// The END and REPORT lines of an invocation that ran, with Lambda's wording for timeouts

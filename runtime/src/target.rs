@@ -145,27 +145,46 @@ impl LambdaTarget {
             InvokeContext::new(ctx.request_id.clone(), self.timeout),
         );
         let guard = self.timeout + INIT_ALLOWANCE + DEADLINE_GRACE;
+        let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(guard, invocation)
             .await
             .unwrap_or(Err(FunctionError::Timeout(self.timeout)));
-        let payload = match outcome {
-            Ok(payload) => payload,
-            Err(FunctionError::Timeout(timeout)) => {
-                return Err(TargetError::Timeout {
+        let (metric, result) = match outcome {
+            Ok(payload) if payload.len() > MAX_PAYLOAD => (
+                "too_large",
+                Err(self.function_error(format!(
+                    "response over 6 MB: the function returned {} bytes, Lambda allows {MAX_PAYLOAD}",
+                    payload.len()
+                ))),
+            ),
+            Ok(payload) => match decode_response(&payload) {
+                Ok(response) => ("success", Ok(response.map(full))),
+                Err(e) => ("invalid_response", Err(self.function_error(e.to_string()))),
+            },
+            Err(FunctionError::Timeout(timeout)) => (
+                "timeout",
+                Err(TargetError::Timeout {
                     target: self.name().to_string(),
                     timeout,
-                });
+                }),
+            ),
+            Err(e) => {
+                let metric = match e {
+                    FunctionError::Unhandled { .. } => "error",
+                    FunctionError::Crashed(_) => "crashed",
+                    FunctionError::Init(_) => "init_error",
+                    FunctionError::ResponseTooLarge(_) => "too_large",
+                    FunctionError::Timeout(_) => "timeout",
+                };
+                (metric, Err(self.function_error(e.to_string())))
             }
-            Err(e) => return Err(self.function_error(e.to_string())),
         };
-        if payload.len() > MAX_PAYLOAD {
-            return Err(self.function_error(format!(
-                "response over 6 MB: the function returned {} bytes, Lambda allows {MAX_PAYLOAD}",
-                payload.len()
-            )));
-        }
-        let response = decode_response(&payload).map_err(|e| self.function_error(e.to_string()))?;
-        Ok(response.map(full))
+        trellis_router::metrics::global().invocation(
+            self.name(),
+            metric,
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 }
 

@@ -469,6 +469,12 @@ impl Trellis {
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| dir.join("state")),
             )
+            // Many instances run at once: each takes a free admin port (see `metrics_url`).
+            .args(if extra.contains(&"--admin") {
+                &[][..]
+            } else {
+                &["--admin", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .current_dir(&dir)
             .env("RUST_LOG", "info")
@@ -512,6 +518,15 @@ impl Trellis {
             );
         }
         trellis
+    }
+
+    /// `http://ADDR/metrics` of this instance's admin port, from its start-up lines.
+    pub fn metrics_url(&self) -> String {
+        self.stderr()
+            .lines()
+            .find_map(|l| l.strip_prefix("trellis: metrics at "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no admin port in the start-up lines:\n{}", self.stderr()))
     }
 
     /// The config file this instance serves (edit it to trigger a reload).

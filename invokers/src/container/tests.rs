@@ -163,6 +163,8 @@ fn config(
         command: Vec::new(),
         image,
         build,
+        provisioned: 0,
+        idle_timeout_seconds: 600,
         timeout_seconds,
         memory_size_mb: 128,
         environment: Default::default(),

@@ -129,6 +129,8 @@ fn function_config(name: &str, code: &Path, timeout: u32, memory: u32) -> trelli
         memory_size_mb: memory,
         environment: [("GREETING".to_owned(), "hello".to_owned())].into(),
         concurrency: 10,
+        provisioned: 0,
+        idle_timeout_seconds: 600,
         at: Default::default(),
     }
 }

@@ -310,6 +310,8 @@ fn config(concurrency: u32) -> PoolConfig {
         memory_size_mb: 256,
         concurrency,
         init_timeout: INIT_TIMEOUT,
+        provisioned: 0,
+        idle_timeout: IDLE_TIMEOUT,
         environment: BTreeMap::from([
             ("GREETING".to_owned(), "hi".to_owned()),
             ("TZ".to_owned(), "Europe/Paris".to_owned()),
@@ -940,6 +942,149 @@ async fn drain_retires_idle_environments_at_once_and_busy_ones_after_their_invoc
         .expect("answer");
     assert_eq!(fresh["env"], json!(2), "a fresh environment");
     assert_eq!(pool.stats().cold_starts, 3);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_environments_are_stopped_after_the_idle_timeout_but_busy_ones_are_not() {
+    let mut config = config(3);
+    config.idle_timeout = Duration::from_millis(300);
+    let (pool, probe) = pool_with(config, scripted());
+    let pool = Arc::new(pool);
+    let mut burst = Vec::new();
+    for _ in 0..3 {
+        let pool = Arc::clone(&pool);
+        burst.push(tokio::spawn(async move {
+            invoke(&pool, json!({"action": "sleep", "ms": 200}), LONG).await
+        }));
+    }
+    for task in burst {
+        task.await.expect("task").expect("answer");
+    }
+    assert_eq!(pool.stats().environments, 3);
+    // Busy for twice the idle timeout: not idle, so not stopped.
+    let long = invoke(&pool, json!({"action": "sleep", "ms": 700}), LONG)
+        .await
+        .expect("a long invocation outlives the idle timeout");
+    assert!(long["env"].is_u64());
+    eventually("every environment is stopped once idle", || {
+        pool.stats().environments == 0
+    })
+    .await;
+    assert_eq!(probe.killed.load(Ordering::SeqCst), 3);
+    let again = invoke(&pool, json!({"action": "echo"}), LONG)
+        .await
+        .expect("a new environment starts on demand");
+    assert_eq!(again["env"], json!(3));
+    pool.shutdown().await;
+}
+
+/// A runtime like [`scripted`] that also records each environment's
+/// `AWS_LAMBDA_INITIALIZATION_TYPE`.
+fn recording_init_type(types: Arc<Mutex<BTreeMap<u64, String>>>) -> RuntimeFn {
+    let inner = scripted();
+    runtime(move |ctx: RuntimeCtx| {
+        let value = ctx
+            .env
+            .get("AWS_LAMBDA_INITIALIZATION_TYPE")
+            .cloned()
+            .unwrap_or_default();
+        types
+            .lock()
+            .map(|mut t| t.insert(ctx.id, value))
+            .unwrap_or_default();
+        inner(ctx)
+    })
+}
+
+#[tokio::test]
+async fn provisioned_environments_start_ahead_of_demand_and_are_kept() {
+    let mut config = config(4);
+    config.provisioned = 2;
+    config.idle_timeout = Duration::from_millis(300);
+    let types = Arc::new(Mutex::new(BTreeMap::new()));
+    let (pool, probe) = pool_with(config, recording_init_type(Arc::clone(&types)));
+    let pool = Arc::new(pool);
+    assert_eq!(pool.stats().environments, 0, "nothing before provision()");
+    pool.provision();
+    eventually("two environments start without an invocation", || {
+        pool.stats().environments == 2 && types.lock().map(|t| t.len()).unwrap_or(0) == 2
+    })
+    .await;
+    assert!(
+        types
+            .lock()
+            .map(|t| t.values().all(|v| v == "provisioned-concurrency"))
+            .unwrap_or(false),
+        "{types:?}"
+    );
+    // Let them finish init, then use one: not a cold start.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    invoke(&pool, json!({"action": "echo"}), LONG)
+        .await
+        .expect("answer");
+    assert_eq!(pool.stats().cold_starts, 0, "provisioned: no cold start");
+    assert_eq!(pool.stats().launches, 2);
+
+    // A burst scales out on demand (on-demand environments), then idles back to 2, not 0.
+    let mut burst = Vec::new();
+    for _ in 0..4 {
+        let pool = Arc::clone(&pool);
+        burst.push(tokio::spawn(async move {
+            invoke(&pool, json!({"action": "sleep", "ms": 200}), LONG).await
+        }));
+    }
+    for task in burst {
+        task.await.expect("task").expect("answer");
+    }
+    assert_eq!(pool.stats().environments, 4);
+    assert_eq!(
+        types.lock().map(|t| t.get(&3).cloned()).unwrap_or_default(),
+        Some("on-demand".to_owned())
+    );
+    eventually("idle environments stop down to the provisioned two", || {
+        probe.killed.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(pool.stats().environments, 2, "the minimum is kept");
+
+    // One that exits is replaced without any invocation asking for it.
+    let launches = pool.stats().launches;
+    let _ = invoke(&pool, json!({"action": "exit"}), LONG).await;
+    eventually("the exited environment is replaced", || {
+        pool.stats().launches == launches + 1 && pool.stats().environments == 2
+    })
+    .await;
+    pool.shutdown().await;
+    assert_eq!(pool.stats().environments, 0);
+}
+
+#[tokio::test]
+async fn a_provisioned_environment_that_cannot_start_is_not_relaunched_in_a_loop() {
+    let probe = Arc::new(Probe::default());
+    let launcher = TaskLauncher {
+        runtime: scripted(),
+        probe,
+        fail: Some("cannot start /no/such/bootstrap".into()),
+    };
+    let mut config = config(3);
+    config.provisioned = 2;
+    let pool = Pool::new(config, Arc::new(launcher));
+    pool.provision();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let launches = pool.stats().launches;
+    assert!(
+        launches <= 2,
+        "{launches} launches: a failing provisioned environment must not be relaunched"
+    );
+    assert_eq!(
+        invoke(&pool, json!({}), LONG).await,
+        Err(FunctionError::Init(
+            "cannot start /no/such/bootstrap".into()
+        )),
+        "invocations still get the reason"
+    );
     pool.shutdown().await;
 }
 
