@@ -51,7 +51,7 @@ fn config() -> Config {
     let mut rules = String::new();
     for i in 0..RULES {
         rules.push_str(&format!(
-            "          - {{name: r{i}, priority: {p}, match: {{httpMatch: {{method: GET, pathMatch: {{match: {{prefix: /api/{i}/}}}}, headerMatches: [{{name: x-tenant, match: {{exact: \"{i}\"}}}}]}}}}, action: {{forward: {{targetGroups: [{{targetGroupIdentifier: tg}}]}}}}}}\n",
+            "          - {{name: route-{i}, priority: {p}, match: {{httpMatch: {{method: GET, pathMatch: {{match: {{prefix: /api/{i}/}}}}, headerMatches: [{{name: x-tenant, match: {{exact: \"{i}\"}}}}]}}}}, action: {{forward: {{targetGroups: [{{targetGroupIdentifier: bench-tg}}]}}}}}}\n",
             p = i + 1
         ));
     }
@@ -65,7 +65,7 @@ fn config() -> Config {
         defaultAction: {{fixedResponse: {{statusCode: 404}}}}
         rules:
 {rules}targetGroups:
-  - name: tg
+  - name: bench-tg
     type: INSTANCE
     config: {{port: 9, healthCheck: {{enabled: false}}}}
     targets: [{{id: 127.0.0.1}}]
@@ -106,7 +106,7 @@ fn rules(c: &mut Criterion) {
     group.bench_function("last_rule_matches", |b| {
         b.iter(|| {
             let (_, rule) = listener.route("GET", black_box("/api/99/items"), &headers);
-            assert_eq!(rule, Some("r99"));
+            assert_eq!(rule, Some("route-99"));
         })
     });
     group.bench_function("no_rule_matches_default_action", |b| {
