@@ -33,6 +33,15 @@
 //! broken runtime answers requests quickly instead of being relaunched until every deadline
 //! passes. A timed-out invocation kills its environment; replacements start on demand.
 //!
+//! # Deadlines
+//!
+//! As in Lambda, a cold start's init does not count against the function's timeout: an
+//! invocation handed to a fresh environment gets its whole `timeout` from that moment. While an
+//! environment is starting, waiting invocations stay queued past their deadline (they are about
+//! to be served), for at most `init_timeout` more; otherwise an invocation waits for a busy
+//! environment only until its deadline. Nothing runs past `timeout + init_timeout` from its
+//! arrival, which is what callers wait for at most.
+//!
 //! # Provisioned environments and the idle timeout
 //!
 //! After [`Pool::provision`], the pool keeps at least `provisioned` environments alive: they
@@ -443,6 +452,10 @@ struct Pending {
     done: oneshot::Sender<Outcome>,
     /// Set once it has been re-queued after its environment vanished.
     retried: bool,
+    /// The function's timeout, which restarts when a fresh environment takes the invocation.
+    timeout: Duration,
+    /// The latest `deadline` may move to: arrival + timeout + init timeout.
+    limit: Instant,
 }
 
 /// What `/next` sends to a runtime.
@@ -539,6 +552,15 @@ impl Slot {
     }
 }
 
+/// What [`Shared::expire`] decided.
+enum Expiry {
+    Expired(Outcome),
+    /// Not yet: look again at this instant.
+    Later(Instant),
+    /// It has been answered; the outcome is on its way.
+    Answered,
+}
+
 /// Why a `/next`, `/response` or `/error` request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rejection {
@@ -601,6 +623,8 @@ impl Shared {
             cognito_identity,
             done: done_tx,
             retried: false,
+            timeout: ctx.deadline.saturating_duration_since(Instant::now()),
+            limit: ctx.deadline + self.config.init_timeout,
         };
         if let Err(e) = self.enqueue(pending) {
             let _ = answer.send(Err(e));
@@ -624,9 +648,10 @@ impl Shared {
                 outcome = &mut done_rx => break outcome.unwrap_or_else(|_| lost()),
                 _ = &mut deadline => {
                     match self.expire(&request_id, allowed) {
-                        Some(outcome) => break outcome,
+                        Expiry::Expired(outcome) => break outcome,
+                        Expiry::Later(at) => deadline.as_mut().reset(at.into()),
                         // It was answered just now: the outcome is in the channel already.
-                        None => break (&mut done_rx).await.unwrap_or_else(|_| lost()),
+                        Expiry::Answered => break (&mut done_rx).await.unwrap_or_else(|_| lost()),
                     }
                 }
                 _ = recheck.tick(), if queued => queued = self.recheck(&request_id),
@@ -679,35 +704,49 @@ impl Shared {
         }
     }
 
-    /// The deadline passed: a waiting invocation leaves the queue; a running one is taken from
-    /// its environment, which is killed (and replaced on demand). `None` if it has already been
-    /// answered.
-    fn expire(&self, request_id: &str, allowed: Duration) -> Option<Outcome> {
+    /// The caller's deadline passed: a waiting invocation leaves the queue (unless an
+    /// environment is starting: see "Deadlines" in the module documentation); a running one is
+    /// taken from its environment, which is killed (and replaced on demand), unless a cold start
+    /// moved its deadline later.
+    fn expire(&self, request_id: &str, allowed: Duration) -> Expiry {
         let timeout = Err(FunctionError::Timeout(allowed));
+        let now = Instant::now();
         let mut state = self.lock();
         if let Some(i) = state.queue.iter().position(|p| p.request_id == request_id) {
+            let limit = state.queue[i].limit;
+            let starting = state
+                .envs
+                .values()
+                .any(|slot| !slot.ready && slot.retire.is_none());
+            if starting && now < limit {
+                return Expiry::Later(limit.min(now + RETURN_GRACE));
+            }
             state.queue.remove(i);
             self.publish(&state);
-            return Some(Outcome {
+            return Expiry::Expired(Outcome {
                 result: timeout,
                 run: None,
             });
         }
         for slot in state.envs.values_mut() {
-            if slot
+            let Some(inflight) = slot
                 .current
                 .as_ref()
-                .is_some_and(|c| c.pending.request_id == request_id)
-            {
-                let run = slot.current.take().map(|c| c.run);
-                slot.kill(Retire::TimedOut);
-                return Some(Outcome {
-                    result: timeout,
-                    run,
-                });
+                .filter(|c| c.pending.request_id == request_id)
+            else {
+                continue;
+            };
+            if inflight.pending.deadline > now {
+                return Expiry::Later(inflight.pending.deadline);
             }
+            let run = slot.current.take().map(|c| c.run);
+            slot.kill(Retire::TimedOut);
+            return Expiry::Expired(Outcome {
+                result: timeout,
+                run,
+            });
         }
-        None
+        Expiry::Answered
     }
 
     /// Hands waiting invocations to environments parked in `/next`, then starts environments
@@ -812,9 +851,13 @@ impl Shared {
         if !slot.accepts_work() {
             return false;
         }
-        let (Some(poller), Some(pending)) = (slot.poller.take(), queue.pop_front()) else {
+        let (Some(poller), Some(mut pending)) = (slot.poller.take(), queue.pop_front()) else {
             return false;
         };
+        if slot.init_duration.is_some() {
+            // A fresh environment: its init did not count against the timeout.
+            pending.deadline = (Instant::now() + pending.timeout).min(pending.limit);
+        }
         let delivery = Delivery {
             request_id: pending.request_id.clone(),
             payload: pending.payload.clone(),

@@ -557,3 +557,69 @@ pub async fn send_bytes(
     let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
     Ok(read(resp).await)
 }
+
+// ---- Container functions --------------------------------------------------------------------
+
+/// Whether the Docker engine answers (`docker info`); when it does not, prints
+/// `SKIPPED: <reason>` and returns false, so that the caller returns.
+pub fn docker_available() -> bool {
+    match Command::new("docker").arg("info").output() {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            eprintln!(
+                "SKIPPED: `docker info` failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: cannot run `docker info`: {e}");
+            false
+        }
+    }
+}
+
+/// `sample-functions`' `hello-lambda` built as a static musl binary (for `FROM scratch`
+/// images), once per test run; adds the rustup target when it is missing.
+pub fn hello_lambda_musl() -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = "x86_64-unknown-linux-musl";
+        let installed = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(target))
+            .unwrap_or(false);
+        if !installed {
+            let status = Command::new("rustup")
+                .args(["target", "add", target])
+                .status()
+                .map_err(|e| format!("cannot run rustup: {e}"))?;
+            if !status.success() {
+                return Err(format!("rustup target add {target} failed"));
+            }
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = Command::new(cargo)
+            .args(["build", "--release", "--target", target, "--manifest-path"])
+            .arg(repo.join("sample-functions/Cargo.toml"))
+            .args(["-p", "hello-lambda"])
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "building hello-lambda for {target} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(repo.join(format!(
+            "sample-functions/target/{target}/release/hello-lambda"
+        )))
+    });
+    match built {
+        Ok(path) => path.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}

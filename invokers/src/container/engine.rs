@@ -1,5 +1,8 @@
 //! The connection to the Docker engine, shared by every container function of one Trellis
-//! process, and the hygiene that spans functions: removing what a crashed Trellis left behind.
+//! process, and the hygiene that spans functions: removing what a crashed Trellis left behind,
+//! and only that: several Trellis processes may share one engine, so every container carries
+//! its owner ([`Owner`]: host name, pid and process start time), and a container is a leftover
+//! only when its owner is gone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,12 +23,13 @@ const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 /// How long the engine may take to answer the first ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The Docker engine as Trellis uses it: a client, this Trellis process's instance id, and where
-/// function containers attach to reach the Runtime API.
+/// The Docker engine as Trellis uses it: a client, this Trellis process's instance id and
+/// owner, and where function containers attach to reach the Runtime API.
 pub struct DockerEngine {
     docker: Docker,
     host: String,
     instance: String,
+    owner: Owner,
     placement: Placement,
 }
 
@@ -77,6 +81,7 @@ impl DockerEngine {
             docker,
             host,
             instance: instance.into(),
+            owner: Owner::current(),
             placement,
         }))
     }
@@ -91,6 +96,7 @@ impl DockerEngine {
             docker,
             host: "(given client)".into(),
             instance: instance.into(),
+            owner: Owner::current(),
             placement,
         })
     }
@@ -114,18 +120,29 @@ impl DockerEngine {
         &self.instance
     }
 
+    /// This process, in every container's `trellis.owner` label.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
     pub fn placement(&self) -> &Placement {
         &self.placement
     }
 
-    /// Removes the containers (and networks) labelled `trellis.managed=true` that belong to
-    /// another Trellis instance: what a Trellis killed with `kill -9` left behind. Call it at
-    /// start-up, before any function starts. Networks still in use are left alone.
+    /// Removes the containers (and networks) labelled `trellis.managed=true` that a Trellis
+    /// which is no longer running left behind (killed with `kill -9`, or its machine or
+    /// container gone). Call it at start-up, before any function starts.
     ///
-    /// Only what carries a `trellis.instance` label is touched: image labels are inherited by
-    /// containers, so a container of an image labelled `trellis.managed=true` (Trellis's own
-    /// container in the compose demo, its client) has that label without being a function
-    /// container, and must survive.
+    /// What belongs to a live Trellis stays, so that several Trellis processes can share one
+    /// engine: this instance's own, and what carries a `trellis.owner` label ([`Owner`]) whose
+    /// process still runs ([`owner_alive`]). A container with a `trellis.instance` label but no
+    /// `trellis.owner` (made by an older Trellis) is a leftover. Networks still in use are left
+    /// alone.
+    ///
+    /// Only containers that carry a `trellis.instance` label are touched: image labels are
+    /// inherited by containers, so a container of an image labelled `trellis.managed=true`
+    /// (Trellis's own container in the compose demo, its client) has that label without being
+    /// a function container, and must survive.
     pub async fn cleanup_leftovers(&self) -> Result<Leftovers, ContainerError> {
         let mut leftovers = Leftovers::default();
         let containers = self
@@ -137,12 +154,35 @@ impl DockerEngine {
             }))
             .await
             .map_err(|e| engine_error("cannot list containers", &e))?;
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(label_filter(&[(labels::MANAGED, "true")])),
+            }))
+            .await
+            .map_err(|e| engine_error("cannot list networks", &e))?;
+        // A Trellis in a container has that container's id as its host name: the running
+        // containers tell whether an owner on another host (container) is alive. Listed after
+        // the candidates, so that a Trellis container started in between counts as alive.
+        let running: Vec<String> = self
+            .docker
+            .list_containers(None::<ListContainersOptions>)
+            .await
+            .map_err(|e| engine_error("cannot list running containers", &e))?
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect();
+        let belongs_to_a_live_trellis = |found: Option<&HashMap<String, String>>| {
+            let label = |key: &str| found.and_then(|l| l.get(key)).map(String::as_str);
+            if label(labels::INSTANCE) == Some(self.instance.as_str()) {
+                return true;
+            }
+            label(labels::OWNER)
+                .and_then(Owner::parse)
+                .is_some_and(|owner| owner_alive(&owner, &self.owner.host, &running))
+        };
         for container in containers {
-            let owner = container
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(labels::INSTANCE));
-            if owner.is_none_or(|o| o == &self.instance) {
+            if belongs_to_a_live_trellis(container.labels.as_ref()) {
                 continue;
             }
             let Some(id) = container.id else { continue };
@@ -156,19 +196,8 @@ impl DockerEngine {
                 Err(e) => return Err(engine_error(&format!("cannot remove {name}"), &e)),
             }
         }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(label_filter(&[(labels::MANAGED, "true")])),
-            }))
-            .await
-            .map_err(|e| engine_error("cannot list networks", &e))?;
         for network in networks {
-            let owner = network
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(labels::INSTANCE));
-            if owner.is_some_and(|o| o == &self.instance) {
+            if belongs_to_a_live_trellis(network.labels.as_ref()) {
                 continue;
             }
             let Some(id) = network.id else { continue };
@@ -334,6 +363,139 @@ pub(super) async fn remove_container(docker: &Docker, id: &str) -> Result<(), Do
         Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
         other => other,
     }
+}
+
+/// The Trellis process that created a container or network, as its `trellis.owner` label says:
+/// `<host name>:<pid>:<start time>`, the start time being the process's, in clock ticks after
+/// boot (`/proc/<pid>/stat` field 22; empty where there is no `/proc`). The start time tells a
+/// live owner from a later process that reuses its pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub host: String,
+    pub pid: u32,
+    pub start: Option<u64>,
+}
+
+impl Owner {
+    /// This process.
+    pub fn current() -> Owner {
+        Owner::of_process(std::process::id())
+    }
+
+    /// Process `pid` of this machine (its start time `None` when it does not run).
+    pub fn of_process(pid: u32) -> Owner {
+        Owner {
+            host: host_name(),
+            pid,
+            start: match process_state(pid) {
+                ProcessState::Running(start) => start,
+                ProcessState::Gone | ProcessState::Unknown => None,
+            },
+        }
+    }
+
+    /// The label value.
+    pub fn label(&self) -> String {
+        let start = self.start.map(|s| s.to_string()).unwrap_or_default();
+        format!("{}:{}:{start}", self.host, self.pid)
+    }
+
+    /// Reads a label value; `None` when it is not one [`Owner::label`] writes.
+    pub fn parse(label: &str) -> Option<Owner> {
+        let mut parts = label.rsplitn(3, ':');
+        let start = parts.next()?;
+        let pid = parts.next()?.parse().ok()?;
+        let host = parts.next().filter(|h| !h.is_empty())?;
+        let start = match start {
+            "" => None,
+            s => Some(s.parse().ok()?),
+        };
+        Some(Owner {
+            host: host.to_owned(),
+            pid,
+            start,
+        })
+    }
+}
+
+/// Whether `owner` still runs, as seen from a Trellis on host `here` that sees the `running`
+/// containers (full ids) of the engine.
+///
+/// - Same host name: the owner is alive iff process `pid` exists with the same start time.
+/// - Another host name: the owner is alive iff a running container's id starts with that host
+///   name: a Trellis in a container has its container's id (12 hex digits) as its host name, as
+///   in the compose demo. Anything else (a stopped Trellis container, a host that is not this
+///   one) counts as gone.
+pub(super) fn owner_alive(owner: &Owner, here: &str, running: &[String]) -> bool {
+    if owner.host == here {
+        return match process_state(owner.pid) {
+            ProcessState::Running(start) => owner.start.is_none() || start == owner.start,
+            ProcessState::Gone => false,
+            // No way to tell: keeping a leftover beats removing a live function's container.
+            ProcessState::Unknown => true,
+        };
+    }
+    is_container_id_prefix(&owner.host) && running.iter().any(|id| id.starts_with(&owner.host))
+}
+
+/// A default container host name: the first 12 (or more) hex digits of its id. Shorter names
+/// could match a random id by chance.
+fn is_container_id_prefix(host: &str) -> bool {
+    host.len() >= 12 && host.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What this machine says about a process id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProcessState {
+    /// It exists; its start time when `/proc` gives it.
+    Running(Option<u64>),
+    Gone,
+    /// Neither `/proc` nor `kill(pid, 0)` could tell.
+    Unknown,
+}
+
+fn process_state(pid: u32) -> ProcessState {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => ProcessState::Running(start_time(&stat)),
+        Err(_) if std::path::Path::new("/proc/self/stat").exists() => ProcessState::Gone,
+        // No /proc (macOS): ask the kernel whether the pid exists.
+        Err(_) => {
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                return ProcessState::Unknown;
+            };
+            // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+            let rc = unsafe { libc::kill(pid, 0) };
+            let error = std::io::Error::last_os_error().raw_os_error();
+            match (rc, error) {
+                (0, _) | (_, Some(libc::EPERM)) => ProcessState::Running(None),
+                (_, Some(libc::ESRCH)) => ProcessState::Gone,
+                _ => ProcessState::Unknown,
+            }
+        }
+    }
+}
+
+/// Field 22 (`starttime`) of a `/proc/<pid>/stat` line. Field 2 is the command name in
+/// parentheses, which may itself hold spaces and parentheses: count from the last `)`.
+pub(super) fn start_time(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts with field 3 (the state).
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// This machine's host name (in a container: by default its id's first 12 hex digits).
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its length; gethostname NUL-terminates within it
+    // when the name fits (and the last byte stays 0 in any case).
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len() - 1) };
+    if rc != 0 {
+        return std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+    }
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
 /// 8 hex digits, for container names and pool ids.

@@ -73,6 +73,7 @@ impl DockerLauncher {
                 labels::INSTANCE.to_owned(),
                 self.engine.instance().to_owned(),
             ),
+            (labels::OWNER.to_owned(), self.engine.owner().label()),
             (
                 labels::ENVIRONMENT.to_owned(),
                 spec.environment_id.to_string(),

@@ -5,17 +5,22 @@
 //! module starts and removes containers ([`DockerLauncher`]), finds or builds their image
 //! ([`ImageSource`]), and decides how they reach Trellis ([`Placement`]).
 //!
-//! - [`DockerEngine`]: one per Trellis process: the engine client, Trellis's instance id (every
-//!   container is labelled with it) and the network placement, found once at connection.
+//! - [`DockerEngine`]: one per Trellis process: the engine client, Trellis's instance id and
+//!   [`Owner`] (every container is labelled with both) and the network placement, found once at
+//!   connection.
 //! - [`ContainerFunction`]: a function's pool of containers; rebuilds a `build:` directory's
 //!   image when its content changes and replaces the warm containers then.
-//! - [`DockerEngine::cleanup_leftovers`]: at start-up, removes what a crashed Trellis left.
+//! - [`DockerEngine::cleanup_leftovers`]: at start-up, removes what a Trellis that no longer
+//!   runs left behind, and nothing of a live one (several may share an engine).
 //!
 //! Labels on every container: `trellis.managed=true`, `trellis.function=<name>`,
-//! `trellis.instance=<instance id>`, `trellis.environment=<n>` and `trellis.pool=<pool id>` (one
-//! per [`ContainerFunction`], so that stopping an old version of a function after a reload never
-//! touches the new one's containers). Built images carry `trellis.managed=true`,
-//! `trellis.function` and `trellis.content-hash`.
+//! `trellis.instance=<instance id>`, `trellis.owner=<host name>:<pid>:<process start time>`
+//! (who to ask whether the creator still runs), `trellis.environment=<n>` and
+//! `trellis.pool=<pool id>` (one per [`ContainerFunction`], so that stopping an old version of a
+//! function after a reload never touches the new one's containers). Built images carry
+//! `trellis.managed=true`, `trellis.function` and `trellis.content-hash`. Trellis creates no
+//! networks today; a network it created would carry `trellis.managed`, `trellis.instance` and
+//! `trellis.owner` too, and the cleanup treats networks by the same rule.
 
 mod engine;
 mod image;
@@ -30,7 +35,7 @@ use bytes::Bytes;
 use trellis_runtime::api::{Pool, PoolConfig};
 use trellis_runtime::{BoxFuture, Function, FunctionError, InvokeContext, log};
 
-pub use engine::{DockerEngine, Leftovers};
+pub use engine::{DockerEngine, Leftovers, Owner};
 pub use image::ImageSource;
 pub use launcher::DockerLauncher;
 pub use network::{AttachedNetwork, OwnContainer, Placement, Surroundings, decide};
@@ -44,6 +49,9 @@ pub mod labels {
     pub const FUNCTION: &str = "trellis.function";
     /// The Trellis process that created a container ([`super::DockerEngine::instance`]).
     pub const INSTANCE: &str = "trellis.instance";
+    /// The process that created a container, `<host name>:<pid>:<start time>`
+    /// ([`super::Owner`]): a later Trellis removes the container only when that process is gone.
+    pub const OWNER: &str = "trellis.owner";
     /// The environment's number within its pool.
     pub const ENVIRONMENT: &str = "trellis.environment";
     /// The [`super::ContainerFunction`] that owns a container.

@@ -9,15 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::process::Command;
-use tokio::sync::{OnceCell, RwLock};
+use tokio::sync::OnceCell;
 use trellis_config::{FunctionRuntime, Loc, Pos};
 use trellis_runtime::{Function, FunctionError, InvokeContext};
 
 use super::*;
-
-/// Tests hold it shared; the leftover-cleanup test, which removes every other instance's
-/// containers, holds it exclusively.
-static ENGINE_USE: RwLock<()> = RwLock::const_new(());
 
 /// The hello-lambda image, built once per test run through [`Images`].
 static HELLO_IMAGE: OnceCell<Option<String>> = OnceCell::const_new();
@@ -163,12 +159,12 @@ fn config(
         command: Vec::new(),
         image,
         build,
-        provisioned: 0,
-        idle_timeout_seconds: 600,
         timeout_seconds,
         memory_size_mb: 128,
         environment: Default::default(),
         concurrency,
+        provisioned: 0,
+        idle_timeout_seconds: 600,
         at: Loc::new("functions[0]", Pos { line: 1, col: 1 }),
     }
 }
@@ -281,7 +277,6 @@ fn pool_label(function: &ContainerFunction) -> String {
 #[tokio::test]
 async fn a_container_function_answers_in_a_labelled_lambda_environment() {
     let Some(engine) = engine().await else { return };
-    let _shared = ENGINE_USE.read().await;
     let image = hello_image(&engine).await;
     let mut settings = config("hello-container", &ImageSource::Image(image), 10, 2);
     settings.environment.insert("GREETING".into(), "hi".into());
@@ -322,6 +317,9 @@ async fn a_container_function_answers_in_a_labelled_lambda_environment() {
     assert_eq!(labels["trellis.managed"], json!("true"));
     assert_eq!(labels["trellis.function"], json!("hello-container"));
     assert_eq!(labels["trellis.instance"], json!(engine.instance()));
+    assert_eq!(labels["trellis.owner"], json!(engine.owner().label()));
+    let owner = Owner::parse(&engine.owner().label()).expect("owner label");
+    assert_eq!(owner.pid, std::process::id());
     assert_eq!(labels["trellis.environment"], json!("0"));
     let env = docker(&["inspect", "--format", "{{json .Config.Env}}", &id]).await;
     assert!(env.contains("AWS_LAMBDA_RUNTIME_API="), "{env}");
@@ -346,7 +344,6 @@ async fn a_container_function_answers_in_a_labelled_lambda_environment() {
 #[tokio::test]
 async fn concurrent_invocations_start_at_most_concurrency_containers() {
     let Some(engine) = engine().await else { return };
-    let _shared = ENGINE_USE.read().await;
     let image = hello_image(&engine).await;
     let function = Arc::new(
         ContainerFunction::new(
@@ -398,7 +395,6 @@ async fn concurrent_invocations_start_at_most_concurrency_containers() {
 #[tokio::test]
 async fn a_container_killed_or_removed_behind_our_back_is_replaced_without_a_failure() {
     let Some(engine) = engine().await else { return };
-    let _shared = ENGINE_USE.read().await;
     let image = hello_image(&engine).await;
     let function = ContainerFunction::new(
         &config("hello-killed", &ImageSource::Image(image), 30, 1),
@@ -443,7 +439,6 @@ async fn a_container_killed_or_removed_behind_our_back_is_replaced_without_a_fai
 #[tokio::test]
 async fn a_timeout_replaces_the_container() {
     let Some(engine) = engine().await else { return };
-    let _shared = ENGINE_USE.read().await;
     let image = hello_image(&engine).await;
     let function = ContainerFunction::new(
         &config("hello-timeout", &ImageSource::Image(image), 1, 1),
@@ -471,7 +466,6 @@ async fn a_timeout_replaces_the_container() {
 #[tokio::test]
 async fn an_edited_build_directory_is_rebuilt_and_served() {
     let Some(engine) = engine().await else { return };
-    let _shared = ENGINE_USE.read().await;
     let build = BuildDir::new("rebuild", "ENV GREETING=one\n").await;
     let source = ImageSource::Build(build.dir.clone());
     let function = ContainerFunction::new(
@@ -545,7 +539,6 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
 #[tokio::test]
 async fn a_failed_build_and_a_missing_image_are_explained() {
     let Some(engine) = engine().await else { return };
-    let _shared = ENGINE_USE.read().await;
     let build = BuildDir::new("broken", "COPY no-such-file /x\n").await;
     let function = ContainerFunction::new(
         &config(
@@ -606,65 +599,279 @@ async fn a_failed_build_and_a_missing_image_are_explained() {
     missing.shutdown().await;
 }
 
+/// `docker create` (labels `trellis.managed=true`, `trellis.function=ghost` and `extra`) of
+/// `image`, named `name`; returns its id.
+async fn hand_made(image: &str, name: &str, extra: &[String]) -> String {
+    let mut args = vec![
+        "create".to_owned(),
+        "--name".to_owned(),
+        name.to_owned(),
+        "--label".to_owned(),
+        "trellis.managed=true".to_owned(),
+        "--label".to_owned(),
+        "trellis.function=ghost".to_owned(),
+    ];
+    for label in extra {
+        args.push("--label".to_owned());
+        args.push(label.clone());
+    }
+    args.push(image.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker(&args).await
+}
+
+/// Removes hand-made containers and networks when dropped, so that a failing test leaves none
+/// (Trellis would never remove some of them: they are not its own).
+#[derive(Default)]
+struct HandMade {
+    containers: Vec<String>,
+    networks: Vec<String>,
+}
+
+impl Drop for HandMade {
+    fn drop(&mut self) {
+        for id in &self.containers {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", id])
+                .output();
+        }
+        for name in &self.networks {
+            let _ = std::process::Command::new("docker")
+                .args(["network", "rm", name])
+                .output();
+        }
+    }
+}
+
+/// A process of this machine that has exited (and been reaped): its pid, free for reuse.
+fn a_dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
 #[tokio::test]
-async fn leftovers_of_a_crashed_instance_are_removed_and_ours_kept() {
+async fn leftovers_of_a_dead_trellis_are_removed_and_a_live_ones_kept() {
     let Some(engine) = engine().await else { return };
     let image = hello_image(&engine).await;
-    let _exclusive = ENGINE_USE.write().await;
-    let crashed = format!("crashed-{}", DockerEngine::new_instance_id());
-    let create = |instance: String, name: String| {
-        let image = image.clone();
-        async move {
-            docker(&[
-                "create",
-                "--name",
-                &name,
-                "--label",
-                "trellis.managed=true",
-                "--label",
-                &format!("trellis.instance={instance}"),
-                "--label",
-                "trellis.function=ghost",
-                &image,
-            ])
-            .await
-        }
+    let me = engine.owner().clone();
+    assert_eq!(me, Owner::current());
+    assert!(me.start.is_some(), "/proc gives the start time: {me:?}");
+    let tag = DockerEngine::new_instance_id();
+    let instance = |who: &str| format!("trellis.instance={who}-{tag}");
+    let owner = |o: &Owner| format!("trellis.owner={}", o.label());
+
+    // Another Trellis of this machine that runs (a second engine of this test process, as a
+    // second `trellis up` would be) with a live function container.
+    let other = DockerEngine::with_placement(
+        engine.docker().clone(),
+        DockerEngine::new_instance_id(),
+        engine.placement().clone(),
+    );
+    let live_function = ContainerFunction::new(
+        &config(
+            "hello-live-owner",
+            &ImageSource::Image(image.clone()),
+            30,
+            1,
+        ),
+        "us-west-2",
+        &other,
+    )
+    .expect("function");
+    assert_eq!(body(&live_function, "/").await, "Hello from the function\n");
+    let live_container = the_running_container(&pool_label(&live_function)).await;
+
+    // A live process other than this one owns a container too.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("spawn sleep");
+    let sleeper_owner = Owner::of_process(sleeper.id());
+    assert!(sleeper_owner.start.is_some(), "{sleeper_owner:?}");
+
+    let dead = Owner {
+        pid: a_dead_pid(),
+        ..me.clone()
     };
-    let theirs = create(crashed.clone(), format!("trellis-ghost-{crashed}")).await;
-    let ours = create(
-        engine.instance().to_owned(),
-        format!("trellis-ours-{}", engine.instance()),
+    // The pid of a live process, but a different start time: the pid was reused.
+    let reused = Owner {
+        start: me.start.map(|s| s + 1),
+        ..me.clone()
+    };
+    // Trellis in a container: its host name is its container's id. One that runs, one that
+    // is gone.
+    let in_live_container = Owner {
+        host: live_container[..12].to_owned(),
+        pid: 1,
+        start: Some(42),
+    };
+    let in_gone_container = Owner {
+        host: DockerEngine::new_instance_id(),
+        pid: 1,
+        start: Some(42),
+    };
+
+    let old_version = hand_made(
+        &image,
+        &format!("trellis-ghost-old-{tag}"),
+        &[instance("old")],
+    )
+    .await;
+    let old_running = hand_made(
+        &image,
+        &format!("trellis-ghost-old-running-{tag}"),
+        &[instance("old-running")],
+    )
+    .await;
+    // A crashed Trellis may leave running containers too. (Another Trellis starting on this
+    // engine right now may remove an ownerless container first: that is fine too.)
+    let _ = Command::new("docker")
+        .args(["start", &old_running])
+        .output()
+        .await;
+    let of_dead = hand_made(
+        &image,
+        &format!("trellis-ghost-dead-{tag}"),
+        &[instance("dead"), owner(&dead)],
+    )
+    .await;
+    let of_reused = hand_made(
+        &image,
+        &format!("trellis-ghost-reused-{tag}"),
+        &[instance("reused"), owner(&reused)],
+    )
+    .await;
+    let of_gone_container = hand_made(
+        &image,
+        &format!("trellis-ghost-gone-container-{tag}"),
+        &[instance("gone-container"), owner(&in_gone_container)],
+    )
+    .await;
+    let of_sleeper = hand_made(
+        &image,
+        &format!("trellis-live-sleeper-{tag}"),
+        &[instance("sleeper"), owner(&sleeper_owner)],
+    )
+    .await;
+    let of_live_container = hand_made(
+        &image,
+        &format!("trellis-live-container-{tag}"),
+        &[instance("live-container"), owner(&in_live_container)],
+    )
+    .await;
+    let ours = hand_made(
+        &image,
+        &format!("trellis-ours-{tag}"),
+        &[
+            format!("trellis.instance={}", engine.instance()),
+            owner(&me),
+        ],
     )
     .await;
     // Labelled managed (as image labels are inherited) but of no instance: not a function
     // container (Trellis's own container in the compose demo); it stays.
     let bystander = docker(&["create", "--label", "trellis.managed=true", &image]).await;
-    // A crashed Trellis may leave running containers too.
-    let running = create(crashed.clone(), format!("trellis-ghost-running-{crashed}")).await;
-    docker(&["start", &running]).await;
+    let mut hand_made_here = HandMade::default();
+    hand_made_here.containers.extend([
+        old_version.clone(),
+        old_running.clone(),
+        of_dead.clone(),
+        of_reused.clone(),
+        of_gone_container.clone(),
+        of_sleeper.clone(),
+        of_live_container.clone(),
+        ours.clone(),
+        bystander.clone(),
+    ]);
+    // Networks follow the same rule.
+    let network = |name: &str, who: &Owner| {
+        let (name, label) = (format!("trellis-test-{name}-{tag}"), owner(who));
+        let instance = instance(name.as_str());
+        async move {
+            docker(&[
+                "network",
+                "create",
+                "--label",
+                "trellis.managed=true",
+                "--label",
+                &instance,
+                "--label",
+                &label,
+                &name,
+            ])
+            .await;
+            name
+        }
+    };
+    let dead_network = network("dead", &dead).await;
+    let live_network = network("live", &sleeper_owner).await;
+    hand_made_here
+        .networks
+        .extend([dead_network.clone(), live_network.clone()]);
 
     let leftovers = engine.cleanup_leftovers().await.expect("cleanup");
+    let all = containers("trellis.managed=true", true).await;
+    for (what, id) in [
+        ("an older Trellis's (no owner label)", &old_version),
+        ("an older Trellis's running one", &old_running),
+        ("a dead process's", &of_dead),
+        ("a process whose pid was reused", &of_reused),
+        ("a Trellis container's that is gone", &of_gone_container),
+    ] {
+        assert!(!all.contains(id), "{what} is removed: {leftovers:?}");
+    }
+    for (what, id) in [
+        ("a live other Trellis's function container", &live_container),
+        ("a live other process's", &of_sleeper),
+        ("a running Trellis container's", &of_live_container),
+        ("our own", &ours),
+        ("a container without trellis.instance", &bystander),
+    ] {
+        assert!(all.contains(id), "{what} stays: {leftovers:?}");
+    }
+    // Each leftover is reported, unless another Trellis starting on this engine at the same
+    // time removed it first; nothing that stays is reported.
+    let expected: Vec<String> = ["old", "old-running", "dead", "reused", "gone-container"]
+        .iter()
+        .map(|name| format!("trellis-ghost-{name}-{tag}"))
+        .collect();
+    let reported: Vec<&String> = leftovers
+        .containers
+        .iter()
+        .filter(|n| n.contains(&tag))
+        .collect();
     assert!(
-        leftovers
-            .containers
-            .contains(&format!("trellis-ghost-{crashed}")),
+        reported.iter().all(|n| expected.contains(n)),
         "{leftovers:?}"
     );
-    let remaining = containers(&format!("trellis.instance={crashed}"), true).await;
-    assert!(remaining.is_empty(), "{remaining:?}");
-    assert!(
-        !containers(&format!("trellis.instance={crashed}"), true)
-            .await
-            .contains(&theirs)
+    assert!(!leftovers.networks.contains(&live_network), "{leftovers:?}");
+    let networks = docker(&["network", "ls", "--format", "{{.Name}}"]).await;
+    assert!(networks.lines().any(|n| n == live_network), "{networks}");
+    assert!(!networks.lines().any(|n| n == dead_network), "{networks}");
+
+    // The other Trellis did not notice: its warm container still serves.
+    assert_eq!(body(&live_function, "/").await, "Hello from the function\n");
+    assert_eq!(
+        the_running_container(&pool_label(&live_function)).await,
+        live_container
     );
-    let own = containers(&format!("trellis.instance={}", engine.instance()), true).await;
-    assert_eq!(own, vec![ours.clone()], "our own containers stay");
-    assert!(
-        containers("trellis.managed=true", true)
-            .await
-            .contains(&bystander),
-        "a container without trellis.instance is not a leftover"
-    );
+    assert_eq!(live_function.pool().stats().launches, 1);
+
+    // Once its owner is gone, what was kept is a leftover.
+    sleeper.kill().expect("kill sleep");
+    sleeper.wait().expect("wait sleep");
+    live_function.shutdown().await;
+    let leftovers = engine.cleanup_leftovers().await.expect("cleanup");
+    let all = containers("trellis.managed=true", true).await;
+    assert!(!all.contains(&of_sleeper), "{leftovers:?}");
+    assert!(!all.contains(&of_live_container), "{leftovers:?}");
+    let networks = docker(&["network", "ls", "--format", "{{.Name}}"]).await;
+    assert!(!networks.lines().any(|n| n == live_network), "{networks}");
+
     docker(&["rm", "-f", &bystander]).await;
     assert_eq!(engine.remove_own_containers().await.expect("sweep"), 1);
     assert!(
@@ -672,6 +879,78 @@ async fn leftovers_of_a_crashed_instance_are_removed_and_ours_kept() {
             .await
             .is_empty()
     );
+}
+
+#[test]
+fn owner_labels_round_trip_and_liveness_follows_the_process() {
+    let me = Owner::current();
+    assert_eq!(me.pid, std::process::id());
+    assert!(!me.host.is_empty());
+    assert_eq!(Owner::parse(&me.label()), Some(me.clone()));
+    assert_eq!(
+        Owner::parse("0123456789ab:1:42"),
+        Some(Owner {
+            host: "0123456789ab".into(),
+            pid: 1,
+            start: Some(42)
+        })
+    );
+    assert_eq!(Owner::parse("mac.local:77:").map(|o| o.start), Some(None));
+    for bad in [
+        "",
+        "host",
+        "host:1",
+        ":1:2",
+        "host:x:2",
+        "host:1:x",
+        "host:-1:2",
+    ] {
+        assert_eq!(Owner::parse(bad), None, "{bad:?}");
+    }
+    // The command name may hold spaces and parentheses.
+    let stat =
+        "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+    assert_eq!(engine::start_time(stat), Some(987654));
+    assert_eq!(engine::start_time("4242 (x) S 1"), None);
+
+    let here = me.host.as_str();
+    assert!(engine::owner_alive(&me, here, &[]));
+    let reused = Owner {
+        start: me.start.map(|s| s + 1),
+        ..me.clone()
+    };
+    assert!(!engine::owner_alive(&reused, here, &[]));
+    let dead = Owner {
+        pid: a_dead_pid(),
+        ..me.clone()
+    };
+    assert!(!engine::owner_alive(&dead, here, &[]));
+
+    let id = "0123456789abcdef".repeat(4);
+    let in_container = |host: &str| Owner {
+        host: host.into(),
+        pid: 1,
+        start: Some(42),
+    };
+    let running = [id.clone()];
+    assert!(engine::owner_alive(
+        &in_container(&id[..12]),
+        here,
+        &running
+    ));
+    assert!(!engine::owner_alive(&in_container(&id[..12]), here, &[]));
+    assert!(!engine::owner_alive(
+        &in_container("fedcba987654"),
+        here,
+        &running
+    ));
+    // Too short (or not hex) to be a container's host name: not matched by chance.
+    assert!(!engine::owner_alive(&in_container("0123"), here, &running));
+    assert!(!engine::owner_alive(
+        &in_container("laptop"),
+        here,
+        &running
+    ));
 }
 
 #[tokio::test]

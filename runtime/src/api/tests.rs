@@ -1131,3 +1131,66 @@ fn log_streams_and_trace_ids_have_lambda_shapes() {
     let ids: HashSet<String> = (0..3).map(|_| trace_id()).collect();
     assert_eq!(ids.len(), 3, "trace ids are unique");
 }
+
+/// A runtime that takes `init` to start before its first `/next`, then behaves like
+/// [`scripted`].
+fn slow_init(init: Duration) -> RuntimeFn {
+    let inner = scripted();
+    runtime(move |ctx: RuntimeCtx| {
+        let inner = Arc::clone(&inner);
+        async move {
+            tokio::time::sleep(init).await;
+            inner(ctx).await
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_cold_start_does_not_count_against_the_timeout() {
+    let (pool, _) = pool_with(config(1), slow_init(Duration::from_millis(600)));
+    // 400 ms of timeout, 600 ms of init, 200 ms of work: Lambda runs it; so must we.
+    let started = Instant::now();
+    let answer = invoke(
+        &pool,
+        json!({"action": "sleep", "ms": 200}),
+        Duration::from_millis(400),
+    )
+    .await
+    .expect("init is not part of the timeout");
+    assert_eq!(answer["env"], json!(0));
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    // The timeout still holds once the environment runs the invocation.
+    let timed_out = invoke(
+        &pool,
+        json!({"action": "sleep", "ms": 1000}),
+        Duration::from_millis(400),
+    )
+    .await;
+    assert_eq!(
+        timed_out,
+        Err(FunctionError::Timeout(Duration::from_millis(400)))
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cold_start_that_outlasts_the_init_timeout_still_fails_in_time() {
+    let mut config = config(1);
+    config.init_timeout = Duration::from_millis(300);
+    let (pool, _) = pool_with(config, slow_init(Duration::from_secs(30)));
+    let started = Instant::now();
+    let result = invoke(&pool, json!({}), Duration::from_millis(200)).await;
+    assert!(
+        matches!(
+            result,
+            Err(FunctionError::Init(_)) | Err(FunctionError::Timeout(_))
+        ),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by timeout + init timeout, took {:?}",
+        started.elapsed()
+    );
+    pool.shutdown().await;
+}
