@@ -38,9 +38,14 @@ sample-functions: wasm-targets
 	cd sample-functions && $(CARGO) build --release --target wasm32-wasip1 -p hello-wasm
 	cd sample-functions && $(CARGO) build --release --target wasm32-wasip2 -p hello-http
 	mkdir -p $(DIST)
-	cp sample-functions/target/release/hello-instance sample-functions/target/release/hello-lambda $(DIST)/
-	cp sample-functions/target/wasm32-wasip1/release/hello-wasm.wasm $(DIST)/hello-wasm.wasm
-	cp sample-functions/target/wasm32-wasip2/release/hello-http.wasm $(DIST)/hello-http.wasm
+	@# Copied only when changed, and to a new inode: a running demo or benchmark may be executing
+	@# the old file (cp onto it fails with "Text file busy"), and Trellis reloads a function
+	@# whose file changed.
+	@for f in target/release/hello-instance target/release/hello-lambda \
+	          target/wasm32-wasip1/release/hello-wasm.wasm target/wasm32-wasip2/release/hello-http.wasm; do \
+	  src=sample-functions/$$f; dst=$(DIST)/$$(basename $$f); \
+	  cmp -s $$src $$dst || cp --remove-destination $$src $$dst || exit 1; \
+	done
 
 # Container images (FROM scratch, built with the local engine only): trellis, trellis-hello-instance,
 # trellis-hello-lambda, trellis-client.

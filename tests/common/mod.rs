@@ -25,12 +25,22 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// The binary under test.
 pub const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 
-/// A free TCP port on loopback (the OS picks it; racy in theory, fine in practice).
+/// A free TCP port on loopback, never the same one twice in a test process: the OS may hand
+/// a just-released port out again, and two listeners of one test on the same port would
+/// silently merge (another process may still take it; that is the remaining race).
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh scratch directory under the system temp dir.
