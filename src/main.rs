@@ -11,6 +11,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a proxied request allocates and frees many small
+/// buffers across threads, and glibc's malloc was the largest item in the router's profile
+/// (about 17 % of its CPU under load; see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code: the config file is missing or invalid.
 pub const EXIT_BAD_CONFIG: u8 = 1;
 /// Exit code: Trellis could not run (a port in use, a target that cannot be built, …).

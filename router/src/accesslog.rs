@@ -15,63 +15,99 @@ use trellis_config::LogDestination;
 const QUEUE: usize = 65_536;
 
 /// One access-log record. Field names and order follow Lattice's service access logs; empty
-/// values are written as `"-"`, as real Lattice logs do.
+/// values are written as `"-"`, as real Lattice logs do (empty fields stay empty `String`s,
+/// which cost no allocation, until then).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
+    #[serde(serialize_with = "dash")]
     pub start_time: String,
+    #[serde(serialize_with = "dash")]
     pub request_id: String,
+    #[serde(serialize_with = "dash")]
     pub service_network_arn: String,
+    #[serde(serialize_with = "dash")]
     pub service_arn: String,
+    #[serde(serialize_with = "dash")]
     pub target_group_arn: String,
+    #[serde(serialize_with = "dash")]
     pub listener_type: String,
+    #[serde(serialize_with = "dash")]
     pub request_method: String,
+    #[serde(serialize_with = "dash")]
     pub request_path: String,
+    #[serde(serialize_with = "dash")]
     pub protocol: String,
     pub response_code: u16,
+    #[serde(serialize_with = "dash")]
     pub grpc_response_code: String,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub duration: u64,
+    #[serde(serialize_with = "dash")]
     pub request_to_target_duration: String,
+    #[serde(serialize_with = "dash")]
     pub response_from_target_duration: String,
+    #[serde(serialize_with = "dash")]
     pub source_ip_port: String,
+    #[serde(serialize_with = "dash")]
     pub target_ip_port: String,
+    #[serde(serialize_with = "dash")]
     pub source_vpc_id: String,
+    #[serde(serialize_with = "dash")]
     pub source_vpc_arn: String,
+    #[serde(serialize_with = "dash")]
     pub destination_vpc_id: String,
+    #[serde(serialize_with = "dash")]
     pub host_header: String,
+    #[serde(serialize_with = "dash")]
     pub server_name_indication: String,
+    #[serde(serialize_with = "dash")]
     pub tls_version: String,
+    #[serde(serialize_with = "dash")]
     pub ssl_cipher: String,
+    #[serde(serialize_with = "dash")]
     pub user_agent: String,
+    #[serde(serialize_with = "dash")]
     pub auth_denied_reason: String,
+    #[serde(serialize_with = "dash")]
     pub resolved_user: String,
+    #[serde(serialize_with = "dash")]
     pub caller_principal: String,
     #[serde(rename = "callerPrincipalOrgID")]
+    #[serde(serialize_with = "dash")]
     pub caller_principal_org_id: String,
+    #[serde(serialize_with = "dash")]
     pub caller_principal_tags: String,
     #[serde(rename = "callerX509SubjectCN")]
+    #[serde(serialize_with = "dash")]
     pub caller_x509_subject_cn: String,
     #[serde(rename = "callerX509IssuerOU")]
+    #[serde(serialize_with = "dash")]
     pub caller_x509_issuer_ou: String,
     #[serde(rename = "callerX509SANNameCN")]
+    #[serde(serialize_with = "dash")]
     pub caller_x509_san_name_cn: String,
     #[serde(rename = "callerX509SANDNS")]
+    #[serde(serialize_with = "dash")]
     pub caller_x509_san_dns: String,
     #[serde(rename = "callerX509SANURI")]
+    #[serde(serialize_with = "dash")]
     pub caller_x509_san_uri: String,
+    #[serde(serialize_with = "dash")]
     pub failure_reason: String,
-    /// The service's and target group's names, for the metrics' labels (not logged: Lattice's
-    /// records carry the ARNs).
+    /// Where the request is counted in the metrics (not logged).
     #[serde(skip)]
-    pub service_name: String,
-    #[serde(skip)]
-    pub target_group_name: String,
+    pub metrics: Option<Arc<crate::metrics::RouteMetrics>>,
 }
 
 /// The placeholder Lattice writes for an empty value.
 pub const DASH: &str = "-";
+
+/// Serializes an empty string as `"-"`.
+fn dash<S: serde::Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if value.is_empty() { DASH } else { value })
+}
 
 /// `s`, or `"-"` when empty.
 pub fn or_dash(s: impl Into<String>) -> String {
@@ -80,9 +116,9 @@ pub fn or_dash(s: impl Into<String>) -> String {
 }
 
 impl Record {
-    /// A record with every string field `"-"`.
+    /// A record with every string field empty (written as `"-"`).
     pub fn empty() -> Record {
-        let d = || DASH.to_string();
+        let d = String::new;
         Record {
             start_time: d(),
             request_id: d(),
@@ -121,8 +157,7 @@ impl Record {
             caller_x509_san_dns: d(),
             caller_x509_san_uri: d(),
             failure_reason: d(),
-            service_name: d(),
-            target_group_name: d(),
+            metrics: None,
         }
     }
 }

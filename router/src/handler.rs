@@ -70,7 +70,7 @@ where
         return Ok(fail(failure, grpc, &request_id, record, start, Vec::new()));
     };
     record.service_arn = service.arn.clone();
-    record.service_name = service.name.clone();
+    record.metrics = Some(service.metrics.clone());
     record.listener_type = listener.protocol.as_str().to_string();
 
     // Phase: admit.
@@ -104,7 +104,7 @@ where
         }
         ActionRoute::Forward(forward) => forward,
     };
-    let Some(group) = forward.pick() else {
+    let Some((group, metrics)) = forward.pick() else {
         return Ok(fail(
             Failure::NoTarget { group: "-".into() },
             grpc,
@@ -115,7 +115,7 @@ where
         ));
     };
     record.target_group_arn = group.arn.clone();
-    record.target_group_name = group.name.clone();
+    record.metrics = Some(metrics.clone());
     let Some(target) = group.pick() else {
         return Ok(fail(
             Failure::NoTarget {
@@ -392,7 +392,7 @@ fn fail(
     start: Instant,
     sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
-    if record.failure_reason == "-" {
+    if record.failure_reason.is_empty() || record.failure_reason == "-" {
         record.failure_reason = failure.failure_reason().to_string();
     }
     let response = local_response(failure.status(), failure.message(), grpc);
@@ -452,12 +452,11 @@ fn with_log(
     let body = Finished::new(body, move |bytes| {
         let elapsed = start.elapsed();
         record.duration = elapsed.as_millis() as u64;
-        crate::metrics::global().request(
-            &record.service_name,
-            &record.target_group_name,
-            record.response_code,
-            elapsed.as_secs_f64(),
-        );
+        record
+            .metrics
+            .as_ref()
+            .unwrap_or_else(|| crate::metrics::global().unrouted())
+            .request(record.response_code, elapsed.as_secs_f64());
         record.bytes_sent = header_bytes + bytes;
         if let Some(head_at) = head_at {
             record.response_from_target_duration = head_at.elapsed().as_millis().to_string();

@@ -60,6 +60,31 @@ struct OutcomeLabels {
     outcome: String,
 }
 
+/// One (service, target group) pair's request metrics, resolved once when a routing table is
+/// built, so that counting a request allocates nothing and takes no lock (the family lookups
+/// would build three label strings per request).
+#[derive(Debug)]
+pub struct RouteMetrics {
+    /// By status class: 1XX (anything outside 200-599), 2XX, 3XX, 4XX, 5XX.
+    by_class: [Counter; 5],
+    time: Histogram,
+}
+
+impl RouteMetrics {
+    /// A request answered with `status` after `seconds`.
+    pub fn request(&self, status: u16, seconds: f64) {
+        let class = match status {
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 0,
+        };
+        self.by_class[class].inc();
+        self.time.observe(seconds);
+    }
+}
+
 /// Every metric Trellis keeps.
 pub struct Metrics {
     registry: Registry,
@@ -72,6 +97,8 @@ pub struct Metrics {
     environments: Family<FunctionLabels, Gauge>,
     busy: Family<FunctionLabels, Gauge>,
     queued: Family<FunctionLabels, Gauge>,
+    /// Requests that matched no service.
+    unrouted: std::sync::OnceLock<std::sync::Arc<RouteMetrics>>,
 }
 
 /// The process's metrics.
@@ -151,32 +178,36 @@ impl Metrics {
             environments,
             busy,
             queued,
+            unrouted: std::sync::OnceLock::new(),
         }
     }
 
-    /// A request answered with `status` after `seconds`; `target_group` is `"-"` when no
-    /// target group was chosen (no service, a fixed response, access denied).
-    pub fn request(&self, service: &str, target_group: &str, status: u16, seconds: f64) {
-        let code = match status {
-            200..=299 => "2XX",
-            300..=399 => "3XX",
-            400..=499 => "4XX",
-            500..=599 => "5XX",
-            _ => "1XX",
+    /// The request metrics of `service` and `target_group` (`"-"`: none chosen).
+    pub fn route(&self, service: &str, target_group: &str) -> std::sync::Arc<RouteMetrics> {
+        let counter = |code: &str| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    service: service.to_owned(),
+                    target_group: target_group.to_owned(),
+                    code: code.to_owned(),
+                })
+                .clone()
         };
-        self.requests
-            .get_or_create(&RequestLabels {
-                service: service.to_owned(),
-                target_group: target_group.to_owned(),
-                code: code.to_owned(),
-            })
-            .inc();
-        self.request_time
-            .get_or_create(&RouteLabels {
-                service: service.to_owned(),
-                target_group: target_group.to_owned(),
-            })
-            .observe(seconds);
+        std::sync::Arc::new(RouteMetrics {
+            by_class: ["1XX", "2XX", "3XX", "4XX", "5XX"].map(counter),
+            time: self
+                .request_time
+                .get_or_create(&RouteLabels {
+                    service: service.to_owned(),
+                    target_group: target_group.to_owned(),
+                })
+                .clone(),
+        })
+    }
+
+    /// Where requests for no known service are counted (service and target group `"-"`).
+    pub fn unrouted(&self) -> &std::sync::Arc<RouteMetrics> {
+        self.unrouted.get_or_init(|| self.route("-", "-"))
     }
 
     /// An invocation of `function` that ended with `outcome` after `seconds`.
@@ -243,9 +274,10 @@ mod tests {
     #[test]
     fn requests_are_counted_by_status_class_and_timed() {
         let metrics = Metrics::new();
-        metrics.request("svc", "tg", 200, 0.002);
-        metrics.request("svc", "tg", 204, 0.004);
-        metrics.request("svc", "-", 404, 0.0001);
+        let route = metrics.route("svc", "tg");
+        route.request(200, 0.002);
+        metrics.route("svc", "tg").request(204, 0.004);
+        metrics.route("svc", "-").request(404, 0.0001);
         let text = metrics.encode();
         assert!(
             text.contains(

@@ -16,6 +16,7 @@ use trellis_config::{
 
 use crate::accesslog::{LogSink, LogSinks};
 use crate::health::{CheckSettings, HealthCell, HealthMonitor, Status, Watch};
+use crate::metrics::RouteMetrics;
 use crate::target::{ProbeSpec, Target};
 
 /// Makes the [`Target`] for one registered target of a group. Implemented by the invokers, so
@@ -74,6 +75,8 @@ pub struct ServiceRoute {
     networks: Vec<NetworkRoute>,
     pub access_logs: Vec<Arc<LogSink>>,
     pub listeners: Vec<ListenerRoute>,
+    /// Requests to this service that reached no target group.
+    pub metrics: Arc<RouteMetrics>,
 }
 
 struct NetworkRoute {
@@ -107,7 +110,7 @@ pub enum ActionRoute {
 pub struct Forward {
     schedule: Vec<u8>,
     next: AtomicUsize,
-    pub groups: Vec<(Arc<GroupRoute>, u16)>,
+    pub groups: Vec<(Arc<GroupRoute>, u16, Arc<RouteMetrics>)>,
 }
 
 pub struct GroupRoute {
@@ -249,10 +252,10 @@ impl RoutingTable {
                         .map(|r| RuleRoute {
                             name: r.name.clone(),
                             http_match: r.http_match.clone(),
-                            action: compile_action(&r.action, &groups),
+                            action: compile_action(&r.action, &groups, &svc.name),
                         })
                         .collect(),
-                    default_action: compile_action(&l.default_action, &groups),
+                    default_action: compile_action(&l.default_action, &groups, &svc.name),
                 });
             }
             services.push(ServiceRoute {
@@ -261,6 +264,7 @@ impl RoutingTable {
                 networks,
                 access_logs: svc.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
                 listeners,
+                metrics: crate::metrics::global().route(&svc.name, "-"),
             });
         }
         let vpcs = config
@@ -383,7 +387,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-fn compile_action(action: &Action, groups: &[Arc<GroupRoute>]) -> ActionRoute {
+fn compile_action(action: &Action, groups: &[Arc<GroupRoute>], service: &str) -> ActionRoute {
     match action {
         Action::FixedResponse { status_code } => ActionRoute::Fixed(*status_code),
         Action::Forward(weighted) => {
@@ -393,7 +397,11 @@ fn compile_action(action: &Action, groups: &[Arc<GroupRoute>]) -> ActionRoute {
                 next: AtomicUsize::new(0),
                 groups: weighted
                     .iter()
-                    .map(|w| (groups[w.target_group].clone(), w.weight))
+                    .map(|w| {
+                        let group = groups[w.target_group].clone();
+                        let metrics = crate::metrics::global().route(service, &group.name);
+                        (group, w.weight, metrics)
+                    })
                     .collect(),
             })
         }
@@ -422,14 +430,15 @@ pub fn smooth_schedule(weights: &[u16]) -> Vec<u8> {
 
 impl Forward {
     /// The next target group, by weight. `None` only if every weight is 0 (rejected by config).
-    pub fn pick(&self) -> Option<&Arc<GroupRoute>> {
+    /// The group comes with where its requests from this service are counted.
+    pub fn pick(&self) -> Option<(&Arc<GroupRoute>, &Arc<RouteMetrics>)> {
         if self.schedule.is_empty() {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
         self.groups
             .get(usize::from(self.schedule[n]))
-            .map(|(g, _)| g)
+            .map(|(g, _, m)| (g, m))
     }
 }
 
