@@ -15,7 +15,7 @@ TRELLIS := target/$(PROFILE)/trellis
 DIST := sample-functions/dist
 HELLO_INSTANCE := $(DIST)/hello-instance
 
-.PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets clean
+.PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets clean bench
 
 all: build
 
@@ -77,6 +77,11 @@ lint: toolchain
 	cd sample-functions && $(CARGO) fmt --all -- --check
 
 test: toolchain unit demo-check compose-check lint
+
+# Benchmarks on loopback (docs/BENCHMARKS.md): Trellis vs nginx, HAProxy and wasmtime serve; QUICK=1 for a smoke run. Not part of `make test`.
+bench: sample-functions
+	$(CARGO) build --release --bin trellis
+	QUICK=$(QUICK) bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all

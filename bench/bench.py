@@ -1,0 +1,1350 @@
+#!/usr/bin/env python3
+"""Trellis benchmarks: Trellis side by side with its peers, on loopback only.
+
+Run through `make bench` (or bench/run.sh), which installs the tools and builds what is needed.
+Scenarios (docs/BENCHMARKS.md explains the method):
+
+  http       HTTP routing in the walkthrough's shape (two path rules, a 20/10 weighted default
+             action, two hello-instance backends): Trellis vs nginx vs HAProxy, plus the backend
+             directly as the ceiling; HTTP/1.1, h2c (prior knowledge), HTTPS/1.1 and HTTPS/h2.
+  wasm       the same wasi:http component (hello-http.wasm) in Trellis and in `wasmtime serve`,
+             plus the Lattice-event path (hello-wasm.wasm behind a LAMBDA target group).
+  footprint  Trellis's idle and peak RSS, start-up time to the first served request with a cold
+             and a warm compile cache, and with a generated config of 100 services / 1000 targets.
+
+Every measurement is bounded in time (oha -z) and every wait has a deadline. Latency is measured
+open loop at a fixed rate below the knee (oha -q with --latency-correction), throughput closed loop
+at fixed concurrency. The sides of a scenario run at the same time and are measured alternately
+(A B C A B C ...) after a warm-up; each row reports the median over the rounds. A run fails (exit
+status 1) when any response had a wrong status or body.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+TOOLS = os.path.join(BENCH, ".tools", "bin")
+OHA = os.environ.get("OHA", os.path.join(TOOLS, "oha"))
+WASMTIME = os.environ.get("WASMTIME", os.path.join(TOOLS, "wasmtime"))
+TRELLIS = os.environ.get("TRELLIS", os.path.join(ROOT, "target", "release", "trellis"))
+DIST = os.path.join(ROOT, "sample-functions", "dist")
+HELLO_INSTANCE = os.path.join(DIST, "hello-instance")
+HELLO_HTTP = os.path.join(DIST, "hello-http.wasm")
+HELLO_WASM = os.path.join(DIST, "hello-wasm.wasm")
+NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", "")) or "nginx"
+HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", "")) or "haproxy"
+
+HOST = "lattice-svc.trellis.localhost"  # resolved by nobody: clients connect to 127.0.0.1
+LOOPBACK = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A failure that must stop the run loudly (wrong answers, a server that did not start)."""
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes: start, wait, CPU time and RSS of a process tree, stop.
+# --------------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _children():
+    """parent pid -> [child pids], from /proc."""
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid):
+    kids = _children()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_seconds(pid):
+    """utime+stime of the process tree rooted at pid (all threads; plus reaped children)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is state (field 3); utime=14, stime=15, cutime=16, cstime=17 (1-based)
+        total += sum(int(x) for x in fields[11:15])
+    return total / CLK_TCK
+
+
+def machine_busy_seconds():
+    """CPU seconds that processes of the whole machine ran (every core), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: user+nice+system is what processes'
+    # utime+stime add up to (interrupt time, e.g. loopback packets, is charged to no process)
+    return sum(fields[:3]) / CLK_TCK
+
+
+def status_kb(pid, key):
+    """Sum of /proc/<p>/status KEY (kB) over the process tree."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+# Servers run with the caller's environment minus the variables that change how Rust programs
+# behave per request: RUST_BACKTRACE=1 (set on many developer machines) makes every error that
+# wasmtime constructs capture a backtrace, including one it builds and drops on every wasi:http
+# request, and RUST_LOG would add per-request logging.
+SERVER_ENV = {k: v for k, v in os.environ.items()
+              if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE", "RUST_LOG")}
+
+
+class Server:
+    """One server process (its whole tree is measured)."""
+
+    def __init__(self, name, argv, workdir, cwd=None, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.cwd = cwd or workdir
+        self.env = env if env is not None else SERVER_ENV
+        self.proc = None
+        self.started_at = None
+
+    def start(self):
+        logf = open(self.log_path, "ab")
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.cwd, env=self.env,
+                                     start_new_session=True)
+        logf.close()
+        RUNNING.append(self)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu(self):
+        return cpu_seconds(self.pid)
+
+    def rss_kb(self):
+        return status_kb(self.pid, "VmRSS")
+
+    def hwm_kb(self):
+        return status_kb(self.pid, "VmHWM")
+
+    def nprocs(self):
+        return len(process_tree(self.pid))
+
+    def log_tail(self, n=12):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self in RUNNING:
+            RUNNING.remove(self)
+
+
+RUNNING = []
+
+
+def stop_all():
+    for s in list(reversed(RUNNING)):
+        try:
+            s.stop()
+        except Exception as e:  # best effort at exit
+            log(f"stopping {s.name}: {e}")
+
+
+def http_get(port, path, host=HOST, timeout=2.0):
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def wait_http(server, port, path, deadline_s=60.0, want=200, host=HOST):
+    """Polls GET path until it answers `want`; returns seconds since the server was started."""
+    end = time.monotonic() + deadline_s
+    last = None
+    while time.monotonic() < end:
+        if not server.alive():
+            raise BenchError(f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            status, _ = http_get(port, path, host=host, timeout=1.0)
+            if status == want:
+                return time.monotonic() - server.started_at
+            last = f"status {status}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.002)
+    raise BenchError(f"{server.name}: GET {path} on port {port} did not answer {want} within "
+                     f"{deadline_s}s (last: {last}):\n{server.log_tail()}")
+
+
+# --------------------------------------------------------------------------------------------
+# Load (oha) and correctness (a Python HTTP/1.1 and h2 client)
+# --------------------------------------------------------------------------------------------
+
+OHA_HELP = None
+
+
+def oha_has(flag):
+    global OHA_HELP
+    if OHA_HELP is None:
+        OHA_HELP = subprocess.run([OHA, "--help"], capture_output=True, text=True, timeout=30).stdout
+    return flag in OHA_HELP
+
+
+def url_for(target):
+    scheme = "https" if target["tls"] else "http"
+    return f"{scheme}://{target.get('host', HOST)}:{target['port']}{target['path']}"
+
+
+def oha_argv(target, seconds, concurrency, rate=None):
+    argv = [OHA, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(concurrency),
+            "--wait-ongoing-requests-after-deadline",
+            # oha never resolves the name: every connection goes to loopback
+            "--connect-to", f"{target.get('host', HOST)}:{target['port']}:{LOOPBACK}:{target['port']}"]
+    if target["proto"] == "h2":
+        argv.append("--http2")
+    if target["tls"]:
+        argv.append("--insecure")
+    if rate:
+        argv += ["-q", str(rate), "--latency-correction"]
+    argv.append(url_for(target))
+    return argv
+
+
+def run_oha(target, seconds, concurrency, rate=None, servers=()):
+    argv = oha_argv(target, seconds, concurrency, rate)
+    cpu0 = {s.name: s.cpu() for s in servers}
+    ours0, busy0 = cpu_seconds(os.getpid()), machine_busy_seconds()
+    t0 = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    wall = time.monotonic() - t0
+    cpu1 = {s.name: s.cpu() for s in servers}
+    # CPU that processes other than this benchmark's used meanwhile (builds, other services), as a
+    # share of the machine: the measurement's noise floor.
+    ours = cpu_seconds(os.getpid()) - ours0
+    foreign = max(0.0, machine_busy_seconds() - busy0 - ours) / (wall * (os.cpu_count() or 1))
+    if p.returncode != 0:
+        raise BenchError(f"oha failed ({p.returncode}): {' '.join(argv)}\n{p.stderr[-2000:]}")
+    data = json.loads(p.stdout)
+    summary = data.get("summary", {})
+    statuses = {str(k): int(v) for k, v in (data.get("statusCodeDistribution") or {}).items()}
+    errors = {str(k): int(v) for k, v in (data.get("errorDistribution") or {}).items()}
+    ok = statuses.get("200", 0)
+    total = sum(statuses.values())
+    # Requests that oha itself cancels when -z runs out (HTTP/2 ignores -w) are not the server's
+    # errors: they are counted apart. Every other error fails the run.
+    aborted = errors.pop("aborted due to deadline", 0)
+    bad = total - ok + sum(errors.values())
+    pct = data.get("latencyPercentiles") or {}
+    ms = lambda v: None if v is None else v * 1000.0
+    size = summary.get("sizePerRequest")
+    res = {
+        "argv": argv,
+        "wall_s": wall,
+        "requests": total,
+        "ok": ok,
+        "bad": bad,
+        "status": statuses,
+        "errors": errors,
+        "aborted_at_deadline": aborted,
+        "rps": summary.get("requestsPerSec"),
+        "ok_rps": ok / summary["total"] if summary.get("total") else None,
+        "size_per_request": size,
+        "p50_ms": ms(pct.get("p50")),
+        "p90_ms": ms(pct.get("p90")),
+        "p99_ms": ms(pct.get("p99")),
+        "p999_ms": ms(pct.get("p99.9")),
+        "max_ms": ms(summary.get("slowest")),
+        "cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0},
+        "foreign_cpu_share": foreign,
+    }
+    if bad:
+        raise BenchError(f"{url_for(target)}: {bad} of {total} responses were not 200 "
+                         f"(status {statuses}, errors {errors})\n{' '.join(argv)}")
+    if target.get("body_len") is not None and size is not None and round(size) != target["body_len"]:
+        raise BenchError(f"{url_for(target)}: mean body size {size}, expected {target['body_len']} "
+                         f"bytes\n{' '.join(argv)}")
+    return res
+
+
+def _connect(target, alpn):
+    """A socket to 127.0.0.1:port, TLS-wrapped (SNI = the service's host name, certificate not
+    verified: it is self-signed) when the target is TLS; returns (socket, negotiated ALPN)."""
+    sock = socket.create_connection((LOOPBACK, target["port"]), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not target["tls"]:
+        return sock, None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols([alpn])
+    tls = ctx.wrap_socket(sock, server_hostname=target.get("host", HOST))
+    return tls, tls.selected_alpn_protocol()
+
+
+def _get_h1(target, n):
+    """n GETs over one HTTP/1.1 keep-alive connection; returns [(status, version, body)]."""
+    conn = http.client.HTTPConnection(LOOPBACK, target["port"], timeout=10)
+    sock, alpn = _connect(target, "http/1.1")
+    if target["tls"] and alpn not in (None, "http/1.1"):
+        raise BenchError(f"correctness: {url_for(target)}: ALPN chose {alpn}, asked for http/1.1")
+    conn.sock = sock
+    out = []
+    try:
+        for _ in range(n):
+            conn.request("GET", target["path"], headers={"Host": target.get("host", HOST)})
+            r = conn.getresponse()
+            body = r.read()
+            out.append((r.status, "1.1" if r.version == 11 else str(r.version), body))
+    finally:
+        conn.close()
+    return out
+
+
+def _get_h2(target, n):
+    """n GETs, one after the other, as streams of one HTTP/2 connection (h2c prior knowledge on
+    a clear port, ALPN h2 with TLS); returns [(status, "2", body)]."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    sock, alpn = _connect(target, "h2")
+    if target["tls"] and alpn != "h2":
+        raise BenchError(f"correctness: {url_for(target)}: ALPN chose {alpn!r}, asked for h2")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    out = []
+    try:
+        for _ in range(n):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(":method", "GET"), (":scheme", "https" if target["tls"] else "http"),
+                                    (":authority", f"{target.get('host', HOST)}:{target['port']}"),
+                                    (":path", target["path"])], end_stream=True)
+            sock.sendall(conn.data_to_send())
+            status, body, done = None, b"", False
+            while not done:
+                data = sock.recv(65536)
+                if not data:
+                    raise BenchError(f"correctness: {url_for(target)}: connection closed mid-stream")
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                        status = int(dict(ev.headers)[":status"])
+                    elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                        body += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                        done = True
+                    elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                        raise BenchError(f"correctness: {url_for(target)}: {ev}")
+                pending = conn.data_to_send()
+                if pending:
+                    sock.sendall(pending)
+            out.append((status, "2", body))
+    finally:
+        sock.close()
+    return out
+
+
+def check_answers(target, n):
+    """n requests over one connection (HTTP/1.1 or h2 as the target says, clear or TLS): every
+    status must be 200, every body one of target['bodies'], and weighted bodies in the expected
+    proportions (within 5 points). Returns counts per body."""
+    url = url_for(target)
+    try:
+        answers = (_get_h2 if target["proto"] == "h2" else _get_h1)(target, n)
+    except (OSError, http.client.HTTPException) as e:
+        raise BenchError(f"correctness: {url}: {e!r}")
+    want_version = "2" if target["proto"] == "h2" else "1.1"
+    counts = {}
+    for status, version, body in answers:
+        body = body.decode(errors="replace")
+        if status != 200 or version != want_version or body not in target["bodies"]:
+            raise BenchError(f"correctness: {url}: got status {status}, HTTP/{version}, body {body!r}; "
+                             f"expected 200, HTTP/{want_version}, one of {list(target['bodies'])}")
+        counts[body] = counts.get(body, 0) + 1
+    for body, share in target["bodies"].items():
+        got = counts.get(body, 0) / n
+        if abs(got - share) > 0.05:
+            raise BenchError(f"correctness: {url}: {body!r} was {got:.0%} of {n} answers, "
+                             f"expected {share:.0%} (weights)")
+    return counts
+
+
+# --------------------------------------------------------------------------------------------
+# Configs
+# --------------------------------------------------------------------------------------------
+
+def tls_material(workdir):
+    """A self-signed certificate for HOST (one for every side), and HAProxy's combined PEM."""
+    cert = os.path.join(workdir, "cert.pem")
+    key = os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST}",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+    combined = os.path.join(workdir, "combined.pem")
+    with open(combined, "w") as out:
+        out.write(open(cert).read() + open(key).read())
+    return cert, key, combined
+
+
+def trellis_http_yaml(p, a_port, b_port, cert, key):
+    return f"""# The walkthrough's shape (examples/walkthrough.yaml) with two hello-instance target groups,
+# no access logs and no health checks.
+region: us-west-2
+vpcs:
+  - name: client-vpc
+    cidrs: [127.0.0.0/8]
+serviceNetworks:
+  - name: bench-network
+    services: [lattice-svc]
+    vpcs: [client-vpc]
+services:
+  - name: lattice-svc
+    listeners:
+      - name: http
+        protocol: HTTP
+        port: {p['h1']}
+        defaultAction: &weighted
+          forward:
+            targetGroups:
+              - {{targetGroupIdentifier: instance-tg, weight: 20}}
+              - {{targetGroupIdentifier: second-tg, weight: 10}}
+        rules: &rules
+          - name: to-instance
+            priority: 10
+            match: {{httpMatch: {{pathMatch: {{match: {{exact: /to-instance}}}}}}}}
+            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: instance-tg}}]}}}}
+          - name: to-function
+            priority: 20
+            match: {{httpMatch: {{pathMatch: {{match: {{exact: /to-function}}}}}}}}
+            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: second-tg}}]}}}}
+      - name: https
+        protocol: HTTPS
+        port: {p['tls']}
+        tls: {{certificate: {cert}, key: {key}}}
+        defaultAction: *weighted
+        rules: *rules
+targetGroups:
+  - name: instance-tg
+    type: INSTANCE
+    config: {{port: {a_port}, protocol: HTTP, protocolVersion: HTTP1, healthCheck: {{enabled: false}}}}
+    targets: [{{id: 127.0.0.1}}]
+  - name: second-tg
+    type: INSTANCE
+    config: {{port: {b_port}, protocol: HTTP, protocolVersion: HTTP1, healthCheck: {{enabled: false}}}}
+    targets: [{{id: 127.0.0.1}}]
+"""
+
+
+def nginx_conf(workdir, p, a_port, b_port, cert, key):
+    return f"""# nginx equivalent of the Trellis config: same rules (case-insensitive exact paths), 20/10
+# weighted round robin, keep-alive upstream pools, the same forwarded headers, no access log.
+worker_processes auto;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/nginx-body;
+    proxy_temp_path {workdir}/nginx-proxy;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    upstream weighted {{ server 127.0.0.1:{a_port} weight=20; server 127.0.0.1:{b_port} weight=10;
+                        keepalive 128; keepalive_requests 1000000; }}
+    upstream instance_tg {{ server 127.0.0.1:{a_port}; keepalive 64; keepalive_requests 1000000; }}
+    upstream second_tg {{ server 127.0.0.1:{b_port}; keepalive 64; keepalive_requests 1000000; }}
+    server {{
+        listen 127.0.0.1:{p['h1']};
+        listen 127.0.0.1:{p['h2c']} http2;
+        listen 127.0.0.1:{p['tls']} ssl http2;
+        server_name {HOST};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Port $server_port;
+        proxy_set_header x-amzn-requestid $request_id;
+        add_header x-amzn-requestid $request_id always;
+        location ~* ^/to-instance$ {{ proxy_pass http://instance_tg; }}
+        location ~* ^/to-function$ {{ proxy_pass http://second_tg; }}
+        location / {{ proxy_pass http://weighted; }}
+    }}
+}}
+"""
+
+
+def haproxy_cfg(workdir, p, a_port, b_port, combined):
+    return f"""# HAProxy equivalent of the Trellis config: same rules (case-insensitive exact paths), 20/10
+# weighted round robin, keep-alive server connections shared between clients, the same forwarded
+# headers, no health checks, no logging.
+global
+    maxconn 4000
+    nbthread 2
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 75s
+    timeout server 75s
+    timeout http-keep-alive 75s
+    http-reuse always
+frontend lattice_svc
+    bind 127.0.0.1:{p['h1']}
+    bind 127.0.0.1:{p['h2c']} proto h2
+    bind 127.0.0.1:{p['tls']} ssl crt {combined} alpn h2,http/1.1
+    unique-id-format %[uuid()]
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+    http-request set-header X-Forwarded-Proto http unless {{ ssl_fc }}
+    http-request set-header X-Forwarded-Port %[dst_port]
+    http-request set-header x-amzn-requestid %[unique-id]
+    http-after-response set-header x-amzn-requestid %[unique-id]
+    acl to_instance path -i /to-instance
+    acl to_function path -i /to-function
+    use_backend instance_tg if to_instance
+    use_backend second_tg if to_function
+    default_backend weighted
+backend weighted
+    balance roundrobin
+    server a 127.0.0.1:{a_port} weight 20
+    server b 127.0.0.1:{b_port} weight 10
+backend instance_tg
+    server a 127.0.0.1:{a_port}
+backend second_tg
+    server b 127.0.0.1:{b_port}
+"""
+
+
+def trellis_wasm_yaml(port):
+    return f"""# examples/functions.yaml without the process function: the wasi:http component on /http,
+# the WASI command module behind a LAMBDA target group (V2 events) on /wasm.
+region: us-west-2
+services:
+  - name: functions
+    listeners:
+      - name: http
+        protocol: HTTP
+        port: {port}
+        defaultAction: {{fixedResponse: {{statusCode: 404}}}}
+        rules:
+          - name: wasm
+            priority: 10
+            match: {{httpMatch: {{pathMatch: {{match: {{prefix: /wasm}}}}}}}}
+            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: wasm-tg}}]}}}}
+          - name: http
+            priority: 20
+            match: {{httpMatch: {{pathMatch: {{match: {{prefix: /http}}}}}}}}
+            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: http-tg}}]}}}}
+targetGroups:
+  - {{name: wasm-tg, type: LAMBDA, config: {{lambdaEventStructureVersion: V2}}, targets: [{{id: hello-wasm}}]}}
+  - {{name: http-tg, type: LAMBDA, targets: [{{id: hello-http}}]}}
+functions:
+  - name: hello-wasm
+    runtime: wasm
+    code: {HELLO_WASM}
+    environment: {{GREETING: hello}}
+  - name: hello-http
+    runtime: wasm
+    code: {HELLO_HTTP}
+"""
+
+
+def generated_yaml(port, backend_ports, services=100, targets_per_group=10):
+    """services x 1 listener (all on one port, picked by host) x 1 rule, one target group each of
+    targets_per_group targets spread over the backend ports: services*targets_per_group targets."""
+    lines = ["# Generated: %d services, %d target groups, %d targets; no health checks." %
+             (services, services, services * targets_per_group),
+             "region: us-west-2", "services:"]
+    for i in range(services):
+        lines += [f"  - name: bench-{i:03d}",
+                  "    listeners:",
+                  "      - name: http",
+                  "        protocol: HTTP",
+                  f"        port: {port}",
+                  f"        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: bench-{i:03d}-tg}}]}}}}",
+                  "        rules:",
+                  "          - name: health",
+                  "            priority: 1",
+                  "            match: {httpMatch: {pathMatch: {match: {exact: /health}}}}",
+                  "            action: {fixedResponse: {statusCode: 204}}"]
+    lines.append("targetGroups:")
+    for i in range(services):
+        lines += [f"  - name: bench-{i:03d}-tg",
+                  "    type: INSTANCE",
+                  "    config: {port: %d, healthCheck: {enabled: false}}" % backend_ports[0],
+                  "    targets:"]
+        for t in range(targets_per_group):
+            lines.append("      - {id: 127.0.0.1, port: %d}" % backend_ports[(i + t) % len(backend_ports)])
+    return "\n".join(lines) + "\n"
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement loop shared by the side-by-side scenarios
+# --------------------------------------------------------------------------------------------
+
+def nice_rate(x):
+    """Rounds down to 1, 2 or 5 times a power of ten."""
+    if x < 1:
+        return 1
+    p = 10 ** int(len(str(int(x))) - 1)
+    for m in (5, 2, 1):
+        if x >= m * p:
+            return m * p
+    return p
+
+
+# The open-loop rate: this fraction of the slowest (non-ceiling) side's median closed-loop
+# throughput, rounded down to 1/2/5 x 10^n.
+RATE_FRACTION = 0.3
+
+
+def measure_variant(args, variant, sides, record):
+    """sides: list of dicts {name, server, target}. Runs warm-up, then rounds of closed-loop
+    throughput and open-loop latency, alternating sides. Appends to record['variants']."""
+    q = args.quick
+    secs = args.seconds or (2 if q else 10)
+    rounds = args.rounds or (1 if q else 3)
+    conc = args.concurrency
+    log(f"[{record['scenario']}/{variant}] correctness and warm-up: " + ", ".join(s["name"] for s in sides))
+    correctness = {}
+    warm = {}
+    for s in sides:
+        correctness[s["name"]] = check_answers(s["target"], 30 if q else 300)
+        r = run_oha(s["target"], 1 if q else 3, conc, servers=[s["server"]])
+        warm[s["name"]] = r["rps"]
+    log(f"[{record['scenario']}/{variant}] warm-up rps {({k: round(v) for k, v in warm.items()})}")
+    runs = {s["name"]: {"throughput": [], "latency": []} for s in sides}
+    # 1. throughput, closed loop: A B C, A B C, ...
+    for rnd in range(rounds):
+        for s in sides:
+            r = run_oha(s["target"], secs, conc, servers=[s["server"]])
+            runs[s["name"]]["throughput"].append(r)
+            log(f"  round {rnd + 1}/{rounds} {s['name']:>18} closed c={conc}: {r['rps']:9.0f} req/s, "
+                f"cpu {r['cpu_s'][s['server'].name]:.2f}s")
+    # 2. latency, open loop at one rate for every side, well below the slowest side's knee
+    slowest = min(statistics.median(r["rps"] for r in runs[s["name"]]["throughput"])
+                  for s in sides if not s.get("ceiling"))
+    rate = args.rate or nice_rate(RATE_FRACTION * slowest)
+    for rnd in range(rounds):
+        for s in sides:
+            r = run_oha(s["target"], secs, conc, rate=rate, servers=[s["server"]])
+            runs[s["name"]]["latency"].append(r)
+            log(f"  round {rnd + 1}/{rounds} {s['name']:>18} open {rate}/s: p50 {r['p50_ms']:.3f} "
+                f"p99 {r['p99_ms']:.3f} p99.9 {r['p999_ms']:.3f} ms")
+    # the answers must still be right after the load
+    for s in sides:
+        check_answers(s["target"], 30 if q else 300)
+    rows = []
+    for s in sides:
+        tp, lat = runs[s["name"]]["throughput"], runs[s["name"]]["latency"]
+        med = lambda xs: statistics.median(xs) if xs else None
+        cpu_per_10k = [r["cpu_s"][s["server"].name] / r["requests"] * 10000 for r in tp if r["requests"]]
+        lat_cpu_per_10k = [r["cpu_s"][s["server"].name] / r["requests"] * 10000 for r in lat if r["requests"]]
+        rows.append({
+            "side": s["name"],
+            "ceiling": bool(s.get("ceiling")),
+            "rps": med([r["rps"] for r in tp]),
+            "rps_runs": [r["rps"] for r in tp],
+            "p50_ms": med([r["p50_ms"] for r in lat]),
+            "p99_ms": med([r["p99_ms"] for r in lat]),
+            "p999_ms": med([r["p999_ms"] for r in lat]),
+            "p99_runs": [r["p99_ms"] for r in lat],
+            "closed_p50_ms": med([r["p50_ms"] for r in tp]),
+            "closed_p99_ms": med([r["p99_ms"] for r in tp]),
+            "cpu_s_per_10k": med(cpu_per_10k),
+            "cpu_s_per_10k_at_rate": med(lat_cpu_per_10k),
+            "requests": sum(r["requests"] for r in tp + lat),
+            "errors": sum(r["bad"] for r in tp + lat),
+            "correctness": correctness[s["name"]],
+        })
+    foreign = [r["foreign_cpu_share"] for rs in runs.values() for r in rs["throughput"] + rs["latency"]]
+    record["variants"].append({
+        "variant": variant,
+        "foreign_cpu_share": {"median": statistics.median(foreign), "max": max(foreign)},
+        "seconds": secs, "rounds": rounds, "concurrency": conc, "rate": rate,
+        "warmup_rps": warm,
+        "commands": {s["name"]: {"throughput": " ".join(oha_argv(s["target"], secs, conc)),
+                                 "latency": " ".join(oha_argv(s["target"], secs, conc, rate))}
+                     for s in sides},
+        "rows": rows,
+        "runs": runs,
+    })
+
+
+def merge_variants(rec, path):
+    """A run of some variants only (--variants) replaces those variants in the stored results of
+    its scenario and keeps the others; peak RSS is the larger of the two runs'."""
+    if rec["scenario"] != "http" or not os.path.exists(path):
+        return rec
+    old = json.load(open(path))
+    names = [v["variant"] for v in rec["variants"]]
+    if {v["variant"] for v in old.get("variants", [])} <= set(names) or old.get("quick") != rec["quick"]:
+        return rec
+    new_by_name = {v["variant"]: v for v in rec["variants"]}
+    merged = [new_by_name.pop(v["variant"], v) for v in old["variants"]] + list(new_by_name.values())
+    for name, srv in old.get("servers", {}).items():
+        if name in rec.get("servers", {}):
+            rec["servers"][name]["peak_rss_kb"] = max(srv["peak_rss_kb"], rec["servers"][name]["peak_rss_kb"])
+    rec["variants"] = merged
+    rec["rerun_variants"] = names
+    rec["duration_s"] += old.get("duration_s", 0)
+    return rec
+
+
+def server_info(servers):
+    return {s.name: {"argv": s.argv, "peak_rss_kb": s.hwm_kb(), "rss_kb": s.rss_kb(),
+                     "processes": s.nprocs()} for s in servers}
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+
+def start_backends(workdir, names):
+    out = []
+    for name in names:
+        port = free_port()
+        s = Server(f"hello-{name}", [HELLO_INSTANCE, "--port", str(port), "--bind", LOOPBACK,
+                                     "--name", name], workdir).start()
+        out.append((s, port))
+    for s, port in out:
+        wait_http(s, port, "/", host="localhost", deadline_s=20)
+    return out
+
+
+def scenario_http(args, workdir, cfgdir):
+    record = {"scenario": "http", "variants": []}
+    (a_srv, a_port), (b_srv, b_port) = start_backends(workdir, ["instance-a", "instance-b"])
+    body_a, body_b = "Hello from the instance-a\n", "Hello from the instance-b\n"
+    cert, key, combined = tls_material(workdir)
+    ports = {name: {"h1": free_port(), "h2c": free_port(), "tls": free_port()}
+             for name in ("trellis", "nginx", "haproxy")}
+    ports["trellis"]["h2c"] = ports["trellis"]["h1"]  # Trellis serves h1 and h2c on one port
+
+    tcfg = write(os.path.join(cfgdir, "trellis-http.yaml"),
+                 trellis_http_yaml(ports["trellis"], a_port, b_port, cert, key))
+    ncfg = write(os.path.join(cfgdir, "nginx.conf"),
+                 nginx_conf(workdir, ports["nginx"], a_port, b_port, cert, key))
+    hcfg = write(os.path.join(cfgdir, "haproxy.cfg"),
+                 haproxy_cfg(workdir, ports["haproxy"], a_port, b_port, combined))
+    for d in ("nginx-body", "nginx-proxy"):
+        os.makedirs(os.path.join(workdir, d), exist_ok=True)
+
+    trellis = Server("trellis", [TRELLIS, "up", "-f", tcfg, "--bind", LOOPBACK, "--drain-timeout", "1",
+                                 "--state-dir", os.path.join(workdir, "state-http")], workdir).start()
+    nginx = Server("nginx", [NGINX, "-c", ncfg, "-p", workdir, "-e", os.path.join(workdir, "nginx-error.log"),
+                             "-g", "daemon off; master_process on;"], workdir).start()
+    haproxy = Server("haproxy", [HAPROXY, "-f", hcfg, "-db"], workdir).start()
+    startup = {}
+    for srv, p in ((trellis, ports["trellis"]), (nginx, ports["nginx"]), (haproxy, ports["haproxy"])):
+        startup[srv.name] = wait_http(srv, p["h1"], "/to-instance", deadline_s=60)
+    time.sleep(1.0)
+    idle = {s.name: s.rss_kb() for s in (trellis, nginx, haproxy, a_srv, b_srv)}
+    record["idle_rss_kb"] = idle
+    record["startup_s"] = startup
+
+    weighted = {body_a: 2 / 3, body_b: 1 / 3}
+    servers = {"trellis": trellis, "nginx": nginx, "haproxy": haproxy}
+    variants = [("HTTP/1.1", "h1", False, "h1"), ("h2c", "h2", False, "h2c"),
+                ("HTTPS HTTP/1.1", "h1", True, "tls"), ("HTTPS h2", "h2", True, "tls")]
+    if args.variants:
+        variants = [v for v in variants if v[0] in args.variants or v[3] in args.variants]
+    for label, proto, tls, key_ in variants:
+        # rules first: every side must route the path rules right, in every variant
+        for name, srv in servers.items():
+            for path, body in (("/to-instance", 'Hello from the instance-a at path "/to-instance"\n'),
+                               ("/TO-FUNCTION", 'Hello from the instance-b at path "/TO-FUNCTION"\n')):
+                check_answers({"port": ports[name][key_], "path": path, "proto": proto, "tls": tls,
+                            "bodies": {body: 1.0}}, 3)
+        sides = [{"name": name, "server": srv,
+                  "target": {"port": ports[name][key_], "path": "/", "proto": proto, "tls": tls,
+                             "bodies": weighted, "body_len": len(body_a)}}
+                 for name, srv in servers.items()]
+        if not tls:
+            sides.append({"name": "backend direct", "server": a_srv, "ceiling": True,
+                          "target": {"port": a_port, "path": "/", "proto": proto, "tls": False,
+                                     "bodies": {body_a: 1.0}, "body_len": len(body_a)}})
+        measure_variant(args, label, sides, record)
+    record["servers"] = server_info([trellis, nginx, haproxy, a_srv, b_srv])
+    record["backend_cpu_s"] = {s.name: s.cpu() for s in (a_srv, b_srv)}
+    for s in (trellis, nginx, haproxy, a_srv, b_srv):
+        s.stop()
+    return record
+
+
+def scenario_wasm(args, workdir, cfgdir):
+    record = {"scenario": "wasm", "variants": []}
+    tport, wport = free_port(), free_port()
+    tcfg = write(os.path.join(cfgdir, "trellis-wasm.yaml"), trellis_wasm_yaml(tport))
+    trellis = Server("trellis", [TRELLIS, "up", "-f", tcfg, "--bind", LOOPBACK, "--drain-timeout", "1",
+                                 "--state-dir", os.path.join(workdir, "state-wasm")], workdir).start()
+    # -Scli: the component (Rust std for wasm32-wasip2) imports wasi:cli, as Trellis links it too;
+    # the pooling allocator, as Trellis uses it.
+    wasmtime = Server("wasmtime-serve", [WASMTIME, "serve", "--addr", f"{LOOPBACK}:{wport}", "-Scli",
+                                         "-O", "pooling-allocator=y", HELLO_HTTP], workdir).start()
+    startup = {"trellis": wait_http(trellis, tport, "/http/hi", host="functions.trellis.localhost"),
+               "wasmtime-serve": wait_http(wasmtime, wport, "/http/hi", host="localhost")}
+    time.sleep(1.0)
+    record["idle_rss_kb"] = {s.name: s.rss_kb() for s in (trellis, wasmtime)}
+    record["startup_s"] = startup
+    fh = "functions.trellis.localhost"
+    http_body = 'Hello from the wasi:http function at path "/http/hi"\n'
+    event_body = 'Hello from the function at path "/wasm/hi" (method GET)\n'
+    sides = [
+        {"name": "trellis wasi:http", "server": trellis,
+         "target": {"host": fh, "port": tport, "path": "/http/hi", "proto": "h1", "tls": False,
+                    "bodies": {http_body: 1.0}, "body_len": len(http_body)}},
+        {"name": "wasmtime serve", "server": wasmtime,
+         "target": {"host": fh, "port": wport, "path": "/http/hi", "proto": "h1", "tls": False,
+                    "bodies": {http_body: 1.0}, "body_len": len(http_body)}},
+        {"name": "trellis event", "server": trellis,
+         "target": {"host": fh, "port": tport, "path": "/wasm/hi", "proto": "h1", "tls": False,
+                    "bodies": {event_body: 1.0}, "body_len": len(event_body)}},
+    ]
+    measure_variant(args, "HTTP/1.1", sides, record)
+    record["servers"] = server_info([trellis, wasmtime])
+    for s in (trellis, wasmtime):
+        s.stop()
+    return record
+
+
+def startup_once(name, argv, workdir, port, path, host, deadline_s=120):
+    s = Server(name, argv, workdir).start()
+    try:
+        t = wait_http(s, port, path, host=host, deadline_s=deadline_s)
+        time.sleep(0.5)
+        rss = s.rss_kb()
+    finally:
+        s.stop()
+    return t, rss
+
+
+def scenario_footprint(args, workdir, cfgdir):
+    record = {"scenario": "footprint"}
+    reps = 1 if args.quick else 3
+    # 1. start-up of the wasm config: cold (empty state dir) and warm (the same state dir again)
+    tport = free_port()
+    tcfg = write(os.path.join(cfgdir, "trellis-footprint-wasm.yaml"), trellis_wasm_yaml(tport))
+    fh = "functions.trellis.localhost"
+    cold, warm = [], []
+    for i in range(reps):
+        state = os.path.join(workdir, f"state-footprint-{i}")
+        argv = [TRELLIS, "up", "-f", tcfg, "--bind", LOOPBACK, "--drain-timeout", "1", "--state-dir", state]
+        cold.append(startup_once("trellis-cold", argv, workdir, tport, "/wasm/hi", fh))
+        warm.append(startup_once("trellis-warm", argv, workdir, tport, "/wasm/hi", fh))
+        log(f"[footprint] wasm config start-up: cold {cold[-1][0] * 1000:.0f} ms, warm {warm[-1][0] * 1000:.0f} ms")
+    record["wasm_startup_cold_s"] = [t for t, _ in cold]
+    record["wasm_startup_warm_s"] = [t for t, _ in warm]
+    record["wasm_idle_rss_kb"] = [r for _, r in warm]
+    record["wasm_idle_rss_cold_kb"] = [r for _, r in cold]
+
+    # 2. the HTTP config (walkthrough shape) and the generated 100 services / 1000 targets
+    backends = start_backends(workdir, [f"instance-{i}" for i in range(10)])
+    bports = [p for _, p in backends]
+    cert, key, _ = tls_material(workdir)
+    p = {"h1": free_port(), "tls": free_port()}
+    small = write(os.path.join(cfgdir, "trellis-footprint-http.yaml"),
+                  trellis_http_yaml(p, bports[0], bports[1], cert, key))
+    gport = free_port()
+    big = write(os.path.join(cfgdir, "trellis-generated-100x1000.yaml"), generated_yaml(gport, bports))
+    res = {}
+    for label, cfg, port, path, host in (
+            ("walkthrough shape", small, p["h1"], "/to-instance", HOST),
+            ("100 services / 1000 targets", big, gport, "/", "bench-099.trellis.localhost")):
+        ts, rss = [], []
+        for i in range(reps):
+            argv = [TRELLIS, "up", "-f", cfg, "--bind", LOOPBACK, "--drain-timeout", "1",
+                    "--state-dir", os.path.join(workdir, f"state-{gport}-{i}")]
+            t, r = startup_once("trellis-startup", argv, workdir, port, path, host)
+            ts.append(t)
+            rss.append(r)
+        res[label] = {"startup_s": ts, "idle_rss_kb": rss}
+        log(f"[footprint] {label}: start-up {statistics.median(ts) * 1000:.0f} ms, idle RSS "
+            f"{statistics.median(rss) / 1024:.1f} MiB")
+
+    # 3. load on the generated config: peak RSS and throughput against service 99 of 100
+    argv = [TRELLIS, "up", "-f", big, "--bind", LOOPBACK, "--drain-timeout", "1",
+            "--state-dir", os.path.join(workdir, "state-big-load")]
+    s = Server("trellis-generated", argv, workdir).start()
+    wait_http(s, gport, "/", host="bench-099.trellis.localhost")
+    bodies = {f"Hello from the instance-{i}\n": 0.1 for i in range(10)}
+    target = {"host": "bench-099.trellis.localhost", "port": gport, "path": "/", "proto": "h1",
+              "tls": False, "bodies": bodies, "body_len": len("Hello from the instance-0\n")}
+    check_answers(target, 100)
+    secs = args.seconds or (2 if args.quick else 10)
+    r = run_oha(target, secs, args.concurrency, servers=[s])
+    res["100 services / 1000 targets"]["load"] = {
+        "rps": r["rps"], "cpu_s_per_10k": r["cpu_s"][s.name] / r["requests"] * 10000,
+        "peak_rss_kb": s.hwm_kb(), "command": " ".join(r["argv"])}
+    check_answers(target, 100)
+    s.stop()
+    log(f"[footprint] generated config under load: {r['rps']:.0f} req/s, peak RSS {s_hwm_mib(res)} MiB")
+    record["configs"] = res
+    for b, _ in backends:
+        b.stop()
+    return record
+
+
+def s_hwm_mib(res):
+    return f"{res['100 services / 1000 targets']['load']['peak_rss_kb'] / 1024:.1f}"
+
+
+# --------------------------------------------------------------------------------------------
+# Report: docs/BENCHMARKS.md (the generated part), charts
+# --------------------------------------------------------------------------------------------
+
+def machine_info():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+
+    def version(argv, pattern=None):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+            text = (p.stdout + p.stderr).strip()
+            if pattern:
+                m = re.search(pattern, text)
+                return m.group(0) if m else text.splitlines()[0]
+            return text.splitlines()[0] if text else "?"
+        except (OSError, subprocess.TimeoutExpired):
+            return "not found"
+
+    rev = os.environ.get("TRELLIS_REV")  # set when TRELLIS is a build of another tree
+    try:
+        if rev:
+            raise OSError
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev += " (with uncommitted changes)" if dirty else ""
+    except OSError:
+        rev = rev or "?"
+    distro = ""
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    distro = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(), "model": model, "memory": mem, "kernel": platform.release(),
+        "os": distro, "trellis": f"{version([TRELLIS, '--version'])}, git {rev}",
+        "nginx": version([NGINX, "-v"], r"nginx/[\d.]+"),
+        "haproxy": version([HAPROXY, "-v"], r"HAProxy version [\w.\-+~]+"),
+        "oha": version([OHA, "--version"]), "wasmtime": version([WASMTIME, "--version"]),
+    }
+
+
+def short(cmd, workdir=None):
+    """A command line as shown in the report: paths relative to the repository, the run's
+    temporary directory as $WORK."""
+    text = " ".join(cmd) if isinstance(cmd, list) else cmd
+    text = re.sub(r"/(?:dev/shm|tmp)/trellis-bench-[\w]+", "$WORK", text)
+    return text.replace(ROOT + "/", "")
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def ratio(num, den, invert=False):
+    if not num or not den:
+        return "–"
+    return f"{(den / num) if invert else (num / den):.2f}×"
+
+
+def variant_table(v, base_name, servers):
+    rows = v["rows"]
+    base = next((r for r in rows if r["side"] == base_name), rows[0])
+    out = ["| side | req/s (c=%d) | ÷ %s | p50 ms | p99 ms | p99.9 ms | p99 ÷ %s | CPU s / 10k req | peak RSS MiB | errors |"
+           % (v["concurrency"], base["side"], base["side"]),
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        srv = servers.get(r.get("server_name", ""), {})
+        rss = r.get("peak_rss_kb")
+        out.append("| {side} | {rps} | {rr} | {p50} | {p99} | {p999} | {lr} | {cpu} | {rss} | {err} |".format(
+            side=r["side"] + (" (ceiling)" if r["ceiling"] else ""),
+            rps=fmt(r["rps"]), rr=ratio(r["rps"], base["rps"]),
+            p50=fmt(r["p50_ms"], 3), p99=fmt(r["p99_ms"], 3), p999=fmt(r["p999_ms"], 3),
+            lr=ratio(r["p99_ms"], base["p99_ms"]),
+            cpu=fmt(r["cpu_s_per_10k"], 2),
+            rss=fmt(rss / 1024, 1) if rss else "–", err=r["errors"]))
+    return out
+
+
+def charts(results, outdir, prefix):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is missing: no charts")
+        return {}
+    os.makedirs(outdir, exist_ok=True)
+    made = {}
+    for rec in results:
+        if "variants" not in rec:
+            continue
+        name = rec["scenario"]
+        variants = rec["variants"]
+        sides = []
+        for v in variants:
+            for r in v["rows"]:
+                if r["side"] not in sides:
+                    sides.append(r["side"])
+        # throughput: grouped bars per variant
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        width = 0.8 / max(1, len(sides))
+        for i, side in enumerate(sides):
+            xs, ys = [], []
+            for j, v in enumerate(variants):
+                row = next((r for r in v["rows"] if r["side"] == side), None)
+                if row and row["rps"]:
+                    xs.append(j + i * width)
+                    ys.append(row["rps"])
+            bars = ax.bar(xs, ys, width, label=side)
+            ax.bar_label(bars, labels=[f"{y / 1000:.1f}k" for y in ys], fontsize=7)
+        ax.set_xticks([j + width * (len(sides) - 1) / 2 for j in range(len(variants))])
+        ax.set_xticklabels([v["variant"] for v in variants])
+        ax.set_ylabel("requests/s (closed loop, c=%d)" % variants[0]["concurrency"])
+        ax.set_title(f"{name}: throughput (higher is better)")
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = os.path.join(outdir, f"{prefix}{name}-throughput.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made[f"{name}-throughput"] = path
+        # latency: p50 / p99 / p99.9 per side, one panel per variant
+        fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 4.2), squeeze=False)
+        for ax, v in zip(axes[0], variants):
+            labels = [r["side"] for r in v["rows"]]
+            for k, (key, lab) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))):
+                vals = [r[key] or 0 for r in v["rows"]]
+                ax.bar([i + k * 0.27 for i in range(len(labels))], vals, 0.27, label=lab)
+            ax.set_xticks([i + 0.27 for i in range(len(labels))])
+            ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+            ax.set_yscale("log")
+            ax.set_title(f"{v['variant']} at {v['rate']:,} req/s", fontsize=9)
+            ax.grid(axis="y", alpha=0.3, which="both")
+        axes[0][0].set_ylabel("latency ms (open loop, log scale)")
+        axes[0][0].legend(fontsize=8)
+        fig.suptitle(f"{name}: latency (lower is better)")
+        fig.tight_layout()
+        path = os.path.join(outdir, f"{prefix}{name}-latency.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made[f"{name}-latency"] = path
+    return made
+
+
+BEGIN = "<!-- BEGIN GENERATED by bench/bench.py: do not edit by hand -->"
+END = "<!-- END GENERATED -->"
+
+
+def report(results, meta, doc_path, chart_paths, quick):
+    doc_dir = os.path.dirname(doc_path)
+    L = []
+    L.append(f"Generated {meta['finished']} by `{meta['command']}` ({meta['duration_s'] / 60:.1f} min of scenarios)"
+             + (" — **QUICK smoke run: numbers are not meaningful**" if quick else "") + ".")
+    L.append("")
+    m = meta["machine"]
+    L += ["### Machine", "",
+          f"- {m['cores']} cores, {m['model']}, {m['memory']} RAM; {m['os']}, Linux {m['kernel']}",
+          f"- {m['trellis']}", f"- {m['nginx']}; {m['haproxy']}; {m['oha']}; {m['wasmtime']}",
+          "- Load generator, servers and backends share the same cores (loopback only).", ""]
+    for rec in results:
+        sc = rec["scenario"]
+        if sc in ("http", "wasm"):
+            title = {"http": "HTTP routing: Trellis vs nginx vs HAProxy",
+                     "wasm": "Wasm functions: Trellis vs wasmtime serve"}[sc]
+            L += [f"### {title}", ""]
+            servers = rec.get("servers", {})
+            base = "trellis" if sc == "http" else "trellis wasi:http"
+            for v in rec["variants"]:
+                for r in v["rows"]:
+                    srvname = {"trellis": "trellis", "nginx": "nginx", "haproxy": "haproxy",
+                               "backend direct": "hello-instance-a", "trellis wasi:http": "trellis",
+                               "wasmtime serve": "wasmtime-serve", "trellis event": "trellis"}.get(r["side"])
+                    r["server_name"] = srvname
+                    r["peak_rss_kb"] = servers.get(srvname, {}).get("peak_rss_kb")
+                L += [f"**{v['variant']}** — throughput: closed loop, {v['concurrency']} connections, "
+                      f"median of {v['rounds']} × {v['seconds']} s; latency: open loop at "
+                      f"{v['rate']:,} req/s with latency correction, median of {v['rounds']} × {v['seconds']} s.", ""]
+                L += variant_table(v, base, servers)
+                fc = v.get("foreign_cpu_share")
+                if fc:
+                    L.append("")
+                    L.append(f"Other processes on the machine (not this benchmark) used a median "
+                             f"{fc['median']:.0%} (at most {fc['max']:.0%}) of its CPU during these "
+                             f"measurements.")
+                L.append("")
+            idle = rec.get("idle_rss_kb", {})
+            if sc == "http":
+                L.append("Idle RSS one second after start-up: " +
+                         ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in idle.items()) +
+                         ". Peak RSS is VmHWM over the whole scenario (all four variants), summed "
+                         "over the process tree (nginx: master + 2 workers).")
+            else:
+                L.append("Idle RSS one second after start-up: " +
+                         ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in idle.items()) +
+                         " (Trellis compiled both functions at start-up: its state directory was "
+                         "empty). The two Trellis rows are one Trellis process serving both paths, "
+                         "so they share one peak RSS. Both servers write one line per request to "
+                         "stderr (the component's `eprintln!`; Trellis adds its START/END/REPORT "
+                         "function-log lines), redirected to a file on tmpfs.")
+            if sc == "http":
+                bc = rec.get("backend_cpu_s", {})
+                L.append("")
+                L.append("Ceiling: `hello-instance` answering directly (no proxy, one backend). "
+                         "Backend CPU over the whole scenario: " +
+                         ", ".join(f"{k} {v:.1f} s" for k, v in bc.items()) + ".")
+            L.append("")
+            for key in (f"{sc}-throughput", f"{sc}-latency"):
+                if key in chart_paths:
+                    rel = os.path.relpath(chart_paths[key], doc_dir)
+                    L.append(f"![{key}]({rel})")
+            L.append("")
+            L += ["<details><summary>Exact commands</summary>", "", "```sh"]
+            for name, srv in servers.items():
+                L.append(f"# {name}")
+                L.append(short(srv["argv"]).replace("daemon off; master_process on;",
+                                                    "'daemon off; master_process on;'"))
+            v0 = rec["variants"][0] if rec["variants"] else None
+            for v in rec["variants"]:
+                for side, cmds in v["commands"].items():
+                    L.append(f"# {v['variant']} — {side}")
+                    L.append(short(cmds["throughput"]))
+                    L.append(short(cmds["latency"]))
+            L += ["```", "", "</details>", ""]
+        elif sc == "footprint":
+            L += ["### Footprint: Trellis start-up and memory", ""]
+            med = statistics.median
+            L += ["| config | start-up to first served request (ms) | idle RSS MiB |", "|---|--:|--:|"]
+            cold_rss = rec.get("wasm_idle_rss_cold_kb")
+            L.append(f"| wasm functions (hello-wasm + hello-http), cold compile cache | "
+                     f"{med(rec['wasm_startup_cold_s']) * 1000:.0f} | "
+                     f"{fmt(med(cold_rss) / 1024, 1) if cold_rss else '–'} |")
+            L.append(f"| wasm functions, warm compile cache (same `--state-dir`) | "
+                     f"{med(rec['wasm_startup_warm_s']) * 1000:.0f} | {med(rec['wasm_idle_rss_kb']) / 1024:.1f} |")
+            for label, r in rec["configs"].items():
+                L.append(f"| {label} | {med(r['startup_s']) * 1000:.0f} | {med(r['idle_rss_kb']) / 1024:.1f} |")
+            peaks = []
+            for other in results:
+                srv = other.get("servers", {}).get("trellis")
+                if srv:
+                    peaks.append(f"{srv['peak_rss_kb'] / 1024:.1f} MiB over the {other['scenario']} scenario")
+            if peaks:
+                L += ["", "Trellis's peak RSS under load: " + "; ".join(peaks) + " (tables above)."]
+            load = rec["configs"]["100 services / 1000 targets"]["load"]
+            L += ["", f"Under load (closed loop, service 100 of 100, round robin over 10 targets): "
+                      f"{load['rps']:,.0f} req/s, {load['cpu_s_per_10k']:.2f} CPU s / 10k requests, "
+                      f"peak RSS {load['peak_rss_kb'] / 1024:.1f} MiB. Start-up is the time from "
+                      f"spawning `trellis up` to the first 200 answer (polled every 2 ms), median of "
+                      f"{len(rec['wasm_startup_cold_s'])} runs.", ""]
+    generated = "\n".join(L)
+    head = DEFAULT_HEAD
+    tail = ""
+    if os.path.exists(doc_path):
+        text = open(doc_path).read()
+        if BEGIN in text and END in text:
+            head = text.split(BEGIN)[0]
+            tail = text.split(END, 1)[1]
+    os.makedirs(doc_dir, exist_ok=True)
+    with open(doc_path, "w") as f:
+        f.write(head + BEGIN + "\n\n" + generated + "\n" + END + tail)
+
+
+DEFAULT_HEAD = """# Benchmarks
+
+`make bench` regenerates the part of this page between the markers below (bench/bench.py).
+
+"""
+
+
+# --------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: ~2 s per measurement, 1 round")
+    ap.add_argument("--only", action="append", choices=["http", "wasm", "footprint"],
+                    help="run only this scenario (repeatable)")
+    ap.add_argument("--variants", action="append", help="http scenario: only these variants (h1, h2c, tls)")
+    ap.add_argument("--seconds", type=int, help="seconds per measurement")
+    ap.add_argument("--rounds", type=int, help="alternation rounds")
+    ap.add_argument("--concurrency", type=int, default=50, help="connections (default 50)")
+    ap.add_argument("--rate", type=int, help="open-loop rate (default: 30%% of the slowest side's closed-loop rps)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: rewrite the report and charts from the stored results")
+    args = ap.parse_args()
+
+    for tool in (OHA, TRELLIS, HELLO_INSTANCE):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"bench: {tool} is missing (run bench/run.sh or make bench)")
+    scenarios = [] if args.report else (args.only or ["http", "wasm", "footprint"])
+    if args.quick:
+        results_dir = os.path.join(BENCH, "results", "quick")
+        doc_path = os.path.join(results_dir, "BENCHMARKS.md")
+        chart_dir = results_dir
+    else:
+        results_dir = os.path.join(BENCH, "results")
+        doc_path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+        chart_dir = os.path.join(ROOT, "docs", "bench")
+    cfgdir = os.path.join(results_dir, "configs")
+    os.makedirs(cfgdir, exist_ok=True)
+    base_tmp = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    workdir = tempfile.mkdtemp(prefix="trellis-bench-", dir=base_tmp)
+    log(f"work directory {workdir}; results in {os.path.relpath(results_dir, ROOT)}")
+
+    def on_signal(signum, _frame):
+        stop_all()
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    started = time.time()
+    machine = machine_info()
+    results, failed = [], None
+    try:
+        for sc in scenarios:
+            t0 = time.time()
+            rec = {"http": scenario_http, "wasm": scenario_wasm, "footprint": scenario_footprint}[sc](
+                args, workdir, cfgdir)
+            rec["duration_s"] = time.time() - t0
+            rec["quick"] = args.quick
+            rec["machine"] = machine
+            rec["finished"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+            rec["command"] = "make bench" + (" QUICK=1" if args.quick else "")
+            rec = merge_variants(rec, os.path.join(results_dir, f"{sc}.json"))
+            with open(os.path.join(results_dir, f"{sc}.json"), "w") as f:
+                json.dump(rec, f, indent=1, default=str)
+            results.append(rec)
+            log(f"[{sc}] done in {rec['duration_s']:.0f} s")
+    except BenchError as e:
+        failed = e
+    finally:
+        stop_all()
+    if failed:
+        log("FAILED: " + str(failed))
+        log(f"logs kept in {workdir}")
+        sys.exit(1)
+    argv_text = "make bench" + (" QUICK=1" if args.quick else "")
+    if True:
+        # a partial run regenerates the report from the stored results of the other scenarios
+        all_results = []
+        for sc in ("http", "wasm", "footprint"):
+            path = os.path.join(results_dir, f"{sc}.json")
+            if os.path.exists(path):
+                all_results.append(json.load(open(path)))
+        if not all_results:
+            sys.exit("bench: no stored results to report")
+        meta = {"finished": max(r.get("finished", "?") for r in all_results),
+                "command": all_results[-1].get("command", argv_text),
+                "duration_s": sum(r.get("duration_s", 0) for r in all_results),
+                "machine": all_results[-1].get("machine", machine)}
+        made = charts(all_results, chart_dir, "")
+        report(all_results, meta, doc_path, made, args.quick)
+        log(f"wrote {os.path.relpath(doc_path, ROOT)} and {len(made)} charts in {os.path.relpath(chart_dir, ROOT)}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if scenarios:
+        log(f"all answers were right; {time.time() - started:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
