@@ -1153,6 +1153,9 @@ def report(results, meta, doc_path, chart_paths, quick):
             title = {"http": "HTTP routing: Trellis vs nginx vs HAProxy",
                      "wasm": "Wasm functions: Trellis vs wasmtime serve"}[sc]
             L += [f"### {title}", ""]
+            if rec.get("rerun_variants"):
+                L += ["Variants " + ", ".join(rec["rerun_variants"]) + " are from a later run "
+                      "(`bench/run.sh --only http --variants …`) than the others.", ""]
             servers = rec.get("servers", {})
             base = "trellis" if sc == "http" else "trellis wasi:http"
             for v in rec["variants"]:
