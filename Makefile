@@ -9,10 +9,12 @@
 CARGO ?= cargo
 PROFILE ?= debug
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
-TRELLIS := target/$(PROFILE)/trellis
+# CARGO_TARGET_DIR, when set, is where cargo puts the binary.
+TRELLIS := $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)/trellis
 # Sample apps and functions are always built in release (small, fast wasm; quick to build) and
 # copied to sample-functions/dist/, where the example configs find them.
 DIST := sample-functions/dist
+SAMPLES_TARGET := $(or $(CARGO_TARGET_DIR),sample-functions/target)
 HELLO_INSTANCE := $(DIST)/hello-instance
 
 .PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets clean bench
@@ -41,9 +43,9 @@ sample-functions: wasm-targets
 	@# Copied only when changed, and to a new inode: a running demo or benchmark may be executing
 	@# the old file (cp onto it fails with "Text file busy"), and Trellis reloads a function
 	@# whose file changed.
-	@for f in target/release/hello-instance target/release/hello-lambda \
-	          target/wasm32-wasip1/release/hello-wasm.wasm target/wasm32-wasip2/release/hello-http.wasm; do \
-	  src=sample-functions/$$f; dst=$(DIST)/$$(basename $$f); \
+	@for f in release/hello-instance release/hello-lambda \
+	          wasm32-wasip1/release/hello-wasm.wasm wasm32-wasip2/release/hello-http.wasm; do \
+	  src=$(SAMPLES_TARGET)/$$f; dst=$(DIST)/$$(basename $$f); \
 	  cmp -s $$src $$dst || cp --remove-destination $$src $$dst || exit 1; \
 	done
 
@@ -81,7 +83,7 @@ test: toolchain unit demo-check compose-check lint
 # Benchmarks on loopback (docs/BENCHMARKS.md): Trellis vs nginx, HAProxy and wasmtime serve; QUICK=1 for a smoke run. Not part of `make test`.
 bench: sample-functions
 	$(CARGO) build --release --bin trellis
-	QUICK=$(QUICK) bench/run.sh
+	TRELLIS=$(abspath $(or $(CARGO_TARGET_DIR),target)/release/trellis) QUICK=$(QUICK) bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all
