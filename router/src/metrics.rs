@@ -11,7 +11,7 @@
 //! handle through every layer would only move the global somewhere less obvious. Recording is
 //! a hash lookup and an atomic add per metric.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +32,11 @@ fn seconds_buckets() -> Histogram {
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A family of histograms with [`seconds_buckets`].
+fn histograms<L: Clone + std::hash::Hash + Eq>() -> HistogramFamily<L> {
+    Family::new_with_constructor(seconds_buckets)
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -55,8 +60,7 @@ struct FunctionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     function: String,
-    /// `success`, `error` (the function reported an error), `timeout`, `crashed`, `init_error`,
-    /// `too_large`, `invalid_response`.
+    /// One of [`OUTCOMES`].
     outcome: String,
 }
 
@@ -85,6 +89,60 @@ impl RouteMetrics {
     }
 }
 
+/// One function's metrics, resolved once when its pool or target is made, for the same reason
+/// as [`RouteMetrics`]: an invocation counts without building label strings.
+#[derive(Debug)]
+pub struct FunctionMetrics {
+    /// By [`OUTCOMES`], in that order.
+    invocations: [Counter; OUTCOMES.len()],
+    duration: Histogram,
+    cold_starts: Counter,
+    init_duration: Histogram,
+    environments: Gauge,
+    busy: Gauge,
+    queued: Gauge,
+}
+
+/// The `outcome` label values of `trellis_function_invocations_total`: `error` is an error the
+/// function reported itself.
+pub const OUTCOMES: [&str; 7] = [
+    "success",
+    "error",
+    "timeout",
+    "crashed",
+    "init_error",
+    "too_large",
+    "invalid_response",
+];
+
+impl FunctionMetrics {
+    /// An invocation that ended with `outcome` (one of [`OUTCOMES`]) after `seconds`.
+    pub fn invocation(&self, outcome: &str, seconds: f64) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.invocations[i].inc();
+        }
+        self.duration.observe(seconds);
+    }
+
+    /// An environment finished its init in `seconds` (on demand or provisioned).
+    pub fn environment_ready(&self, seconds: f64) {
+        self.init_duration.observe(seconds);
+    }
+
+    /// An invocation ran in a fresh environment.
+    pub fn cold_start(&self) {
+        self.cold_starts.inc();
+    }
+
+    /// The current size of the function's pool.
+    pub fn pool(&self, environments: usize, busy: usize, queued: usize) {
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.environments.set(gauge(environments));
+        self.busy.set(gauge(busy));
+        self.queued.set(gauge(queued));
+    }
+}
+
 /// Every metric Trellis keeps.
 pub struct Metrics {
     registry: Registry,
@@ -98,7 +156,7 @@ pub struct Metrics {
     busy: Family<FunctionLabels, Gauge>,
     queued: Family<FunctionLabels, Gauge>,
     /// Requests that matched no service.
-    unrouted: std::sync::OnceLock<std::sync::Arc<RouteMetrics>>,
+    unrouted: OnceLock<Arc<RouteMetrics>>,
 }
 
 /// The process's metrics.
@@ -107,83 +165,86 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
+/// Registers `metric` as `trellis_<name>` and returns it (a handle sharing its values).
+fn register<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("trellis");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by service, target group (\"-\" when none was chosen) and status class: Lattice's TotalRequestCount and HTTPCode_2XX_Count … HTTPCode_5XX_Count",
-            requests.clone(),
-        );
-        let request_time: HistogramFamily<RouteLabels> =
-            Family::new_with_constructor(seconds_buckets);
-        registry.register(
-            "request_time_seconds",
-            "Time from the first byte of a request to the last byte of its response: Lattice's RequestTime",
-            request_time.clone(),
-        );
-        let invocations = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "function_invocations",
-            "Function invocations, by outcome",
-            invocations.clone(),
-        );
-        let duration: HistogramFamily<FunctionLabels> =
-            Family::new_with_constructor(seconds_buckets);
-        registry.register(
-            "function_duration_seconds",
-            "Time from handing an invocation to the function to its answer, cold starts included",
-            duration.clone(),
-        );
-        let cold_starts = Family::<FunctionLabels, Counter>::default();
-        registry.register(
-            "function_cold_starts",
-            "Invocations that waited for a new environment to start (their REPORT line has an Init Duration)",
-            cold_starts.clone(),
-        );
-        let init_duration: HistogramFamily<FunctionLabels> =
-            Family::new_with_constructor(seconds_buckets);
-        registry.register(
-            "function_init_duration_seconds",
-            "Time from launching an environment (process or container) to its first request for work",
-            init_duration.clone(),
-        );
-        let environments = Family::<FunctionLabels, Gauge>::default();
-        registry.register(
-            "function_environments",
-            "Environments alive (starting, idle or busy)",
-            environments.clone(),
-        );
-        let busy = Family::<FunctionLabels, Gauge>::default();
-        registry.register(
-            "function_busy_environments",
-            "Environments running an invocation",
-            busy.clone(),
-        );
-        let queued = Family::<FunctionLabels, Gauge>::default();
-        registry.register(
-            "function_queued_invocations",
-            "Invocations waiting for an environment",
-            queued.clone(),
-        );
+        let mut r = Registry::with_prefix("trellis");
         Metrics {
-            registry,
-            requests,
-            request_time,
-            invocations,
-            duration,
-            cold_starts,
-            init_duration,
-            environments,
-            busy,
-            queued,
-            unrouted: std::sync::OnceLock::new(),
+            requests: register(
+                &mut r,
+                "requests",
+                "Requests answered, by service, target group (\"-\" when none was chosen) and status class: Lattice's TotalRequestCount and HTTPCode_2XX_Count … HTTPCode_5XX_Count",
+                Family::default(),
+            ),
+            request_time: register(
+                &mut r,
+                "request_time_seconds",
+                "Time from the first byte of a request to the last byte of its response: Lattice's RequestTime",
+                histograms(),
+            ),
+            invocations: register(
+                &mut r,
+                "function_invocations",
+                "Function invocations, by outcome",
+                Family::default(),
+            ),
+            duration: register(
+                &mut r,
+                "function_duration_seconds",
+                "Time from handing an invocation to the function to its answer, cold starts included",
+                histograms(),
+            ),
+            cold_starts: register(
+                &mut r,
+                "function_cold_starts",
+                "Invocations that waited for a new environment to start (their REPORT line has an Init Duration)",
+                Family::default(),
+            ),
+            init_duration: register(
+                &mut r,
+                "function_init_duration_seconds",
+                "Time from launching an environment (process or container) to its first request for work",
+                histograms(),
+            ),
+            environments: register(
+                &mut r,
+                "function_environments",
+                "Environments alive (starting, idle or busy)",
+                Family::default(),
+            ),
+            busy: register(
+                &mut r,
+                "function_busy_environments",
+                "Environments running an invocation",
+                Family::default(),
+            ),
+            queued: register(
+                &mut r,
+                "function_queued_invocations",
+                "Invocations waiting for an environment",
+                Family::default(),
+            ),
+            registry: r,
+            unrouted: OnceLock::new(),
         }
     }
 
     /// The request metrics of `service` and `target_group` (`"-"`: none chosen).
-    pub fn route(&self, service: &str, target_group: &str) -> std::sync::Arc<RouteMetrics> {
+    pub fn route(&self, service: &str, target_group: &str) -> Arc<RouteMetrics> {
+        let route = RouteLabels {
+            service: service.to_owned(),
+            target_group: target_group.to_owned(),
+        };
         let counter = |code: &str| {
             self.requests
                 .get_or_create(&RequestLabels {
@@ -193,69 +254,39 @@ impl Metrics {
                 })
                 .clone()
         };
-        std::sync::Arc::new(RouteMetrics {
+        Arc::new(RouteMetrics {
             by_class: ["1XX", "2XX", "3XX", "4XX", "5XX"].map(counter),
-            time: self
-                .request_time
-                .get_or_create(&RouteLabels {
-                    service: service.to_owned(),
-                    target_group: target_group.to_owned(),
-                })
-                .clone(),
+            time: self.request_time.get_or_create(&route).clone(),
         })
     }
 
     /// Where requests for no known service are counted (service and target group `"-"`).
-    pub fn unrouted(&self) -> &std::sync::Arc<RouteMetrics> {
+    pub fn unrouted(&self) -> &Arc<RouteMetrics> {
         self.unrouted.get_or_init(|| self.route("-", "-"))
     }
 
-    /// An invocation of `function` that ended with `outcome` after `seconds`.
-    pub fn invocation(&self, function: &str, outcome: &str, seconds: f64) {
-        self.invocations
-            .get_or_create(&OutcomeLabels {
-                function: function.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-        self.duration
-            .get_or_create(&FunctionLabels {
-                function: function.to_owned(),
-            })
-            .observe(seconds);
-    }
-
-    /// An environment of `function` finished its init in `seconds` (on demand or provisioned).
-    pub fn environment_ready(&self, function: &str, seconds: f64) {
-        self.init_duration
-            .get_or_create(&FunctionLabels {
-                function: function.to_owned(),
-            })
-            .observe(seconds);
-    }
-
-    /// An invocation of `function` ran in a fresh environment.
-    pub fn cold_start(&self, function: &str) {
-        self.cold_starts
-            .get_or_create(&FunctionLabels {
-                function: function.to_owned(),
-            })
-            .inc();
-    }
-
-    /// The current size of `function`'s pool.
-    pub fn pool(&self, function: &str, environments: usize, busy: usize, queued: usize) {
+    /// The metrics of function `function`.
+    pub fn function(&self, function: &str) -> Arc<FunctionMetrics> {
         let labels = FunctionLabels {
             function: function.to_owned(),
         };
-        let set = |family: &Family<FunctionLabels, Gauge>, value: usize| {
-            family
-                .get_or_create(&labels)
-                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        let invocation = |outcome: &str| {
+            self.invocations
+                .get_or_create(&OutcomeLabels {
+                    function: function.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .clone()
         };
-        set(&self.environments, environments);
-        set(&self.busy, busy);
-        set(&self.queued, queued);
+        Arc::new(FunctionMetrics {
+            invocations: OUTCOMES.map(invocation),
+            duration: self.duration.get_or_create(&labels).clone(),
+            cold_starts: self.cold_starts.get_or_create(&labels).clone(),
+            init_duration: self.init_duration.get_or_create(&labels).clone(),
+            environments: self.environments.get_or_create(&labels).clone(),
+            busy: self.busy.get_or_create(&labels).clone(),
+            queued: self.queued.get_or_create(&labels).clone(),
+        })
     }
 
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).
@@ -301,8 +332,8 @@ mod tests {
     #[test]
     fn pool_gauges_follow_the_last_value() {
         let metrics = Metrics::new();
-        metrics.pool("fn", 3, 2, 5);
-        metrics.pool("fn", 1, 0, 0);
+        metrics.function("fn").pool(3, 2, 5);
+        metrics.function("fn").pool(1, 0, 0);
         let text = metrics.encode();
         assert!(
             text.contains(r#"trellis_function_environments{function="fn"} 1"#),

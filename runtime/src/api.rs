@@ -309,12 +309,13 @@ impl Pool {
     pub fn new(config: PoolConfig, launcher: Arc<dyn Launcher>) -> Pool {
         Pool {
             shared: Arc::new(Shared {
-                config,
                 launcher,
                 state: Mutex::new(State::default()),
                 live: watch::Sender::new(0),
                 launches: AtomicU64::new(0),
                 cold_starts: AtomicU64::new(0),
+                metrics: metrics::global().function(&config.name),
+                config,
             }),
         }
     }
@@ -424,6 +425,7 @@ struct Shared {
     live: watch::Sender<usize>,
     launches: AtomicU64,
     cold_starts: AtomicU64,
+    metrics: Arc<metrics::FunctionMetrics>,
 }
 
 #[derive(Default)]
@@ -758,8 +760,7 @@ impl Shared {
 
     /// The pool's size, for the metrics' gauges.
     fn publish(&self, state: &State) {
-        metrics::global().pool(
-            &self.config.name,
+        self.metrics.pool(
             state.envs.len(),
             state.envs.values().filter(|s| s.current.is_some()).count(),
             state.queue.len(),
@@ -875,7 +876,7 @@ impl Shared {
         let init = slot.init_duration.take();
         if init.is_some() {
             self.cold_starts.fetch_add(1, Ordering::Relaxed);
-            metrics::global().cold_start(&self.config.name);
+            self.metrics.cold_start();
         }
         slot.current = Some(InFlight {
             pending,
@@ -1082,7 +1083,7 @@ impl Shared {
                 slot.ready = true;
                 slot.idle_since = Instant::now();
                 let init = slot.launched.elapsed();
-                metrics::global().environment_ready(&self.config.name, init.as_secs_f64());
+                self.metrics.environment_ready(init.as_secs_f64());
                 if slot.provisioned {
                     // Its first invocation is not a cold start: no Init Duration in its REPORT.
                     ready_note = Some(init);

@@ -38,6 +38,7 @@ pub struct LambdaTarget {
     region: String,
     timeout: Duration,
     arn: String,
+    metrics: Arc<trellis_router::metrics::FunctionMetrics>,
 }
 
 impl LambdaTarget {
@@ -51,6 +52,7 @@ impl LambdaTarget {
         arn: impl Into<String>,
     ) -> LambdaTarget {
         LambdaTarget {
+            metrics: trellis_router::metrics::global().function(function.name()),
             function,
             version,
             region: region.into(),
@@ -179,11 +181,8 @@ impl LambdaTarget {
                 (metric, Err(self.function_error(e.to_string())))
             }
         };
-        trellis_router::metrics::global().invocation(
-            self.name(),
-            metric,
-            started.elapsed().as_secs_f64(),
-        );
+        self.metrics
+            .invocation(metric, started.elapsed().as_secs_f64());
         result
     }
 }
