@@ -14,7 +14,7 @@ use crate::reload::{Live, ports_of, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
-use trellis_router::server::{self, BoundPort};
+use trellis_router::server::{self, BoundPort, Workers};
 
 use crate::{EXIT_RUNTIME, load_config};
 
@@ -28,6 +28,10 @@ pub struct UpArgs {
     /// Seconds a target may take to send its response head before the client gets 504.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     target_timeout: f64,
+    /// Threads that serve connections, each connection on one thread from start to end
+    /// (default: one per CPU core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Seconds requests in flight may take to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     drain_timeout: f64,
@@ -97,6 +101,11 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let ports = server::bind(&table, args.bind, &cert_dir).await?;
     let admin = admin::bind(args.admin).await;
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // Kept until the function environments have stopped: requests start them on these threads.
+    let workers = Arc::new(Workers::start(threads).context("cannot start the serving threads")?);
     print_banner(&args, &config, &ports, admin_addr);
     let table = Arc::new(ArcSwap::from_pointee(table));
 
@@ -105,7 +114,13 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         tokio::spawn(admin::serve(listener, stop_rx.clone()));
     }
     let drain = secs(args.drain_timeout, "--drain-timeout")?;
-    let server = tokio::spawn(server::serve(ports, table.clone(), stop_rx.clone(), drain));
+    let server = tokio::spawn(server::serve(
+        ports,
+        table.clone(),
+        workers.clone(),
+        stop_rx.clone(),
+        drain,
+    ));
     let live = Live {
         file: args.config.file.clone(),
         invokers: invokers.clone(),
@@ -131,6 +146,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         );
     }
     invokers.shutdown().await;
+    drop(workers);
     sinks.close();
     // Give the access-log writers a moment to flush their last records.
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -323,3 +323,17 @@ fn up_with_a_port_in_use_exits_2_naming_the_port() {
     assert!(!err.contains("trellis: ready"), "{err}");
     drop(taken);
 }
+
+#[test]
+fn up_refuses_zero_serving_threads_before_reading_the_config() {
+    let dir = scratch_dir("zero-threads");
+    let (code, out, err) = run_bounded(
+        &["up", "--threads", "0", "-f", "nope.yaml"],
+        &dir,
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("--threads"), "{err}");
+    assert!(err.contains("1..=1024"), "{err}");
+    assert!(!err.contains("nope.yaml"), "{err}");
+}

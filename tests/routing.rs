@@ -524,6 +524,36 @@ async fn weights_20_10_split_two_thirds_one_third() {
     );
 }
 
+/// Connections are dealt out to the serving threads, each with its own upstream pools: with one
+/// thread or several, every request is answered and the weights hold across the threads.
+#[tokio::test(flavor = "multi_thread")]
+async fn weights_hold_with_one_serving_thread_or_several() {
+    let a = Backend::start("heavy").await;
+    let b = Backend::start("light").await;
+    let tgs = tg("heavy-tg", &[a.port]) + &tg("light-tg", &[b.port]);
+    let action = fwd_weighted(&[("heavy-tg", 20), ("light-tg", 10)]);
+    for threads in ["1", "3"] {
+        let port = free_port();
+        let trellis = Trellis::start(
+            &one_service(port, &action, "", &tgs),
+            &["--threads", threads],
+        );
+        let n = 1500;
+        let answers = blast(port, HOST, "/", n).await;
+        let t = tally(&answers);
+        assert!(
+            answers.iter().all(|a| a.status == 200),
+            "--threads {threads}: non-200 answers: {t:?}\n{}",
+            trellis.stderr()
+        );
+        let heavy = t.get("heavy").copied().unwrap_or(0) as f64 / n as f64;
+        assert!(
+            (heavy - 2.0 / 3.0).abs() < 0.04,
+            "--threads {threads}: heavy share {heavy}: {t:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn weight_zero_gets_no_traffic() {
     let zero = Backend::start("zero").await;

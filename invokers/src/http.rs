@@ -1,7 +1,9 @@
 //! The proxy for Lattice INSTANCE and IP targets: plain HTTP servers reached over TCP or TLS.
 //!
 //! Connections are pooled in one [`HttpClients`] shared by every target, so keep-alive
-//! connections (HTTP/1.1) and multiplexed connections (HTTP/2) survive across requests. The
+//! connections (HTTP/1.1) and multiplexed connections (HTTP/2) survive across requests. Each
+//! thread has its own pools: a request served on one of the router's serving threads reuses a
+//! connection whose task runs on that same thread, so forwarding it wakes no other thread. The
 //! client side of a request (HTTP/1.1 or HTTP/2) is independent of the upstream side: the
 //! target group's protocol version alone decides how the target is spoken to.
 //!
@@ -29,6 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
+use thread_local::ThreadLocal;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -72,11 +75,34 @@ pub enum HttpTargetError {
 /// each [`HttpTarget::new`]. Cloning is cheap and shares the pools.
 #[derive(Clone)]
 pub struct HttpClients {
-    http1: Client<Connector, Body>,
-    http2: Client<Connector, Body>,
-    /// Connectors kept for health probes, which must not use the pools.
+    /// One pair of pools per thread that forwards requests, made on that thread's first
+    /// request. A pool's connection tasks run on the runtime of the thread that opened them.
+    pools: Arc<ThreadLocal<Pools>>,
+    /// Connectors for new pools and for health probes, which must not use the pools.
     http1_connector: Connector,
     http2_connector: Connector,
+}
+
+/// The HTTP/1.1 and HTTP/2 pools of one thread.
+struct Pools {
+    http1: Client<Connector, Body>,
+    http2: Client<Connector, Body>,
+}
+
+impl Pools {
+    fn new(http1_connector: &Connector, http2_connector: &Connector) -> Pools {
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(http1_connector.clone());
+        let http2 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(true)
+            .build(http2_connector.clone());
+        Pools { http1, http2 }
+    }
 }
 
 impl fmt::Debug for HttpClients {
@@ -89,30 +115,25 @@ impl HttpClients {
     /// Creates the HTTP/1.1 and HTTP/2 pools.
     pub fn new() -> Result<Self, HttpTargetError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let http1_connector = Connector::new(&provider, b"http/1.1")?;
-        let http2_connector = Connector::new(&provider, b"h2")?;
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(http1_connector.clone());
-        let http2 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(true)
-            .build(http2_connector.clone());
         Ok(HttpClients {
-            http1,
-            http2,
-            http1_connector,
-            http2_connector,
+            pools: Arc::new(ThreadLocal::new()),
+            http1_connector: Connector::new(&provider, b"http/1.1")?,
+            http2_connector: Connector::new(&provider, b"h2")?,
         })
     }
 
-    fn client(&self, version: UpstreamVersion) -> &Client<Connector, Body> {
+    /// Sends `request` through this thread's pool for `version`.
+    fn request(
+        &self,
+        version: UpstreamVersion,
+        request: Request<Body>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        let pools = self
+            .pools
+            .get_or(|| Pools::new(&self.http1_connector, &self.http2_connector));
         match version {
-            UpstreamVersion::Http1 => &self.http1,
-            UpstreamVersion::Http2 => &self.http2,
+            UpstreamVersion::Http1 => pools.http1.request(request),
+            UpstreamVersion::Http2 => pools.http2.request(request),
         }
     }
 
@@ -212,7 +233,7 @@ impl HttpTarget {
 
     async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, TargetError> {
         let request = self.rewrite(request)?;
-        let sent = self.clients.client(self.version).request(request);
+        let sent = self.clients.request(self.version, request);
         match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => Err(TargetError::Timeout {
                 target: self.address(),

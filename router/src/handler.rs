@@ -33,6 +33,14 @@ pub struct TlsInfo {
     pub cipher: String,
 }
 
+// The headers the router writes on every request, parsed once rather than per request.
+static X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_AMZN_LATTICE_NETWORK: HeaderName = HeaderName::from_static("x-amzn-lattice-network");
+static X_AMZN_LATTICE_TARGET: HeaderName = HeaderName::from_static("x-amzn-lattice-target");
+
 /// Longest client-supplied `x-amzn-requestid` Lattice keeps.
 const MAX_REQUEST_ID: usize = 512;
 
@@ -187,7 +195,7 @@ where
 
 fn request_id(headers: &HeaderMap) -> String {
     match headers
-        .get("x-amzn-requestid")
+        .get(&X_AMZN_REQUESTID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
     {
@@ -268,16 +276,16 @@ fn start_record(
 }
 
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names. `te: trailers`
@@ -296,8 +304,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let keep_te = headers
         .get(header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
     if keep_te {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -329,7 +337,7 @@ fn prepare_request_headers(
     let ip = conn.client.ip().to_canonical().to_string();
     // Several x-forwarded-for lines are one comma-separated list: keep every hop, in order.
     let mut hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
@@ -337,10 +345,10 @@ fn prepare_request_headers(
         .collect();
     hops.push(&ip);
     let xff = hops.join(", ");
-    set(headers, "x-forwarded-for", &xff);
-    set(headers, "x-forwarded-port", &conn.port.to_string());
-    set(headers, "x-forwarded-proto", scheme);
-    set(headers, "x-amzn-requestid", request_id);
+    set(headers, &X_FORWARDED_FOR, &xff);
+    set(headers, &X_FORWARDED_PORT, &conn.port.to_string());
+    set(headers, &X_FORWARDED_PROTO, scheme);
+    set(headers, &X_AMZN_REQUESTID, request_id);
 }
 
 /// Lattice's `x-amzn-lattice-network` and `x-amzn-lattice-target` headers.
@@ -353,14 +361,14 @@ fn add_lattice_headers(
     if let Some(vpc) = &admission.vpc_arn {
         set(
             headers,
-            "x-amzn-lattice-network",
+            &X_AMZN_LATTICE_NETWORK,
             &format!("SourceVpcArn={vpc}"),
         );
     }
     let network = admission.network_arn.as_deref().unwrap_or("");
     set(
         headers,
-        "x-amzn-lattice-target",
+        &X_AMZN_LATTICE_TARGET,
         &format!(
             "ServiceArn={};ServiceNetworkArn={network};TargetGroupArn={group_arn}",
             service.arn
@@ -368,9 +376,9 @@ fn add_lattice_headers(
     );
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
+        headers.insert(name.clone(), v);
     }
 }
 
@@ -408,7 +416,7 @@ fn finish(
     start: Instant,
     sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
-    set(response.headers_mut(), "x-amzn-requestid", request_id);
+    set(response.headers_mut(), &X_AMZN_REQUESTID, request_id);
     if grpc {
         record.grpc_response_code = grpc_status(response.status()).to_string();
     }
@@ -423,7 +431,7 @@ fn finish_from_target(
     head_at: Instant,
     sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
-    set(response.headers_mut(), "x-amzn-requestid", request_id);
+    set(response.headers_mut(), &X_AMZN_REQUESTID, request_id);
     with_log(response, record, start, Some(head_at), sinks)
 }
 

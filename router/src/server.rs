@@ -1,9 +1,17 @@
 //! Listeners: bind every configured port, accept connections (TLS where the port is HTTPS),
 //! serve HTTP/1.1, h2c and h2 with hyper-util's auto server, and drain on shutdown.
+//!
+//! Connections are served by [`Workers`]: one single-threaded runtime per core, each connection
+//! handed to one of them when it is accepted and served there to the end, like nginx's worker
+//! processes. Everything a request sets off (the upstream connection it borrows from that
+//! thread's pool, the tasks it spawns) then runs on the same thread, so a request costs no
+//! cross-thread wake-up; with tokio's work-stealing runtime the client's connection and the
+//! upstream connection often sat on different threads and woke each other through the kernel.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -12,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use trellis_config::ListenerProtocol;
 
@@ -22,6 +30,66 @@ use crate::tls::{self, SniResolver, TlsError};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a serving thread's runtime may take to stop once [`Workers`] is dropped.
+const WORKER_SHUTDOWN: Duration = Duration::from_secs(1);
+
+/// The threads that serve connections: one single-threaded tokio runtime each, with
+/// connections dealt out in turn. Keep it alive until everything that requests may have
+/// started (function environments, upstream connections) has been shut down: those tasks run
+/// on these threads. Dropping it stops the threads.
+pub struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<oneshot::Sender<()>>,
+    next: AtomicUsize,
+}
+
+impl Workers {
+    /// Starts `count` serving threads (at least one).
+    pub fn start(count: usize) -> std::io::Result<Workers> {
+        let mut handles = Vec::new();
+        let mut stops = Vec::new();
+        for i in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            handles.push(runtime.handle().clone());
+            std::thread::Builder::new()
+                .name(format!("trellis-serve-{i}"))
+                .spawn(move || {
+                    // Runs the tasks handed to this thread until Workers is dropped.
+                    let _ = runtime.block_on(stopped);
+                    runtime.shutdown_timeout(WORKER_SHUTDOWN);
+                })?;
+            stops.push(stop);
+        }
+        Ok(Workers {
+            handles,
+            stops,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many serving threads there are.
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The runtime of the next thread in turn.
+    fn next(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[i]
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
 
 /// Why the listeners could not start.
 #[derive(Debug, thiserror::Error)]
@@ -157,12 +225,13 @@ fn tls_for_port(
     Ok((tls::server_config(Arc::new(resolver))?, generated_path))
 }
 
-/// Serves every bound port until `shutdown` turns true, then stops accepting and lets requests
-/// in flight finish for at most `drain`. Returns how many connections were still open when the
-/// drain time ran out.
+/// Serves every bound port on `workers` until `shutdown` turns true, then stops accepting and
+/// lets requests in flight finish for at most `drain`. Returns how many connections were still
+/// open when the drain time ran out.
 pub async fn serve(
     ports: Vec<BoundPort>,
     table: Arc<ArcSwap<RoutingTable>>,
+    workers: Arc<Workers>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) -> usize {
@@ -171,15 +240,29 @@ pub async fn serve(
     for port in ports {
         let table = table.clone();
         let graceful = graceful.clone();
+        let workers = workers.clone();
         let mut stop = shutdown.clone();
         accept_tasks.spawn(async move {
             loop {
                 tokio::select! {
                     accepted = port.listener.accept() => match accepted {
                         Ok((stream, client)) => {
-                            let conn = ConnSetup { stream, client, port: port.port, tls: port.tls.clone(), table: table.clone() };
+                            // The socket leaves this runtime's reactor and joins the worker's.
+                            let stream = match stream.into_std() {
+                                Ok(stream) => stream,
+                                Err(e) => {
+                                    tracing::debug!(target: "trellis::listener", "connection from {client}: {e}");
+                                    continue;
+                                }
+                            };
+                            let conn = ConnSetup { client, port: port.port, tls: port.tls.clone(), table: table.clone() };
                             let watcher = graceful.watcher();
-                            tokio::spawn(async move { conn.run(watcher).await });
+                            workers.next().spawn(async move {
+                                match TcpStream::from_std(stream) {
+                                    Ok(stream) => conn.run(stream, watcher).await,
+                                    Err(e) => tracing::debug!(target: "trellis::listener", "connection from {client}: {e}"),
+                                }
+                            });
                         }
                         Err(e) => {
                             tracing::warn!(target: "trellis::listener", "accept on port {}: {e}", port.port);
@@ -209,7 +292,6 @@ pub async fn serve(
 }
 
 struct ConnSetup {
-    stream: TcpStream,
     client: SocketAddr,
     port: u16,
     tls: Option<TlsAcceptor>,
@@ -217,8 +299,8 @@ struct ConnSetup {
 }
 
 impl ConnSetup {
-    async fn run(self, watcher: hyper_util::server::graceful::Watcher) {
-        let _ = self.stream.set_nodelay(true);
+    async fn run(self, stream: TcpStream, watcher: hyper_util::server::graceful::Watcher) {
+        let _ = stream.set_nodelay(true);
         let client = SocketAddr::new(self.client.ip().to_canonical(), self.client.port());
         match self.tls {
             None => {
@@ -227,14 +309,11 @@ impl ConnSetup {
                     port: self.port,
                     tls: None,
                 });
-                serve_io(TokioIo::new(self.stream), conn, self.table, watcher).await;
+                serve_io(TokioIo::new(stream), conn, self.table, watcher).await;
             }
             Some(acceptor) => {
-                let stream = match tokio::time::timeout(
-                    HANDSHAKE_TIMEOUT,
-                    acceptor.accept(self.stream),
-                )
-                .await
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                    .await
                 {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
