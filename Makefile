@@ -80,7 +80,9 @@ lint: toolchain
 
 test: toolchain unit demo-check compose-check lint
 
-# Benchmarks on loopback (docs/BENCHMARKS.md): Trellis vs nginx, HAProxy and wasmtime serve; QUICK=1 for a smoke run. Not part of `make test`.
+# Benchmarks on loopback (docs/BENCHMARKS.md): Trellis vs nginx, HAProxy and wasmtime serve, process and
+# container functions (the container image built with the local engine), the criterion micro-benchmarks;
+# QUICK=1 for a smoke run. bench/run.sh installs the peers and builds the rest. Not part of `make test`.
 bench: sample-functions
 	$(CARGO) build --release --bin trellis
 	TRELLIS=$(abspath $(or $(CARGO_TARGET_DIR),target)/release/trellis) QUICK=$(QUICK) bench/run.sh

@@ -3,11 +3,15 @@
 #
 #   bench/run.sh                 every scenario, full length (about 10 s per measurement, 3 rounds)
 #   QUICK=1 bench/run.sh         a smoke run of every scenario (about 2 s per measurement, 1 round)
-#   bench/run.sh --only http     one scenario (http, wasm, footprint); other flags go to bench.py
+#   bench/run.sh --only http     one scenario (http, wasm, functions, internals, footprint); other
+#                                flags go to bench.py
 #
 # Installs what it needs when missing: nginx-light, haproxy, curl, openssl and python3-matplotlib
-# from Debian's packages (as root, with apt-get), oha and wasmtime-cli from crates.io into
-# bench/.tools (with their own CARGO_TARGET_DIR, so the workspace's target/ is never locked).
+# from Debian's packages (as root, with apt-get), oha and (for the wasm scenario) wasmtime-cli from
+# crates.io into bench/.tools (with their own CARGO_TARGET_DIR, so the workspace's target/ is never
+# locked). For the functions scenario, when the Docker engine is reachable, it builds hello-lambda
+# for x86_64-unknown-linux-musl (the FROM scratch image's program; rustup adds the target). The
+# internals scenario runs `cargo bench` in the workspace (CARGO_TARGET_DIR honoured).
 # Expects the release build of Trellis (target/release/trellis) and the sample functions
 # (sample-functions/dist/), which `make bench` builds first.
 # Every server listens on 127.0.0.1 only and every load generator talks to 127.0.0.1 only.
@@ -49,11 +53,39 @@ cargo_install() { # CRATE BINARY [VERSION]
     CARGO_TARGET_DIR="$TOOLS/target" cargo install "$crate" --locked --root "$TOOLS" \
         ${version:+--version "$version"} >&2
 }
+
+# want SCENARIO ARGS...: true when this run includes SCENARIO (all do unless --only names others)
+want() {
+    local sc=$1 only=() prev=""; shift
+    for a in "$@"; do
+        case $a in --only=*) only+=("${a#--only=}") ;; esac
+        [ "$prev" = --only ] && only+=("$a")
+        prev=$a
+    done
+    [ ${#only[@]} -eq 0 ] || printf '%s\n' "${only[@]}" | grep -qx "$sc"
+}
+
 cargo_install oha oha "$OHA_VERSION"
-cargo_install wasmtime-cli wasmtime "$WASMTIME_VERSION"
+if want wasm "$@"; then cargo_install wasmtime-cli wasmtime "$WASMTIME_VERSION"; fi
+
+# The container function's program: hello-lambda linked statically, for a FROM scratch image.
+# Without a reachable engine the container half of the functions scenario is skipped (bench.py
+# says why), so nothing is built.
+if want functions "$@" && docker info >/dev/null 2>&1; then
+    musl=x86_64-unknown-linux-musl
+    rustup target list --installed 2>/dev/null | grep -qx "$musl" || rustup target add "$musl" >&2
+    log "building hello-lambda for $musl (the container function's image)"
+    (cd sample-functions && cargo build --release --target "$musl" -p hello-lambda) >&2
+    # cargo resolves a relative CARGO_TARGET_DIR against the directory it runs in
+    samples_target=${CARGO_TARGET_DIR:-target}
+    case $samples_target in /*) ;; *) samples_target=$PWD/sample-functions/$samples_target ;; esac
+    export HELLO_LAMBDA_MUSL=$samples_target/$musl/release/hello-lambda
+fi
 
 # TRELLIS: the binary under test (default: the release build of this tree).
-export TRELLIS=${TRELLIS:-$PWD/target/release/trellis}
+target_dir=${CARGO_TARGET_DIR:-target}
+case $target_dir in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
+export TRELLIS=${TRELLIS:-$target_dir/release/trellis}
 [ -x "$TRELLIS" ] || { log "$TRELLIS is missing: run 'make bench' (or cargo build --release --bin trellis)"; exit 1; }
 [ -x sample-functions/dist/hello-instance ] && [ -f sample-functions/dist/hello-http.wasm ] \
     && [ -f sample-functions/dist/hello-wasm.wasm ] || { log "sample functions are missing: run 'make sample-functions'"; exit 1; }
