@@ -96,9 +96,6 @@ pub struct Record {
     pub caller_x509_san_uri: String,
     #[serde(serialize_with = "dash")]
     pub failure_reason: String,
-    /// Where the request is counted in the metrics (not logged).
-    #[serde(skip)]
-    pub metrics: Option<Arc<crate::metrics::RouteMetrics>>,
 }
 
 /// The placeholder Lattice writes for an empty value.
@@ -157,7 +154,6 @@ impl Record {
             caller_x509_san_dns: d(),
             caller_x509_san_uri: d(),
             failure_reason: d(),
-            metrics: None,
         }
     }
 }

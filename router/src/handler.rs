@@ -13,6 +13,7 @@ use http::{Request, Response, StatusCode, Version};
 
 use crate::accesslog::{LogSink, Record, format_time, or_dash};
 use crate::body::{Counted, Finished, Progress};
+use crate::metrics::RouteMetrics;
 use crate::rescue::{Failure, grpc_status, local_response};
 use crate::table::{ActionRoute, RoutingTable, ServiceRoute};
 use crate::target::{Body, CallContext, boxed};
@@ -55,13 +56,14 @@ where
     B::Error: Into<crate::target::BoxError>,
 {
     let start = Instant::now();
+    let started = SystemTime::now();
     // Phase: snapshot. One consistent table for the whole request, even across a reload.
     let table = table.load_full();
     let (mut parts, body) = request.into_parts();
     let request_id = request_id(&parts.headers);
     let grpc = is_grpc(&parts.headers);
     let host = host_of(&parts, &conn);
-    let mut record = start_record(&parts, &conn, &request_id, &host);
+    let mut log = Log::new(&parts);
 
     // Phase: find service.
     let Some((service, listener)) = table.find(conn.port, &host) else {
@@ -75,40 +77,44 @@ where
             served,
         };
         tracing::debug!(target: "trellis::request", "{} {} host {host:?}: unknown host", parts.method, parts.uri);
-        return Ok(fail(failure, grpc, &request_id, record, start, Vec::new()));
+        return Ok(fail(failure, grpc, &request_id, log, start));
     };
-    record.service_arn = service.arn.clone();
-    record.metrics = Some(service.metrics.clone());
-    record.listener_type = listener.protocol.as_str().to_string();
+    log.metrics = Some(service.metrics.clone());
+    let new_record = || {
+        let mut record = start_record(&parts, &conn, &request_id, &host, started);
+        record.service_arn = service.arn.clone();
+        record.listener_type = listener.protocol.as_str().to_string();
+        record
+    };
 
     // Phase: admit.
     let Some(admission) = table.admit(service, conn.client.ip()) else {
-        let sinks = service.access_logs.clone();
-        record.failure_reason = "ClientAccessDenied".into();
+        log.open(service.access_logs.clone(), new_record);
+        log.edit(|r| r.failure_reason = "ClientAccessDenied".into());
         return Ok(fail(
             Failure::NotAdmitted { host },
             grpc,
             &request_id,
-            record,
+            log,
             start,
-            sinks,
         ));
     };
-    record.service_network_arn = or_dash(admission.network_arn.clone().unwrap_or_default());
-    record.source_vpc_id = or_dash(admission.vpc_id.clone().unwrap_or_default());
-    record.source_vpc_arn = or_dash(admission.vpc_arn.clone().unwrap_or_default());
-    let sinks = log_sinks(service, &admission.network_logs);
+    log.open(log_sinks(service, &admission.network_logs), new_record);
+    log.edit(|r| {
+        r.service_network_arn = or_dash(admission.network_arn.clone().unwrap_or_default());
+        r.source_vpc_id = or_dash(admission.vpc_id.clone().unwrap_or_default());
+        r.source_vpc_arn = or_dash(admission.vpc_arn.clone().unwrap_or_default());
+    });
 
     // Phase: match rule.
-    let path = parts.uri.path().to_string();
-    let (action, _rule) = listener.route(parts.method.as_str(), &path, &parts.headers);
+    let (action, _rule) = listener.route(parts.method.as_str(), parts.uri.path(), &parts.headers);
 
     // Phase: select.
     let forward = match action {
         ActionRoute::Fixed(code) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::NOT_FOUND);
             let response = local_response(status, String::new(), grpc);
-            return Ok(finish(response, grpc, &request_id, record, start, sinks));
+            return Ok(finish(response, grpc, &request_id, log, start));
         }
         ActionRoute::Forward(forward) => forward,
     };
@@ -117,13 +123,12 @@ where
             Failure::NoTarget { group: "-".into() },
             grpc,
             &request_id,
-            record,
+            log,
             start,
-            sinks,
         ));
     };
-    record.target_group_arn = group.arn.clone();
-    record.metrics = Some(metrics.clone());
+    log.edit(|r| r.target_group_arn = group.arn.clone());
+    log.metrics = Some(metrics.clone());
     let Some(target) = group.pick() else {
         return Ok(fail(
             Failure::NoTarget {
@@ -131,12 +136,11 @@ where
             },
             grpc,
             &request_id,
-            record,
+            log,
             start,
-            sinks,
         ));
     };
-    record.target_ip_port = target.target.address();
+    log.edit(|r| r.target_ip_port = target.target.address());
 
     // Phase: call target.
     let scheme = if conn.tls.is_some() { "https" } else { "http" };
@@ -154,30 +158,27 @@ where
         service_network_arn: admission.network_arn.clone(),
         source_vpc_arn: admission.vpc_arn.clone(),
     };
+    let method = parts.method.clone();
+    let uri = parts.uri.clone();
     let result = target
         .target
         .call(ctx, Request::from_parts(parts, body))
         .await;
     let head_at = Instant::now();
-    record.bytes_received += progress.bytes.load(Ordering::Relaxed);
-    let sent_us = progress.done_after_us.load(Ordering::Relaxed);
-    if sent_us > 0 {
-        record.request_to_target_duration = (sent_us / 1000).to_string();
-    }
+    log.edit(|r| {
+        r.bytes_received += progress.bytes.load(Ordering::Relaxed);
+        let sent_us = progress.done_after_us.load(Ordering::Relaxed);
+        if sent_us > 0 {
+            r.request_to_target_duration = (sent_us / 1000).to_string();
+        }
+    });
 
     // Phase: rescue.
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {
-            tracing::warn!(target: "trellis::request", "{} {}{path}: {e}", record.request_method, host);
-            return Ok(fail(
-                Failure::Target(e),
-                grpc,
-                &request_id,
-                record,
-                start,
-                sinks,
-            ));
+            tracing::warn!(target: "trellis::request", "{method} {host}{}: {e}", uri.path());
+            return Ok(fail(Failure::Target(e), grpc, &request_id, log, start));
         }
     };
     strip_hop_by_hop(response.headers_mut());
@@ -186,11 +187,51 @@ where
     Ok(finish_from_target(
         response,
         &request_id,
-        record,
+        log,
         start,
         head_at,
-        sinks,
     ))
+}
+
+/// What the metrics and the access logs keep of a request as it goes through the phases. The
+/// access-log record (some fifteen strings, formatted times and addresses) is only made when an
+/// access log will receive it: without one, a request carries no more than where it is counted.
+struct Log {
+    /// Where the request is counted: its route once known, else the unrouted series.
+    metrics: Option<Arc<RouteMetrics>>,
+    /// The access logs that receive the record.
+    sinks: Vec<Arc<LogSink>>,
+    record: Option<Box<Record>>,
+    /// `METHOD path` for the debug line at the end, only when debug logging is on.
+    trace: Option<String>,
+}
+
+impl Log {
+    fn new(parts: &http::request::Parts) -> Log {
+        let trace = tracing::enabled!(target: "trellis::request", tracing::Level::DEBUG)
+            .then(|| format!("{} {}", parts.method, parts.uri.path()));
+        Log {
+            metrics: None,
+            sinks: Vec::new(),
+            record: None,
+            trace,
+        }
+    }
+
+    /// Sends the record to `sinks`, making it with `record` when there are any.
+    fn open(&mut self, sinks: Vec<Arc<LogSink>>, record: impl FnOnce() -> Record) {
+        if !sinks.is_empty() {
+            self.record = Some(Box::new(record()));
+        }
+        self.sinks = sinks;
+    }
+
+    /// Fills in record fields, when there is a record.
+    fn edit(&mut self, fill: impl FnOnce(&mut Record)) {
+        if let Some(record) = self.record.as_deref_mut() {
+            fill(record);
+        }
+    }
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -234,11 +275,10 @@ fn start_record(
     conn: &Connection,
     request_id: &str,
     host: &str,
+    started: SystemTime,
 ) -> Record {
     let mut record = Record::empty();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = started.duration_since(UNIX_EPOCH).unwrap_or_default();
     record.start_time = format_time(now);
     record.request_id = request_id.to_string();
     record.request_method = parts.method.to_string();
@@ -396,15 +436,16 @@ fn fail(
     failure: Failure,
     grpc: bool,
     request_id: &str,
-    mut record: Record,
+    mut log: Log,
     start: Instant,
-    sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
-    if record.failure_reason.is_empty() || record.failure_reason == "-" {
-        record.failure_reason = failure.failure_reason().to_string();
-    }
+    log.edit(|r| {
+        if r.failure_reason.is_empty() || r.failure_reason == "-" {
+            r.failure_reason = failure.failure_reason().to_string();
+        }
+    });
     let response = local_response(failure.status(), failure.message(), grpc);
-    finish(response, grpc, request_id, record, start, sinks)
+    finish(response, grpc, request_id, log, start)
 }
 
 /// Completes a response Trellis made itself.
@@ -412,66 +453,74 @@ fn finish(
     mut response: Response<Body>,
     grpc: bool,
     request_id: &str,
-    mut record: Record,
+    mut log: Log,
     start: Instant,
-    sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
     set(response.headers_mut(), &X_AMZN_REQUESTID, request_id);
     if grpc {
-        record.grpc_response_code = grpc_status(response.status()).to_string();
+        log.edit(|r| r.grpc_response_code = grpc_status(response.status()).to_string());
     }
-    with_log(response, record, start, None, sinks)
+    with_log(response, log, start, None)
 }
 
 fn finish_from_target(
     mut response: Response<Body>,
     request_id: &str,
-    record: Record,
+    log: Log,
     start: Instant,
     head_at: Instant,
-    sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
     set(response.headers_mut(), &X_AMZN_REQUESTID, request_id);
-    with_log(response, record, start, Some(head_at), sinks)
+    with_log(response, log, start, Some(head_at))
 }
 
-/// Wraps the body so the record is written when its last byte has been sent.
+/// Wraps the body so the request is counted, and its record written, when the last byte has
+/// been sent.
 fn with_log(
     response: Response<Body>,
-    mut record: Record,
+    log: Log,
     start: Instant,
     head_at: Option<Instant>,
-    sinks: Vec<Arc<LogSink>>,
 ) -> Response<Body> {
-    record.response_code = response.status().as_u16();
-    if let Some(g) = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-    {
-        record.grpc_response_code = g.to_string();
-    }
-    let header_bytes: u64 = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
-        .sum();
+    let Log {
+        metrics,
+        sinks,
+        mut record,
+        trace,
+    } = log;
+    let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
+    if let Some(r) = record.as_deref_mut() {
+        r.response_code = status;
+        if let Some(g) = parts
+            .headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+        {
+            r.grpc_response_code = g.to_string();
+        }
+        r.bytes_sent = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+            .sum();
+    }
     let body = Finished::new(body, move |bytes| {
         let elapsed = start.elapsed();
-        record.duration = elapsed.as_millis() as u64;
-        record
-            .metrics
-            .as_ref()
+        metrics
+            .as_deref()
             .unwrap_or_else(|| crate::metrics::global().unrouted())
-            .request(record.response_code, elapsed.as_secs_f64());
-        record.bytes_sent = header_bytes + bytes;
+            .request(status, elapsed.as_secs_f64());
+        if let Some(trace) = trace {
+            tracing::debug!(target: "trellis::request", "{trace} {status} {}ms", elapsed.as_millis());
+        }
+        let Some(mut record) = record else {
+            return;
+        };
+        record.duration = elapsed.as_millis() as u64;
+        record.bytes_sent += bytes;
         if let Some(head_at) = head_at {
             record.response_from_target_duration = head_at.elapsed().as_millis().to_string();
-        }
-        tracing::debug!(target: "trellis::request", "{} {} {} {}ms", record.request_method, record.request_path, record.response_code, record.duration);
-        if sinks.is_empty() {
-            return;
         }
         match serde_json::to_string(&record) {
             Ok(line) => {
