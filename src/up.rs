@@ -106,7 +106,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     });
     // Kept until the function environments have stopped: requests start them on these threads.
     let workers = Arc::new(Workers::start(threads).context("cannot start the serving threads")?);
-    print_banner(&args, &config, &ports, admin_addr);
+    print_banner(&args, &config, &ports, admin_addr, workers.count());
     let table = Arc::new(ArcSwap::from_pointee(table));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -194,15 +194,17 @@ fn print_banner(
     config: &Config,
     ports: &[BoundPort],
     admin: Option<std::net::SocketAddr>,
+    threads: usize,
 ) {
     let listeners: usize = config.services.iter().map(|s| s.listeners.len()).sum();
     eprintln!(
-        "trellis: serving {} service{} on {} port{} from {}",
+        "trellis: serving {} service{} on {} port{} from {} ({threads} serving thread{})",
         config.services.len(),
         if config.services.len() == 1 { "" } else { "s" },
         ports.len(),
         if ports.len() == 1 { "" } else { "s" },
-        args.config.file.display()
+        args.config.file.display(),
+        if threads == 1 { "" } else { "s" }
     );
     let _ = listeners;
     for svc in &config.services {

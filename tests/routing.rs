@@ -538,6 +538,14 @@ async fn weights_hold_with_one_serving_thread_or_several() {
             &one_service(port, &action, "", &tgs),
             &["--threads", threads],
         );
+        let plural = if threads == "1" { "" } else { "s" };
+        assert!(
+            trellis
+                .stderr()
+                .contains(&format!("({threads} serving thread{plural})")),
+            "the start-up line does not show --threads {threads}:\n{}",
+            trellis.stderr()
+        );
         let n = 1500;
         let answers = blast(port, HOST, "/", n).await;
         let t = tally(&answers);
