@@ -504,7 +504,14 @@ async fn weights_20_10_split_two_thirds_one_third() {
     let tgs = tg("heavy-tg", &[a.port]) + &tg("light-tg", &[b.port]);
     let action = fwd_weighted(&[("heavy-tg", 20), ("light-tg", 10)]);
     let trellis = Trellis::start(&one_service(port, &action, "", &tgs), &[]);
-    let n = 3000;
+    let (heavy, light) = split_of(port, 3000, &trellis).await;
+    assert!((heavy - 2.0 / 3.0).abs() < 0.03, "heavy share {heavy}");
+    assert!((light - 1.0 / 3.0).abs() < 0.03, "light share {light}");
+}
+
+/// `n` requests to `/` on `port`, which must all be answered 200; returns the shares of the
+/// backends named `heavy` and `light`.
+async fn split_of(port: u16, n: usize, trellis: &Trellis) -> (f64, f64) {
     let answers = blast(port, HOST, "/", n).await;
     let t = tally(&answers);
     assert!(
@@ -512,16 +519,8 @@ async fn weights_20_10_split_two_thirds_one_third() {
         "non-200 answers: {t:?}\n{}",
         trellis.stderr()
     );
-    let heavy = t.get("heavy").copied().unwrap_or(0) as f64 / n as f64;
-    let light = t.get("light").copied().unwrap_or(0) as f64 / n as f64;
-    assert!(
-        (heavy - 2.0 / 3.0).abs() < 0.03,
-        "heavy share {heavy}: {t:?}"
-    );
-    assert!(
-        (light - 1.0 / 3.0).abs() < 0.03,
-        "light share {light}: {t:?}"
-    );
+    let share = |name: &str| t.get(name).copied().unwrap_or(0) as f64 / n as f64;
+    (share("heavy"), share("light"))
 }
 
 /// Connections are dealt out to the serving threads, each with its own upstream pools: with one
@@ -546,18 +545,10 @@ async fn weights_hold_with_one_serving_thread_or_several() {
             "the start-up line does not show --threads {threads}:\n{}",
             trellis.stderr()
         );
-        let n = 1500;
-        let answers = blast(port, HOST, "/", n).await;
-        let t = tally(&answers);
-        assert!(
-            answers.iter().all(|a| a.status == 200),
-            "--threads {threads}: non-200 answers: {t:?}\n{}",
-            trellis.stderr()
-        );
-        let heavy = t.get("heavy").copied().unwrap_or(0) as f64 / n as f64;
+        let (heavy, _) = split_of(port, 1500, &trellis).await;
         assert!(
             (heavy - 2.0 / 3.0).abs() < 0.04,
-            "--threads {threads}: heavy share {heavy}: {t:?}"
+            "--threads {threads}: heavy share {heavy}"
         );
     }
 }

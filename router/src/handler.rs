@@ -146,8 +146,12 @@ where
     let scheme = if conn.tls.is_some() { "https" } else { "http" };
     prepare_request_headers(&mut parts.headers, &conn, scheme, &request_id, &host);
     add_lattice_headers(&mut parts.headers, service, &admission, &group.arn);
-    let progress = Arc::new(Progress::default());
-    let body = boxed(Counted::new(boxed(body), progress.clone(), start));
+    // The body is counted only for the access-log record.
+    let progress = log.record.is_some().then(|| Arc::new(Progress::default()));
+    let body = match &progress {
+        Some(progress) => boxed(Counted::new(boxed(body), progress.clone(), start)),
+        None => boxed(body),
+    };
     let ctx = CallContext {
         request_id: request_id.clone(),
         client: conn.client,
@@ -165,13 +169,15 @@ where
         .call(ctx, Request::from_parts(parts, body))
         .await;
     let head_at = Instant::now();
-    log.edit(|r| {
-        r.bytes_received += progress.bytes.load(Ordering::Relaxed);
-        let sent_us = progress.done_after_us.load(Ordering::Relaxed);
-        if sent_us > 0 {
-            r.request_to_target_duration = (sent_us / 1000).to_string();
-        }
-    });
+    if let Some(progress) = progress {
+        log.edit(|r| {
+            r.bytes_received += progress.bytes.load(Ordering::Relaxed);
+            let sent_us = progress.done_after_us.load(Ordering::Relaxed);
+            if sent_us > 0 {
+                r.request_to_target_duration = (sent_us / 1000).to_string();
+            }
+        });
+    }
 
     // Phase: rescue.
     let mut response = match result {
