@@ -815,9 +815,11 @@ def scenario_http(args, workdir, cfgdir):
     (a_srv, a_port), (b_srv, b_port) = start_backends(workdir, ["instance-a", "instance-b"])
     body_a, body_b = "Hello from the instance-a\n", "Hello from the instance-b\n"
     cert, key, combined = tls_material(workdir)
-    ports = {name: {"h1": free_port(), "h2c": free_port(), "tls": free_port()}
-             for name in ("trellis", "nginx", "haproxy")}
-    ports["trellis"]["h2c"] = ports["trellis"]["h1"]  # Trellis serves h1 and h2c on one port
+    names = ("trellis", "nginx", "haproxy") + (("trellis-baseline",) if args.baseline else ())
+    ports = {name: {"h1": free_port(), "h2c": free_port(), "tls": free_port()} for name in names}
+    for name in ("trellis", "trellis-baseline"):
+        if name in ports:
+            ports[name]["h2c"] = ports[name]["h1"]  # Trellis serves h1 and h2c on one port
 
     tcfg = write(os.path.join(cfgdir, "trellis-http.yaml"),
                  trellis_http_yaml(ports["trellis"], a_port, b_port, cert, key))
@@ -833,16 +835,23 @@ def scenario_http(args, workdir, cfgdir):
     nginx = Server("nginx", [NGINX, "-c", ncfg, "-p", workdir, "-e", os.path.join(workdir, "nginx-error.log"),
                              "-g", "daemon off; master_process on;"], workdir).start()
     haproxy = Server("haproxy", [HAPROXY, "-f", hcfg, "-db"], workdir).start()
+    servers = {"trellis": trellis, "nginx": nginx, "haproxy": haproxy}
+    if args.baseline:
+        # --baseline: another build of Trellis (e.g. the commit before a change), same config
+        bcfg = write(os.path.join(workdir, "trellis-baseline-http.yaml"),
+                     trellis_http_yaml(ports["trellis-baseline"], a_port, b_port, cert, key))
+        servers["trellis baseline"] = Server(
+            "trellis-baseline", [args.baseline, "up", "-f", bcfg, "--bind", LOOPBACK, "--drain-timeout", "1",
+                                 "--state-dir", os.path.join(workdir, "state-http-baseline")], workdir).start()
     startup = {}
-    for srv, p in ((trellis, ports["trellis"]), (nginx, ports["nginx"]), (haproxy, ports["haproxy"])):
-        startup[srv.name] = wait_http(srv, p["h1"], "/to-instance", deadline_s=60)
+    for srv in servers.values():
+        startup[srv.name] = wait_http(srv, ports[srv.name]["h1"], "/to-instance", deadline_s=60)
     time.sleep(1.0)
-    idle = {s.name: s.rss_kb() for s in (trellis, nginx, haproxy, a_srv, b_srv)}
+    idle = {s.name: s.rss_kb() for s in list(servers.values()) + [a_srv, b_srv]}
     record["idle_rss_kb"] = idle
     record["startup_s"] = startup
 
     weighted = {body_a: 2 / 3, body_b: 1 / 3}
-    servers = {"trellis": trellis, "nginx": nginx, "haproxy": haproxy}
     variants = [("HTTP/1.1", "h1", False, "h1"), ("h2c", "h2", False, "h2c"),
                 ("HTTPS HTTP/1.1", "h1", True, "tls"), ("HTTPS h2", "h2", True, "tls")]
     if args.variants:
@@ -852,10 +861,10 @@ def scenario_http(args, workdir, cfgdir):
         for name, srv in servers.items():
             for path, body in (("/to-instance", 'Hello from the instance-a at path "/to-instance"\n'),
                                ("/TO-FUNCTION", 'Hello from the instance-b at path "/TO-FUNCTION"\n')):
-                check_answers({"port": ports[name][key_], "path": path, "proto": proto, "tls": tls,
+                check_answers({"port": ports[srv.name][key_], "path": path, "proto": proto, "tls": tls,
                             "bodies": {body: 1.0}}, 3)
         sides = [{"name": name, "server": srv,
-                  "target": {"port": ports[name][key_], "path": "/", "proto": proto, "tls": tls,
+                  "target": {"port": ports[srv.name][key_], "path": "/", "proto": proto, "tls": tls,
                              "bodies": weighted, "body_len": len(body_a)}}
                  for name, srv in servers.items()]
         if not tls:
@@ -863,9 +872,9 @@ def scenario_http(args, workdir, cfgdir):
                           "target": {"port": a_port, "path": "/", "proto": proto, "tls": False,
                                      "bodies": {body_a: 1.0}, "body_len": len(body_a)}})
         measure_variant(args, label, sides, record)
-    record["servers"] = server_info([trellis, nginx, haproxy, a_srv, b_srv])
+    record["servers"] = server_info(list(servers.values()) + [a_srv, b_srv])
     record["backend_cpu_s"] = {s.name: s.cpu() for s in (a_srv, b_srv)}
-    for s in (trellis, nginx, haproxy, a_srv, b_srv):
+    for s in list(servers.values()) + [a_srv, b_srv]:
         s.stop()
     return record
 
@@ -1881,6 +1890,7 @@ def report(results, meta, doc_path, chart_paths, quick):
             for v in rec["variants"]:
                 for r in v["rows"]:
                     srvname = {"trellis": "trellis", "nginx": "nginx", "haproxy": "haproxy",
+                               "trellis baseline": "trellis-baseline",
                                "backend direct": "hello-instance-a", "trellis wasi:http": "trellis",
                                "wasmtime serve": "wasmtime-serve", "trellis event": "trellis"}.get(r["side"])
                     r["server_name"] = srvname
@@ -1999,6 +2009,9 @@ def main():
     ap.add_argument("--rounds", type=int, help="alternation rounds")
     ap.add_argument("--concurrency", type=int, default=50, help="connections (default 50)")
     ap.add_argument("--rate", type=int, help="open-loop rate (default: 30%% of the slowest side's closed-loop rps)")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="http scenario: also measure this trellis binary (e.g. a build of the commit "
+                         "before a change) as the side 'trellis baseline'")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--report", action="store_true",
                     help="run nothing: rewrite the report and charts from the stored results")

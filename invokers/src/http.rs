@@ -1,10 +1,11 @@
 //! The proxy for Lattice INSTANCE and IP targets: plain HTTP servers reached over TCP or TLS.
 //!
-//! Connections are pooled in one [`HttpClients`] shared by every target, so keep-alive
-//! connections (HTTP/1.1) and multiplexed connections (HTTP/2) survive across requests. Each
-//! thread has its own pools: a request served on one of the router's serving threads reuses a
-//! connection whose task runs on that same thread, so forwarding it wakes no other thread. The
-//! client side of a request (HTTP/1.1 or HTTP/2) is independent of the upstream side: the
+//! Connections are pooled, so keep-alive connections (HTTP/1.1) and multiplexed connections
+//! (HTTP/2) survive across requests. Each thread has its own pools: a request served on one of
+//! the router's serving threads reuses a connection whose task runs on that same thread, so
+//! forwarding it wakes no other thread. HTTP/1.1 connections are pooled per target ([`pool`]);
+//! HTTP/2 connections in hyper-util's client, one per thread shared by every target
+//! ([`HttpClients`]), which multiplexes requests on one connection per target. The client side of a request (HTTP/1.1 or HTTP/2) is independent of the upstream side: the
 //! target group's protocol version alone decides how the target is spoken to.
 //!
 //! TLS to targets is not certificate-validated, as in VPC Lattice, so self-signed or expired
@@ -40,6 +41,10 @@ use trellis_router::target::{
 };
 use trellis_router::tls::AcceptAnyCertificate;
 
+use crate::http::pool::{Http1Pool, SendError};
+
+mod pool;
+
 /// How long an idle pooled connection is kept before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -71,38 +76,18 @@ pub enum HttpTargetError {
     },
 }
 
-/// The connection pools shared by every HTTP target: create one at start-up and hand it to
-/// each [`HttpTarget::new`]. Cloning is cheap and shares the pools.
+/// What every HTTP target shares: the HTTP/2 clients and the connectors. Create one at
+/// start-up and hand it to each [`HttpTarget::new`]. Cloning is cheap and shares the clients.
 #[derive(Clone)]
 pub struct HttpClients {
-    /// One pair of pools per thread that forwards requests, made on that thread's first
-    /// request. A pool's connection tasks run on the runtime of the thread that opened them.
-    pools: Arc<ThreadLocal<Pools>>,
-    /// Connectors for new pools and for health probes, which must not use the pools.
+    /// One HTTP/2 client per thread that forwards requests, made on that thread's first
+    /// request. Its connection tasks run on the runtime of the thread that opened them.
+    http2: Arc<ThreadLocal<Client<Connector, Body>>>,
+    /// Connectors for new connections and for health probes, which must not use the pools.
     http1_connector: Connector,
     http2_connector: Connector,
-}
-
-/// The HTTP/1.1 and HTTP/2 pools of one thread.
-struct Pools {
-    http1: Client<Connector, Body>,
-    http2: Client<Connector, Body>,
-}
-
-impl Pools {
-    fn new(http1_connector: &Connector, http2_connector: &Connector) -> Pools {
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(http1_connector.clone());
-        let http2 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(true)
-            .build(http2_connector.clone());
-        Pools { http1, http2 }
-    }
+    /// How long an idle pooled connection is kept.
+    idle_timeout: Duration,
 }
 
 impl fmt::Debug for HttpClients {
@@ -112,29 +97,33 @@ impl fmt::Debug for HttpClients {
 }
 
 impl HttpClients {
-    /// Creates the HTTP/1.1 and HTTP/2 pools.
+    /// Creates the clients, keeping idle connections for 90 seconds.
     pub fn new() -> Result<Self, HttpTargetError> {
+        Self::with_idle_timeout(POOL_IDLE_TIMEOUT)
+    }
+
+    /// Creates the clients, closing connections idle for `idle_timeout`.
+    pub fn with_idle_timeout(idle_timeout: Duration) -> Result<Self, HttpTargetError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         Ok(HttpClients {
-            pools: Arc::new(ThreadLocal::new()),
+            http2: Arc::new(ThreadLocal::new()),
             http1_connector: Connector::new(&provider, b"http/1.1")?,
             http2_connector: Connector::new(&provider, b"h2")?,
+            idle_timeout,
         })
     }
 
-    /// Sends `request` through this thread's pool for `version`.
-    fn request(
-        &self,
-        version: UpstreamVersion,
-        request: Request<Body>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
-        let pools = self
-            .pools
-            .get_or(|| Pools::new(&self.http1_connector, &self.http2_connector));
-        match version {
-            UpstreamVersion::Http1 => pools.http1.request(request),
-            UpstreamVersion::Http2 => pools.http2.request(request),
-        }
+    /// Sends `request` (absolute-form URI) through this thread's HTTP/2 client.
+    fn request_http2(&self, request: Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
+        let client = self.http2.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(self.idle_timeout)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .http2_only(true)
+                .build(self.http2_connector.clone())
+        });
+        client.request(request)
     }
 
     fn connector(&self, http2: bool) -> Connector {
@@ -148,16 +137,32 @@ impl HttpClients {
 
 /// One registered INSTANCE or IP target: `host:port`, spoken to over HTTP/1.1 or HTTP/2, in
 /// clear text or TLS.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpTarget {
     clients: HttpClients,
+    /// This target's HTTP/1.1 connections (unused for HTTP/2 targets).
+    http1: Arc<Http1Pool>,
     host: String,
     port: u16,
     /// `host:port`, with brackets around IPv6 addresses.
     authority: Authority,
+    /// `scheme://authority`: where new connections go.
+    origin: Uri,
+    /// `authority` as a `Host` header, for requests whose client named no host.
+    host_header: HeaderValue,
     scheme: Scheme,
     version: UpstreamVersion,
     timeout: Duration,
+}
+
+impl fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTarget")
+            .field("origin", &self.origin)
+            .field("version", &self.version)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpTarget {
@@ -172,12 +177,29 @@ impl HttpTarget {
         timeout: Duration,
     ) -> Result<Self, HttpTargetError> {
         let authority = authority(host, port)?;
+        let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };
+        let invalid = |reason: String| HttpTargetError::InvalidAddress {
+            host: host.to_owned(),
+            port,
+            reason,
+        };
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        let host_header =
+            HeaderValue::from_str(authority.as_str()).map_err(|err| invalid(err.to_string()))?;
         Ok(HttpTarget {
             clients: clients.clone(),
+            http1: Arc::new(Http1Pool::new(clients.idle_timeout)),
             host: host.to_owned(),
             port,
             authority,
-            scheme: if tls { Scheme::HTTPS } else { Scheme::HTTP },
+            origin,
+            host_header,
+            scheme,
             version,
             timeout,
         })
@@ -188,25 +210,34 @@ impl HttpTarget {
     fn rewrite(&self, request: Request<Body>) -> Result<Request<Body>, TargetError> {
         let (mut parts, body) = request.into_parts();
         let client_host = client_host(&parts);
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|err| self.protocol_error(format!("cannot build the target URI: {err}")))?;
-        parts.version = match self.version {
-            UpstreamVersion::Http1 => Version::HTTP_11,
-            UpstreamVersion::Http2 => Version::HTTP_2,
-        };
-        // The pool is keyed by the URI's authority, so the URI must name the target; the
-        // client's host travels in `Host` (hyper would otherwise fill it in from the URI).
-        if let Some(host) = client_host {
-            parts.headers.insert(header::HOST, host);
+        match self.version {
+            UpstreamVersion::Http1 => {
+                // The origin form (`/path?query`), as the request line carries it; HTTP/1.1
+                // clients send it already, HTTP/2 clients an absolute URI.
+                if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+                    parts.uri = Uri::from(path_and_query(&parts.uri));
+                }
+                parts.version = Version::HTTP_11;
+                let host = client_host.unwrap_or_else(|| self.host_header.clone());
+                parts.headers.insert(header::HOST, host);
+            }
+            UpstreamVersion::Http2 => {
+                // The client's pool is keyed by the URI's authority, so the URI must name the
+                // target; the client's host travels in `Host` (hyper would otherwise fill it
+                // in from the URI).
+                parts.uri = Uri::builder()
+                    .scheme(self.scheme.clone())
+                    .authority(self.authority.clone())
+                    .path_and_query(path_and_query(&parts.uri))
+                    .build()
+                    .map_err(|err| {
+                        self.protocol_error(format!("cannot build the target URI: {err}"))
+                    })?;
+                parts.version = Version::HTTP_2;
+                if let Some(host) = client_host {
+                    parts.headers.insert(header::HOST, host);
+                }
+            }
         }
         Ok(Request::from_parts(parts, body))
     }
@@ -218,30 +249,62 @@ impl HttpTarget {
         }
     }
 
-    /// Maps a client error to the failure kind the router reports.
-    fn classify(&self, err: &hyper_util::client::legacy::Error) -> TargetError {
+    /// Maps an error of the HTTP/2 client to the failure kind the router reports.
+    fn classify_http2(&self, err: &hyper_util::client::legacy::Error) -> TargetError {
+        if err.is_connect() {
+            return TargetError::Connect {
+                target: self.address(),
+                reason: describe(err),
+            };
+        }
+        self.classify_sent(err)
+    }
+
+    /// Maps an error of the HTTP/1.1 pool to the failure kind the router reports.
+    fn classify_http1(&self, err: SendError) -> TargetError {
+        match err {
+            SendError::Connect(err) => TargetError::Connect {
+                target: self.address(),
+                reason: describe(&*err),
+            },
+            SendError::Request(err) => self.classify_sent(&err),
+        }
+    }
+
+    /// Maps the failure of a request on an open connection.
+    fn classify_sent(&self, err: &(dyn StdError + 'static)) -> TargetError {
         let target = self.address();
         let reason = describe(err);
-        if err.is_connect() {
-            return TargetError::Connect { target, reason };
-        }
         match failure_kind(err) {
             FailureKind::Closed => TargetError::Closed { target, reason },
             FailureKind::Protocol => TargetError::Protocol { target, reason },
         }
     }
 
+    async fn send(&self, request: Request<Body>) -> Result<Response<Body>, TargetError> {
+        match self.version {
+            UpstreamVersion::Http1 => self
+                .http1
+                .send(request, &self.clients.http1_connector, &self.origin)
+                .await
+                .map_err(|err| self.classify_http1(err)),
+            UpstreamVersion::Http2 => match self.clients.request_http2(request).await {
+                Ok(response) => Ok(response.map(boxed)),
+                Err(err) => Err(self.classify_http2(&err)),
+            },
+        }
+    }
+
     async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, TargetError> {
         let request = self.rewrite(request)?;
-        let sent = self.clients.request(self.version, request);
-        match tokio::time::timeout(self.timeout, sent).await {
-            Err(_) => Err(TargetError::Timeout {
-                target: self.address(),
-                timeout: self.timeout,
-            }),
-            Ok(Err(err)) => Err(self.classify(&err)),
-            Ok(Ok(response)) => Ok(response.map(boxed)),
-        }
+        tokio::time::timeout(self.timeout, self.send(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TargetError::Timeout {
+                    target: self.address(),
+                    timeout: self.timeout,
+                })
+            })
     }
 
     /// One health probe on a fresh connection, closed when this future ends.
@@ -315,6 +378,13 @@ fn authority(host: &str, port: u16) -> Result<Authority, HttpTargetError> {
             reason: err.to_string(),
         },
     )
+}
+
+/// The path and query of `uri`; `/` when it has none.
+fn path_and_query(uri: &Uri) -> PathAndQuery {
+    uri.path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
 /// The host the client addressed: its `Host` header (HTTP/1.1) or its URI authority (HTTP/2).
@@ -940,6 +1010,131 @@ mod tests {
             .await
             .err();
         assert!(matches!(err, Some(TargetError::Closed { .. })), "{err:?}");
+        Ok(())
+    }
+
+    /// A keep-alive HTTP/1.1 server that answers every request on a connection with
+    /// `hello` and tells `events` when it accepts a connection (`"open"`) and when the client
+    /// closes one (`"closed"`). With `close_after_one`, it closes each connection itself after
+    /// the first answer, without saying so in a `Connection: close` header.
+    async fn counting_server(
+        close_after_one: bool,
+    ) -> std::io::Result<(
+        SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+    )> {
+        let (events, seen) = tokio::sync::mpsc::unbounded_channel();
+        let addr = raw_server(move |mut tcp| {
+            let events = events.clone();
+            async move {
+                let _ = events.send("open");
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    // Requests here are GETs: each ends with its blank line.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                        if tcp.write_all(answer).await.is_err() || close_after_one {
+                            return;
+                        }
+                    }
+                }
+                let _ = events.send("closed");
+            }
+        })
+        .await?;
+        Ok((addr, seen))
+    }
+
+    /// What the counting server has reported so far.
+    fn drain(seen: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| seen.try_recv().ok()).collect()
+    }
+
+    #[tokio::test]
+    async fn http1_connection_is_reused_once_the_response_is_read() -> TestResult {
+        let (addr, mut seen) = counting_server(false).await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        for _ in 0..5 {
+            let response = target
+                .call(ctx(), http1_request("GET", "/", empty())?)
+                .await?;
+            assert_eq!(text(response).await?, "hello");
+        }
+        assert_eq!(target.http1.idle_here(), 1);
+        assert_eq!(drain(&mut seen), ["open"]);
+
+        // A response dropped before its body was read leaves the rest on the socket: that
+        // connection is closed, not reused, and the next request opens a new one.
+        let unread = target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await?;
+        drop(unread);
+        assert_eq!(target.http1.idle_here(), 0);
+        let response = target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await?;
+        assert_eq!(text(response).await?, "hello");
+        // The old connection's close and the new one's accept race each other.
+        let mut events = [seen.recv().await, seen.recv().await];
+        events.sort();
+        assert_eq!(events, [Some("closed"), Some("open")]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn http1_connection_the_target_closed_while_idle_is_not_used() -> TestResult {
+        let (addr, mut seen) = counting_server(true).await?;
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        for round in 1..=3 {
+            let response = target
+                .call(ctx(), http1_request("GET", "/", empty())?)
+                .await?;
+            assert_eq!(response.status(), 200, "request {round}");
+            assert_eq!(text(response).await?, "hello", "request {round}");
+            // Let the pooled connection's task see the target's FIN.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(drain(&mut seen), ["open", "open", "open"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn idle_http1_connections_are_closed_after_the_idle_timeout() -> TestResult {
+        let (addr, mut seen) = counting_server(false).await?;
+        // Kept: a minute-long timeout leaves the connection open well past a second.
+        let clients = HttpClients::with_idle_timeout(Duration::from_secs(60))?;
+        let kept = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        let response = kept
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await?;
+        assert_eq!(text(response).await?, "hello");
+        assert_eq!(seen.recv().await, Some("open"));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(drain(&mut seen), Vec::<&str>::new());
+
+        // Closed: with a 200 ms timeout the client hangs up, twice in a row (the timer starts
+        // again when the connection is used again).
+        let clients = HttpClients::with_idle_timeout(Duration::from_millis(200))?;
+        let closing = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+        for _ in 0..2 {
+            let response = closing
+                .call(ctx(), http1_request("GET", "/", empty())?)
+                .await?;
+            assert_eq!(text(response).await?, "hello");
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                (seen.recv().await, seen.recv().await)
+            });
+            assert_eq!(closed.await?, (Some("open"), Some("closed")));
+        }
+        drop(kept);
         Ok(())
     }
 
