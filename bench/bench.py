@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import http.client
 
@@ -1252,15 +1253,15 @@ def functions_cold_after_up(args, workdir, cfgdir, kinds):
     return out
 
 
-def functions_cold_new_environment(args, workdir, cfgdir, kinds):
-    """The first request to a new environment of a running Trellis: with idleTimeout 1 s the
-    environment is stopped between two requests (waited for on /metrics), so each request starts
-    a fresh one. The first round (the first environments after start-up) is not counted."""
+def cold_rounds(args, workdir, name, cfg_path, kinds, environments, provisioned, settled, label, request):
+    """One Trellis with idleTimeout 1 s. Before each measured request, waits (on /metrics) until
+    `settled` environments are left, the others stopped for idleness; then times `request(port,
+    kind)` and records the cold starts and init time /metrics counted meanwhile. The first round
+    (the first environments after start-up) is not counted."""
     reps = 2 if args.quick else 5
     port, admin = free_port(), free_port()
-    cfg = write(os.path.join(cfgdir, "trellis-idle.yaml"),
-                trellis_functions_yaml(port, kinds, 1, 0, idle_timeout=1))
-    s = trellis_up("trellis-idle", cfg, workdir, admin)
+    write(cfg_path, trellis_functions_yaml(port, kinds, environments, provisioned, idle_timeout=1))
+    s = trellis_up(name, cfg_path, workdir, admin)
     out = {k: [] for k in kinds}
     try:
         wait_log(s, "trellis: ready")
@@ -1268,21 +1269,55 @@ def functions_cold_new_environment(args, workdir, cfgdir, kinds):
             for kind in kinds:
                 fn = FN_NAMES[kind]
                 t_idle = time.monotonic()
-                wait_metric(s, admin, "trellis_function_environments", fn, lambda v: v == 0, deadline_s=60)
+                wait_metric(s, admin, "trellis_function_environments", fn, lambda v: v == settled, deadline_s=60)
                 reaped = time.monotonic() - t_idle
                 before = scrape(admin)
-                took = get_function(port, kind)
+                took = request(port, kind)
                 after = scrape(admin)
                 delta = lambda key: after.get((key, fn), 0.0) - before.get((key, fn), 0.0)
                 if i:
                     out[kind].append({"request_s": took, "cold_starts": delta("trellis_function_cold_starts_total"),
                                       "init_s": delta("trellis_function_init_duration_seconds_sum"),
                                       "waited_for_reaping_s": reaped})
-                    log(f"[functions] new {kind} environment {i}/{reps}: {took * 1000:.1f} ms "
+                    log(f"[functions] {label} {kind} {i}/{reps}: {took * 1000:.1f} ms "
                         f"(init {out[kind][-1]['init_s'] * 1000:.1f} ms)")
     finally:
         timed_stop(s)
     return out
+
+
+def functions_cold_new_environment(args, workdir, cfgdir, kinds):
+    """The first request to a new environment of a running Trellis: the one environment is
+    stopped for idleness before each request, so each request starts a fresh one."""
+    return cold_rounds(args, workdir, "trellis-idle", os.path.join(cfgdir, "trellis-idle.yaml"), kinds,
+                       environments=1, provisioned=0, settled=0, label="new environment",
+                       request=get_function)
+
+
+def functions_cold_burst(args, workdir, cfgdir, kinds):
+    """The first request to a new environment when a burst needs one more: the provisioned
+    environment (of at most 2) is kept busy by a request to /hold (hello-lambda holds it 1 s),
+    and a second request meanwhile has to start a new one, which is stopped for idleness again
+    before the next burst."""
+    def burst(port, kind):
+        held = {}
+
+        def hold():
+            try:
+                held["answer"] = http_get(port, f"/{kind}/hold", host=FN_HOST, timeout=30)
+            except OSError as e:
+                held["answer"] = (None, repr(e).encode())
+        holder = threading.Thread(target=hold)
+        holder.start()
+        time.sleep(0.2)  # the /hold request has the provisioned environment by now
+        took = get_function(port, kind)
+        holder.join(timeout=30)
+        want = f'Hello from the function at path "/{kind}/hold" (method GET)\n'.encode()
+        if held.get("answer") != (200, want):
+            raise BenchError(f"correctness: GET /{kind}/hold: {held.get('answer')!r}; expected (200, {want!r})")
+        return took
+    return cold_rounds(args, workdir, "trellis-burst", os.path.join(cfgdir, "trellis-burst.yaml"), kinds,
+                       environments=2, provisioned=1, settled=1, label="burst", request=burst)
 
 
 def remove_leftover_containers():
@@ -1311,6 +1346,7 @@ def scenario_functions(args, workdir, cfgdir):
         functions_warm(args, workdir, cfgdir, kinds, record)
         record["cold_after_up"] = functions_cold_after_up(args, workdir, cfgdir, kinds)
         record["cold_new_environment"] = functions_cold_new_environment(args, workdir, cfgdir, kinds)
+        record["cold_burst"] = functions_cold_burst(args, workdir, cfgdir, kinds)
     finally:
         stop_all()  # before looking for leftovers: a running Trellis still owns its containers
         if "container" in kinds:
@@ -1779,25 +1815,31 @@ def report_functions(rec, chart_paths, doc_dir):
             L.append(f"![{key}]({os.path.relpath(chart_paths[key], doc_dir)})")
     L.append("")
     up, new = rec.get("cold_after_up", {}), rec.get("cold_new_environment", {})
+    burst = rec.get("cold_burst", {})
     reps = max([len(x) for x in list(up.values()) + list(new.values())] or [0])
     L += [f"Cold starts, min / median / max of {reps} runs, ms. After `trellis up`: a fresh Trellis "
           f"(empty state directory, no provisioned environment) per run; \"ready\" is the time from "
           f"spawning it to its `trellis: ready` line, then one request is sent: its duration is the "
           f"cold start a user sees. New environment: one running Trellis with `idleTimeout: 1`; "
           f"before each request the previous environment was stopped (waited for on `/metrics`), so "
-          f"each request starts a new one. Init Duration is Trellis's "
+          f"each request starts a new one. Burst: one provisioned environment of at most 2 is kept busy "
+          f"by a request to `/hold` (hello-lambda holds it 1 s) and a second request meanwhile needs a "
+          f"new one; its duration is the column. Init Duration is Trellis's "
           f"`trellis_function_init_duration_seconds` (launch → the runtime's first `/next`).", "",
           "| function | spawn → ready | first request after ready | spawn → first response | its Init Duration "
-          "| first request to a new environment | its Init Duration |",
-          "|---|--:|--:|--:|--:|--:|--:|"]
+          "| first request to a new environment | its Init Duration | burst: request that needs one more "
+          "environment | its Init Duration |",
+          "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for kind in kinds:
-        a, b = up.get(kind, []), new.get(kind, [])
+        a, b, c = up.get(kind, []), new.get(kind, []), burst.get(kind, [])
         L.append(f"| {kind} | {spread([r['ready_s'] for r in a])} | {spread([r['first_request_s'] for r in a])} | "
                  f"{spread([r['to_first_response_s'] for r in a])} | {spread([r['init_s'] for r in a])} | "
-                 f"{spread([r['request_s'] for r in b])} | {spread([r['init_s'] for r in b])} |")
-    warm_cold = [r for r in new.get("container", []) + new.get("process", []) if r.get("cold_starts") != 1]
+                 f"{spread([r['request_s'] for r in b])} | {spread([r['init_s'] for r in b])} | "
+                 f"{spread([r['request_s'] for r in c])} | {spread([r['init_s'] for r in c])} |")
+    warm_cold = [r for k in ("container", "process") for r in new.get(k, []) + burst.get(k, [])
+                 if r.get("cold_starts") != 1]
     if warm_cold:
-        L += ["", f"{len(warm_cold)} of the new-environment requests did not count exactly one cold start "
+        L += ["", f"{len(warm_cold)} of the new-environment and burst requests did not count exactly one cold start "
                   f"on `/metrics`: {warm_cold}"]
     # the issue's targets, held against this run
     row = lambda kind, c: next((r for v in rec["variants"] if v["concurrency"] == c
@@ -1836,7 +1878,7 @@ def report_functions(rec, chart_paths, doc_dir):
         L += ["#   " + line for line in img["dockerfile"].splitlines()]
     cfgs = short(rec.get("configs_dir", "bench/results/configs"))
     L += ["```", "", f"Configs in `{cfgs}/`: `trellis-functions.yaml` (warm), `trellis-cold-process.yaml` and "
-              f"`trellis-cold-container.yaml` (after `trellis up`), `trellis-idle.yaml` (new environment).",
+              f"`trellis-cold-container.yaml` (after `trellis up`), `trellis-idle.yaml` (new environment), `trellis-burst.yaml` (burst).",
           "", "</details>", ""]
     return L
 

@@ -706,6 +706,9 @@ async fn wasm_failures_get_the_right_status_and_a_log_line() {
     wait_fn_line(&t, mark, f, &["6 MB"]);
     let ok = get_fn(&client, port, f, "/after-413").await;
     assert_eq!(ok.status, 200, "{ok:?}");
+    // The answer can reach the client before Trellis's stderr reaches this test: wait for the
+    // line the good invocation prints (its START line, and any a 413 wrongly caused, are older).
+    wait_fn_line(&t, mark, f, &["GET /after-413"]);
     assert_eq!(
         count_starts(&t, f),
         starts + 1,

@@ -6,12 +6,14 @@
 //! Besides the greeting, a few request paths misbehave on purpose, so that tests can drive each
 //! failure through the very binary users run:
 //!
-//! | path     | behaviour                                                          |
-//! |----------|--------------------------------------------------------------------|
-//! | `/error` | the handler returns an error (the runtime posts it to `/error`)    |
-//! | `/exit`  | the process exits with status 3 mid-invocation                     |
-//! | `/sleep` | sleeps 60 s (stopped by the function's timeout)                    |
-//! | `/env`   | echoes `AWS_LAMBDA_FUNCTION_NAME` and the `GREETING` variable      |
+//! | path      | behaviour                                                          |
+//! |-----------|--------------------------------------------------------------------|
+//! | `/error`  | the handler returns an error (the runtime posts it to `/error`)    |
+//! | `/exit`   | the process exits with status 3 mid-invocation                     |
+//! | `/sleep`  | sleeps 60 s (stopped by the function's timeout)                    |
+//! | `…/hold`  | any path ending in `/hold`: keeps its environment busy for 1 s,    |
+//! |           | then greets (the benchmark's burst, behind a path-prefix rule)     |
+//! | `/env`    | echoes `AWS_LAMBDA_FUNCTION_NAME` and the `GREETING` variable      |
 
 use std::time::Duration;
 
@@ -62,6 +64,10 @@ async fn handle(event: LambdaEvent<VpcLatticeRequestV2>) -> Result<VpcLatticeRes
         "/sleep" => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok(text_response(200, "woke up\n".to_owned()))
+        }
+        hold if hold.ends_with("/hold") => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(text_response(200, greeting(&path, &method)))
         }
         "/env" => {
             let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
