@@ -1056,15 +1056,20 @@ mod tests {
         std::iter::from_fn(|| seen.try_recv().ok()).collect()
     }
 
+    /// `GET /` through `target`.
+    async fn get(target: &HttpTarget) -> Result<Response<Body>, BoxError> {
+        Ok(target
+            .call(ctx(), http1_request("GET", "/", empty())?)
+            .await?)
+    }
+
     #[tokio::test]
     async fn http1_connection_is_reused_once_the_response_is_read() -> TestResult {
         let (addr, mut seen) = counting_server(false).await?;
         let clients = HttpClients::new()?;
         let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
         for _ in 0..5 {
-            let response = target
-                .call(ctx(), http1_request("GET", "/", empty())?)
-                .await?;
+            let response = get(&target).await?;
             assert_eq!(text(response).await?, "hello");
         }
         assert_eq!(target.http1.idle_here(), 1);
@@ -1072,14 +1077,10 @@ mod tests {
 
         // A response dropped before its body was read leaves the rest on the socket: that
         // connection is closed, not reused, and the next request opens a new one.
-        let unread = target
-            .call(ctx(), http1_request("GET", "/", empty())?)
-            .await?;
+        let unread = get(&target).await?;
         drop(unread);
         assert_eq!(target.http1.idle_here(), 0);
-        let response = target
-            .call(ctx(), http1_request("GET", "/", empty())?)
-            .await?;
+        let response = get(&target).await?;
         assert_eq!(text(response).await?, "hello");
         // The old connection's close and the new one's accept race each other.
         let mut events = [seen.recv().await, seen.recv().await];
@@ -1094,9 +1095,7 @@ mod tests {
         let clients = HttpClients::new()?;
         let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
         for round in 1..=3 {
-            let response = target
-                .call(ctx(), http1_request("GET", "/", empty())?)
-                .await?;
+            let response = get(&target).await?;
             assert_eq!(response.status(), 200, "request {round}");
             assert_eq!(text(response).await?, "hello", "request {round}");
             // Let the pooled connection's task see the target's FIN.
@@ -1112,9 +1111,7 @@ mod tests {
         // Kept: a minute-long timeout leaves the connection open well past a second.
         let clients = HttpClients::with_idle_timeout(Duration::from_secs(60))?;
         let kept = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
-        let response = kept
-            .call(ctx(), http1_request("GET", "/", empty())?)
-            .await?;
+        let response = get(&kept).await?;
         assert_eq!(text(response).await?, "hello");
         assert_eq!(seen.recv().await, Some("open"));
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1125,9 +1122,7 @@ mod tests {
         let clients = HttpClients::with_idle_timeout(Duration::from_millis(200))?;
         let closing = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
         for _ in 0..2 {
-            let response = closing
-                .call(ctx(), http1_request("GET", "/", empty())?)
-                .await?;
+            let response = get(&closing).await?;
             assert_eq!(text(response).await?, "hello");
             let closed = tokio::time::timeout(Duration::from_secs(5), async {
                 (seen.recv().await, seen.recv().await)
