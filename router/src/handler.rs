@@ -24,6 +24,43 @@ pub struct Connection {
     pub client: SocketAddr,
     pub port: u16,
     pub tls: Option<TlsInfo>,
+    /// The forwarded headers every request on this connection gets, made once per connection
+    /// rather than per request.
+    forwarded: Forwarded,
+}
+
+#[derive(Debug, Clone)]
+struct Forwarded {
+    /// The client's address, the `x-forwarded-for` of a request that brings none.
+    client: String,
+    client_header: HeaderValue,
+    port: HeaderValue,
+    proto: HeaderValue,
+}
+
+impl Connection {
+    pub fn new(client: SocketAddr, port: u16, tls: Option<TlsInfo>) -> Connection {
+        let ip = client.ip().to_canonical().to_string();
+        let proto = if tls.is_some() { "https" } else { "http" };
+        let forwarded = Forwarded {
+            // An IP address and a port number are always valid header values.
+            client_header: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("")),
+            client: ip,
+            port: HeaderValue::from(port),
+            proto: HeaderValue::from_static(proto),
+        };
+        Connection {
+            client,
+            port,
+            tls,
+            forwarded,
+        }
+    }
+
+    /// `https` or `http`: how the client reached Trellis.
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
 }
 
 /// The TLS parameters of a connection, for the access log.
@@ -60,7 +97,7 @@ where
     // Phase: snapshot. One consistent table for the whole request, even across a reload.
     let table = table.load_full();
     let (mut parts, body) = request.into_parts();
-    let request_id = request_id(&parts.headers);
+    let request_id = RequestId::of(&parts.headers);
     let grpc = is_grpc(&parts.headers);
     let host = host_of(&parts, &conn);
     let mut log = Log::new(&parts);
@@ -81,7 +118,7 @@ where
     };
     log.metrics = Some(service.metrics.clone());
     let new_record = || {
-        let mut record = start_record(&parts, &conn, &request_id, &host, started);
+        let mut record = start_record(&parts, &conn, &request_id.text, &host, started);
         record.service_arn = service.arn.clone();
         record.listener_type = listener.protocol.as_str().to_string();
         record
@@ -143,8 +180,8 @@ where
     log.edit(|r| r.target_ip_port = target.target.address());
 
     // Phase: call target.
-    let scheme = if conn.tls.is_some() { "https" } else { "http" };
-    prepare_request_headers(&mut parts.headers, &conn, scheme, &request_id, &host);
+    let scheme = conn.scheme();
+    prepare_request_headers(&mut parts.headers, &conn, &request_id, &host);
     add_lattice_headers(&mut parts.headers, service, &admission, &group.arn);
     // The body is counted only for the access-log record.
     let progress = log.record.is_some().then(|| Arc::new(Progress::default()));
@@ -153,7 +190,7 @@ where
         None => boxed(body),
     };
     let ctx = CallContext {
-        request_id: request_id.clone(),
+        request_id: request_id.text.clone(),
         client: conn.client,
         listener_port: conn.port,
         scheme,
@@ -236,6 +273,37 @@ impl Log {
     fn edit(&mut self, fill: impl FnOnce(&mut Record)) {
         if let Some(record) = self.record.as_deref_mut() {
             fill(record);
+        }
+    }
+}
+
+/// A request's id: the client's `x-amzn-requestid`, else a new UUID. The header value is made
+/// once and shared by the request to the target and the response.
+struct RequestId {
+    /// For the access log and the function's event.
+    text: String,
+    header: Option<HeaderValue>,
+}
+
+impl RequestId {
+    fn of(headers: &HeaderMap) -> RequestId {
+        let text = request_id(headers);
+        let header = HeaderValue::from_str(&text).ok().map(|mut v| {
+            // Sent as a literal that HTTP/2's HPACK never indexes. Every value is new, so
+            // indexing it only churns the dynamic table: the encoder would compare each new
+            // id with every id still in the table (a `memcmp` each), insert it and evict an
+            // older entry, about 4 % of Trellis's CPU per h2c request in a profile
+            // (docs/BENCHMARKS.md). HTTP/1.1 ignores the mark.
+            v.set_sensitive(true);
+            v
+        });
+        RequestId { text, header }
+    }
+
+    /// Sets `x-amzn-requestid` in `headers`.
+    fn set(&self, headers: &mut HeaderMap) {
+        if let Some(v) = &self.header {
+            headers.insert(X_AMZN_REQUESTID.clone(), v.clone());
         }
     }
 }
@@ -361,11 +429,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn prepare_request_headers(
     headers: &mut HeaderMap,
     conn: &Connection,
-    scheme: &str,
-    request_id: &str,
+    request_id: &RequestId,
     host: &str,
 ) {
     strip_hop_by_hop(headers);
+    // Room for the headers added below, so that the map grows (and rehashes) at most once.
+    headers.reserve(6);
     // Clients may not claim Lattice's identity headers.
     let spoofed: Vec<HeaderName> = headers
         .keys()
@@ -380,7 +449,7 @@ fn prepare_request_headers(
     {
         headers.insert(header::HOST, v);
     }
-    let ip = conn.client.ip().to_canonical().to_string();
+    let forwarded = &conn.forwarded;
     // Several x-forwarded-for lines are one comma-separated list: keep every hop, in order.
     let mut hops: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
@@ -389,12 +458,16 @@ fn prepare_request_headers(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .collect();
-    hops.push(&ip);
-    let xff = hops.join(", ");
-    set(headers, &X_FORWARDED_FOR, &xff);
-    set(headers, &X_FORWARDED_PORT, &conn.port.to_string());
-    set(headers, &X_FORWARDED_PROTO, scheme);
-    set(headers, &X_AMZN_REQUESTID, request_id);
+    if hops.is_empty() {
+        headers.insert(X_FORWARDED_FOR.clone(), forwarded.client_header.clone());
+    } else {
+        hops.push(&forwarded.client);
+        let xff = hops.join(", ");
+        set(headers, &X_FORWARDED_FOR, &xff);
+    }
+    headers.insert(X_FORWARDED_PORT.clone(), forwarded.port.clone());
+    headers.insert(X_FORWARDED_PROTO.clone(), forwarded.proto.clone());
+    request_id.set(headers);
 }
 
 /// Lattice's `x-amzn-lattice-network` and `x-amzn-lattice-target` headers.
@@ -441,7 +514,7 @@ fn log_sinks(service: &ServiceRoute, network_logs: &[Arc<LogSink>]) -> Vec<Arc<L
 fn fail(
     failure: Failure,
     grpc: bool,
-    request_id: &str,
+    request_id: &RequestId,
     mut log: Log,
     start: Instant,
 ) -> Response<Body> {
@@ -458,11 +531,11 @@ fn fail(
 fn finish(
     mut response: Response<Body>,
     grpc: bool,
-    request_id: &str,
+    request_id: &RequestId,
     mut log: Log,
     start: Instant,
 ) -> Response<Body> {
-    set(response.headers_mut(), &X_AMZN_REQUESTID, request_id);
+    request_id.set(response.headers_mut());
     if grpc {
         log.edit(|r| r.grpc_response_code = grpc_status(response.status()).to_string());
     }
@@ -471,12 +544,12 @@ fn finish(
 
 fn finish_from_target(
     mut response: Response<Body>,
-    request_id: &str,
+    request_id: &RequestId,
     log: Log,
     start: Instant,
     head_at: Instant,
 ) -> Response<Body> {
-    set(response.headers_mut(), &X_AMZN_REQUESTID, request_id);
+    request_id.set(response.headers_mut());
     with_log(response, log, start, Some(head_at))
 }
 
@@ -541,4 +614,35 @@ fn with_log(
         }
     });
     Response::from_parts(parts, boxed(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_is_sent_never_indexed() {
+        let mut client = HeaderMap::new();
+        client.insert(
+            X_AMZN_REQUESTID.clone(),
+            HeaderValue::from_static("client-id"),
+        );
+        let id = RequestId::of(&client);
+        assert_eq!(id.text, "client-id");
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            X_AMZN_REQUESTID.clone(),
+            HeaderValue::from_static("spoofed"),
+        );
+        id.set(&mut headers);
+        let sent: Vec<_> = headers.get_all(&X_AMZN_REQUESTID).iter().collect();
+        assert_eq!(sent, ["client-id"]);
+        // hyper hands the flag to HPACK, which then writes a never-indexed literal.
+        assert!(sent[0].is_sensitive());
+
+        let generated = RequestId::of(&HeaderMap::new());
+        assert_eq!(generated.text.len(), 36, "{}", generated.text);
+        assert!(generated.header.is_some_and(|v| v.is_sensitive()));
+    }
 }

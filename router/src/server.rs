@@ -304,11 +304,7 @@ impl ConnSetup {
         let client = SocketAddr::new(self.client.ip().to_canonical(), self.client.port());
         match self.tls {
             None => {
-                let conn = Arc::new(Connection {
-                    client,
-                    port: self.port,
-                    tls: None,
-                });
+                let conn = Arc::new(Connection::new(client, self.port, None));
                 serve_io(TokioIo::new(stream), conn, self.table, watcher).await;
             }
             Some(acceptor) => {
@@ -337,11 +333,7 @@ impl ConnSetup {
                         .map(|s| cipher_name(s.suite()))
                         .unwrap_or_default(),
                 };
-                let conn = Arc::new(Connection {
-                    client,
-                    port: self.port,
-                    tls: Some(info),
-                });
+                let conn = Arc::new(Connection::new(client, self.port, Some(info)));
                 serve_io(TokioIo::new(stream), conn, self.table, watcher).await;
             }
         }
