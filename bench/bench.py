@@ -839,6 +839,8 @@ def scenario_http(args, workdir, cfgdir):
     servers = {"trellis": trellis, "nginx": nginx, "haproxy": haproxy}
     if args.baseline:
         # --baseline: another build of Trellis (e.g. the commit before a change), same config
+        record["baseline"] = {"binary": args.baseline, "built_from": built_from(args.baseline)}
+        log(f"[http] baseline {args.baseline}, built from {record['baseline']['built_from'] or '? (no commit in --version)'}")
         bcfg = write(os.path.join(workdir, "trellis-baseline-http.yaml"),
                      trellis_http_yaml(ports["trellis-baseline"], a_port, b_port, cert, key))
         servers["trellis baseline"] = Server(
@@ -1621,6 +1623,42 @@ def machine_info():
     }
 
 
+def built_from(binary):
+    """The commit a Trellis binary says it was built from (`trellis --version`, stamped by
+    build.rs): a short hash, `-modified` appended for a tree with uncommitted changes; None when
+    it says nothing."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        return None
+    m = re.search(r"\(([0-9a-f]{7,40}(?:-modified)?)\)", out)
+    return m.group(1) if m else None
+
+
+def check_binary_is_checkout():
+    """Stops the run when TRELLIS was built from another commit than the checkout's: a cargo
+    build can keep a stale binary (a second tree built into the same CARGO_TARGET_DIR counts as
+    fresh), and a run would then measure other code than it reports. TRELLIS_REV names the tree
+    of a binary measured on purpose and skips the check."""
+    if os.environ.get("TRELLIS_REV"):
+        return
+    built = built_from(TRELLIS)
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except OSError:
+        head = ""
+    if not built or not head:
+        log(f"cannot tell which commit {TRELLIS} was built from (built from {built or '?'}, "
+            f"checkout {head or '?'})")
+        return
+    if built.removesuffix("-modified") != head:
+        sys.exit(f"bench: {TRELLIS} was built from {built}, but the checkout is at {head}: rebuild it "
+                 f"(make bench does), or set TRELLIS_REV to measure another tree's binary on purpose")
+    if built.endswith("-modified"):
+        log(f"{TRELLIS} was built from {head} with uncommitted changes: the run reports that revision")
+
+
 def docker_version():
     """The engine's version, None when there is no reachable engine."""
     try:
@@ -2062,6 +2100,8 @@ def main():
     for tool in (OHA, TRELLIS, HELLO_INSTANCE):
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is missing (run bench/run.sh or make bench)")
+    if not args.report:
+        check_binary_is_checkout()
     scenarios = [] if args.report else [sc for sc in SCENARIOS if sc in (args.only or SCENARIOS)]
     if "functions" in scenarios and not os.access(HELLO_LAMBDA, os.X_OK):
         sys.exit(f"bench: {HELLO_LAMBDA} is missing (run make sample-functions)")

@@ -25,7 +25,8 @@ pub const EXIT_RUNTIME: u8 = 2;
 #[derive(Parser)]
 #[command(
     name = "trellis",
-    version,
+    // The commit it was built from (build.rs), so a benchmark can tell a stale binary.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TRELLIS_COMMIT"), ")"),
     about = "A local VPC Lattice: services, listeners, rules and weighted target groups in one binary",
     after_help = "Exit codes: 0 success, 1 invalid or missing config file, 2 runtime failure.\n\
                   Docs: README.md and docs/ in the Trellis repository."

@@ -1,0 +1,49 @@
+//! Stamps the binary with the git commit it was built from, so that `trellis --version` says
+//! which code it runs: `make bench` checks it against the checkout before measuring, because a
+//! cargo build can keep a binary of other sources (docs/BENCHMARKS.md, "Method").
+//!
+//! `TRELLIS_COMMIT` is the commit's short hash, `-modified` appended when tracked files differ
+//! from it, or `unknown` outside a git checkout.
+
+use std::process::Command;
+
+/// The workspace's source directories: a change in any of them can make the tree modified.
+const SOURCES: [&str; 7] = [
+    "src",
+    "config",
+    "router",
+    "runtime",
+    "invokers",
+    "Cargo.toml",
+    "Cargo.lock",
+];
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    let modified = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|changes| !changes.is_empty());
+    let stamp = match commit {
+        Some(commit) if modified => format!("{commit}-modified"),
+        Some(commit) => commit,
+        None => "unknown".to_string(),
+    };
+    println!("cargo:rustc-env=TRELLIS_COMMIT={stamp}");
+
+    // Run again when HEAD moves (checkout, commit) or a source changes.
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={dir}/{branch}");
+        }
+    }
+    for path in SOURCES {
+        println!("cargo:rerun-if-changed={path}");
+    }
+}
