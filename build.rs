@@ -2,12 +2,12 @@
 //! which code it runs: `make bench` checks it against the checkout before measuring, because a
 //! cargo build can keep a binary of other sources (docs/BENCHMARKS.md, "Method").
 //!
-//! `TRELLIS_COMMIT` is the commit's short hash, `-modified` appended when tracked files differ
-//! from it, or `unknown` outside a git checkout.
+//! `TRELLIS_COMMIT` is the commit's short hash, `-modified` appended when the workspace's
+//! sources differ from it, or `unknown` outside a git checkout.
 
 use std::process::Command;
 
-/// The workspace's source directories: a change in any of them can make the tree modified.
+/// What the binary is built from: a change in any of them makes the tree modified.
 const SOURCES: [&str; 7] = [
     "src",
     "config",
@@ -27,8 +27,16 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     let commit = git(&["rev-parse", "--short=12", "HEAD"]);
-    let modified = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|changes| !changes.is_empty());
+    // Only changes to what the binary is built from count (not docs or benchmark results).
+    let mut status = vec![
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "build.rs",
+    ];
+    status.extend(SOURCES);
+    let modified = git(&status).is_some_and(|changes| !changes.is_empty());
     let stamp = match commit {
         Some(commit) if modified => format!("{commit}-modified"),
         Some(commit) => commit,

@@ -22,7 +22,9 @@ Every measurement is bounded in time (oha -z) and every wait has a deadline. Lat
 open loop at a fixed rate below the knee (oha -q with --latency-correction), throughput closed loop
 at fixed concurrency. The sides of a scenario run at the same time and are measured alternately
 (A B C A B C ...) after a warm-up; each row reports the median over the rounds. A run fails (exit
-status 1) when any response had a wrong status or body.
+status 1) when any response had a wrong status or body, and stops before measuring when the
+Trellis binary was built from another commit than the checkout's (`trellis --version`; set
+TRELLIS_REV to measure another tree's binary on purpose).
 """
 
 import argparse
@@ -1656,7 +1658,8 @@ def check_binary_is_checkout():
         sys.exit(f"bench: {TRELLIS} was built from {built}, but the checkout is at {head}: rebuild it "
                  f"(make bench does), or set TRELLIS_REV to measure another tree's binary on purpose")
     if built.endswith("-modified"):
-        log(f"{TRELLIS} was built from {head} with uncommitted changes: the run reports that revision")
+        log(f"{TRELLIS} was built from {head} with uncommitted changes, which this check cannot "
+            f"compare with the working tree: build it from the tree you measure (make bench does)")
 
 
 def docker_version():
@@ -1690,18 +1693,27 @@ def ratio(num, den, invert=False):
     return f"{(den / num) if invert else (num / den):.2f}×"
 
 
+def round_ratios(row, base):
+    """A side's throughput over the base side's, round by round: the two ran next to each other
+    in each round, so these pairs show how much of a ratio is the machine's drift."""
+    a, b = row.get("rps_runs") or [], base.get("rps_runs") or []
+    if row is base or not a or len(a) != len(b) or not all(b):
+        return "–"
+    return " / ".join(f"{x / y:.2f}" for x, y in zip(a, b))
+
+
 def variant_table(v, base_name, servers):
     rows = v["rows"]
     base = next((r for r in rows if r["side"] == base_name), rows[0])
-    out = ["| side | req/s (c=%d) | ÷ %s | p50 ms | p99 ms | p99.9 ms | p99 ÷ %s | CPU s / 10k req | peak RSS MiB | errors |"
+    out = ["| side | req/s (c=%d) | ÷ %s | by round | p50 ms | p99 ms | p99.9 ms | p99 ÷ %s | CPU s / 10k req | peak RSS MiB | errors |"
            % (v["concurrency"], base["side"], base["side"]),
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         srv = servers.get(r.get("server_name", ""), {})
         rss = r.get("peak_rss_kb")
-        out.append("| {side} | {rps} | {rr} | {p50} | {p99} | {p999} | {lr} | {cpu} | {rss} | {err} |".format(
+        out.append("| {side} | {rps} | {rr} | {byround} | {p50} | {p99} | {p999} | {lr} | {cpu} | {rss} | {err} |".format(
             side=r["side"] + (" (ceiling)" if r["ceiling"] else ""),
-            rps=fmt(r["rps"]), rr=ratio(r["rps"], base["rps"]),
+            rps=fmt(r["rps"]), rr=ratio(r["rps"], base["rps"]), byround=round_ratios(r, base),
             p50=fmt(r["p50_ms"], 3), p99=fmt(r["p99_ms"], 3), p999=fmt(r["p999_ms"], 3),
             lr=ratio(r["p99_ms"], base["p99_ms"]),
             cpu=fmt(r["cpu_s_per_10k"], 2),
