@@ -551,6 +551,98 @@ targetGroups:
     assert_eq!(a.body, "Hello from web at /h1");
 }
 
+/// Python's `h2` and `hpack` packages (an HTTP/2 client nobody here wrote): sends `requests`
+/// GETs on one h2c connection and prints, per response, the class of the decoded
+/// `x-amzn-requestid` header (`NeverIndexedHeaderTuple` for a never-indexed literal) and the size
+/// of the client's HPACK dynamic table.
+const H2_REQUEST_ID_SCRIPT: &str = r#"
+import socket, sys
+import h2.config, h2.connection, h2.events
+port, requests = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+sock.sendall(conn.data_to_send())
+for _ in range(requests):
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                               (":authority", "svc.trellis.localhost")], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    ended = False
+    while not ended:
+        data = sock.recv(65536)
+        if not data:
+            sys.exit("connection closed")
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                ids = [h for h in event.headers if h[0] == b"x-amzn-requestid"]
+                print(type(ids[0]).__name__ if ids else "missing",
+                      len(conn.decoder.header_table.dynamic_entries))
+            ended = ended or isinstance(event, h2.events.StreamEnded)
+        sock.sendall(conn.data_to_send())
+"#;
+
+/// A Python with the `h2` package: Debian's (where `make test` installs `python3-h2`), else the
+/// first `python3` on the PATH.
+fn python_with_h2() -> Option<&'static str> {
+    ["/usr/bin/python3", "python3"].into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import h2, hpack"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    })
+}
+
+/// Every request id is new, so Trellis sends it as a never-indexed HPACK literal: indexing it
+/// would only churn both ends' dynamic tables (docs/BENCHMARKS.md has the profile).
+#[tokio::test]
+async fn request_id_reaches_http2_clients_as_a_never_indexed_literal() {
+    let Some(python) = python_with_h2() else {
+        eprintln!(
+            "skipped: no python3 with the h2 package (make test installs Debian's python3-h2)"
+        );
+        return;
+    };
+    let backend = Backend::start("web").await;
+    let port = free_port();
+    let trellis = Trellis::start(
+        &one_service(
+            "HTTP",
+            port,
+            "",
+            "",
+            "port: 80, protocol: HTTP",
+            &[backend.port],
+        ),
+        &[],
+    );
+    let out = tokio::process::Command::new(python)
+        .args(["-c", H2_REQUEST_ID_SCRIPT, &port.to_string(), "4"])
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        trellis.stderr()
+    );
+    let answers: Vec<(&str, usize)> = stdout
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(class, entries)| (class, entries.trim().parse().unwrap_or(usize::MAX)))
+        .collect();
+    assert_eq!(answers.len(), 4, "{stdout}");
+    for (class, _) in &answers {
+        assert_eq!(*class, "NeverIndexedHeaderTuple", "{stdout}");
+    }
+    // The other response headers are indexed by the first response; an indexed id would then
+    // add one entry per response, a new `date` second at most one in all.
+    let grown = answers[3].1.saturating_sub(answers[1].1);
+    assert!(grown <= 1, "the dynamic table grew by {grown}: {stdout}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. gRPC
 // ---------------------------------------------------------------------------------------------
