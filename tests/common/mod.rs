@@ -121,10 +121,17 @@ impl Trellis {
 }
 
 impl Drop for Trellis {
+    /// Kills the process and removes its scratch directory (config, default state dir); a
+    /// failing test keeps the directory for a look, and says where it is.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("trellis's directory kept: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
