@@ -44,11 +44,20 @@ fn main() {
     };
     println!("cargo:rustc-env=TRELLIS_COMMIT={stamp}");
 
-    // Run again when HEAD moves (checkout, commit) or a source changes.
+    // Run again when HEAD moves (checkout, commit) or a source changes. A commit rewrites the
+    // branch's file under refs/heads (cargo scans a directory for changes); a path that does
+    // not exist would make cargo run this script, and rebuild the binary, on every build, so
+    // packed-refs is named only when there is one.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{branch}");
+        let dir = std::path::Path::new(&dir);
+        for path in [
+            dir.join("HEAD"),
+            dir.join("refs/heads"),
+            dir.join("packed-refs"),
+        ] {
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
         }
     }
     for path in SOURCES {

@@ -41,13 +41,12 @@ struct Forwarded {
 impl Connection {
     pub fn new(client: SocketAddr, port: u16, tls: Option<TlsInfo>) -> Connection {
         let ip = client.ip().to_canonical().to_string();
-        let proto = if tls.is_some() { "https" } else { "http" };
         let forwarded = Forwarded {
             // An IP address and a port number are always valid header values.
             client_header: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("")),
             client: ip,
             port: HeaderValue::from(port),
-            proto: HeaderValue::from_static(proto),
+            proto: HeaderValue::from_static(scheme(&tls)),
         };
         Connection {
             client,
@@ -59,8 +58,12 @@ impl Connection {
 
     /// `https` or `http`: how the client reached Trellis.
     fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
+        scheme(&self.tls)
     }
+}
+
+fn scheme(tls: &Option<TlsInfo>) -> &'static str {
+    if tls.is_some() { "https" } else { "http" }
 }
 
 /// The TLS parameters of a connection, for the access log.
