@@ -63,11 +63,24 @@ fn is_lattice_dns_name(dns: &str, name: &str, region: &str) -> bool {
         && suffix == format!("7d67968.vpc-lattice-svcs.{region}.on.aws")
 }
 
-fn write_config(name: &str, yaml: &str) -> PathBuf {
+/// A config file in a scratch directory of its own, removed with it.
+struct ConfigFile {
+    path: PathBuf,
+    _dir: Scratch,
+}
+
+impl std::ops::Deref for ConfigFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn write_config(name: &str, yaml: &str) -> ConfigFile {
     let dir = scratch_dir(name);
-    let file = dir.join("trellis.yaml");
-    std::fs::write(&file, yaml).expect("write config");
-    file
+    let path = dir.join("trellis.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    ConfigFile { path, _dir: dir }
 }
 
 #[test]

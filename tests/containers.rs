@@ -70,7 +70,7 @@ fn build_settings(dir: &Path, rest: &str) -> String {
 /// Starts `trellis up` on `yaml` with a state dir of its own (and its scratch directories
 /// swept afterwards).
 fn start(sweep: &mut Sweep, yaml: &str) -> Trellis {
-    let state = scratch_dir("ctr-state");
+    let state = scratch_dir("ctr-state").keep();
     sweep.dirs.push(state.clone());
     let trellis = Trellis::start_with_state(yaml, &state, &[], READY);
     sweep.dirs.push(trellis.dir.clone());
@@ -80,7 +80,7 @@ fn start(sweep: &mut Sweep, yaml: &str) -> Trellis {
 /// A build directory: hello-lambda as `bootstrap` and a `FROM scratch` Dockerfile with
 /// `extra` lines (e.g. `ENV GREETING=one`).
 fn build_dir(function: &str, extra: &str) -> PathBuf {
-    let dir = scratch_dir(&format!("build-{function}"));
+    let dir = scratch_dir(&format!("build-{function}")).keep();
     std::fs::copy(hello_lambda_musl(), dir.join("bootstrap")).expect("copy hello-lambda");
     write_dockerfile(&dir, extra);
     dir

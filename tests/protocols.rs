@@ -773,7 +773,8 @@ targetGroups:
     );
 
     // curl as an independent HTTP/2 client also sees the trailer (-v prints it).
-    let body_file = scratch_dir("grpc").join("req.bin");
+    let scratch = scratch_dir("grpc");
+    let body_file = scratch.join("req.bin");
     std::fs::write(&body_file, grpc_frame(&proto_string("curl"))).unwrap();
     let data = format!("@{}", body_file.display());
     let url = format!("http://svc.trellis.localhost:{port}/pkg.Greeter/SayHello");

@@ -43,8 +43,9 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A fresh scratch directory under the system temp dir.
-pub fn scratch_dir(name: &str) -> PathBuf {
+/// A fresh scratch directory under the system temp dir, removed when the returned guard is
+/// dropped (see [`Scratch`]).
+pub fn scratch_dir(name: &str) -> Scratch {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "trellis-test-{}-{}-{}",
@@ -54,7 +55,42 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(Some(dir))
+}
+
+/// A scratch directory, removed when dropped, so that tests leave nothing in the temp dir; a
+/// failing test keeps it for a look, and says where it is.
+pub struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    /// The directory, no longer removed on drop (for tests that sweep it themselves).
+    pub fn keep(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        if std::thread::panicking() {
+            eprintln!("scratch directory kept: {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 /// A running `trellis up`. Killed when dropped.
@@ -473,7 +509,7 @@ impl Trellis {
         extra: &[&str],
         ready_timeout: Duration,
     ) -> Trellis {
-        let dir = scratch_dir("up");
+        let dir = scratch_dir("up").keep();
         let config = dir.join("trellis.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let mut child = Command::new(TRELLIS)
