@@ -3,6 +3,7 @@
 //! Built from a validated [`Config`] plus the targets the invokers made; swapped whole on reload
 //! (requests in flight keep the table they started with).
 
+use http::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ struct VpcRoute {
     cidrs: Vec<trellis_config::Cidr>,
     id: String,
     arn: String,
+    /// `x-amzn-lattice-network: SourceVpcArn=<arn>`, made once.
+    network_header: Option<HeaderValue>,
 }
 
 pub struct ServiceRoute {
@@ -111,6 +114,27 @@ pub struct Forward {
     schedule: Vec<u8>,
     next: AtomicUsize,
     pub groups: Vec<(Arc<GroupRoute>, u16, Arc<RouteMetrics>)>,
+    /// Per group (in `groups`' order), its `x-amzn-lattice-target` value for a request admitted
+    /// through no network (index 0) or through the service's network `i` (index `i + 1`), made
+    /// when the table is built rather than formatted per request. `None` where the ARNs do not
+    /// make a valid header value.
+    lattice_targets: Vec<Vec<Option<HeaderValue>>>,
+}
+
+/// What a forward action chose for a request: the target group, where the request is counted,
+/// and the group's `x-amzn-lattice-target` values by network (see [`Admission::network`]).
+pub struct Picked<'a> {
+    pub group: &'a Arc<GroupRoute>,
+    pub metrics: &'a Arc<RouteMetrics>,
+    lattice_targets: &'a [Option<HeaderValue>],
+}
+
+impl Picked<'_> {
+    /// The `x-amzn-lattice-target` value for a request admitted as `admission` says.
+    pub fn lattice_target(&self, admission: &Admission) -> Option<&HeaderValue> {
+        let at = admission.network.map_or(0, |i| i + 1);
+        self.lattice_targets.get(at)?.as_ref()
+    }
 }
 
 pub struct GroupRoute {
@@ -136,8 +160,12 @@ type BuiltTarget = (String, String, Arc<dyn Target>);
 #[derive(Debug, Clone, Default)]
 pub struct Admission {
     pub network_arn: Option<String>,
+    /// The index of that network among the service's.
+    pub network: Option<usize>,
     pub vpc_id: Option<String>,
     pub vpc_arn: Option<String>,
+    /// The `x-amzn-lattice-network` value for that VPC.
+    pub network_header: Option<HeaderValue>,
     pub network_logs: Vec<Arc<LogSink>>,
 }
 
@@ -230,6 +258,12 @@ impl RoutingTable {
                     access_logs: sn.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
                 });
             }
+            let network_arns: Vec<&str> = networks.iter().map(|n| n.arn.as_str()).collect();
+            let service = ServiceIds {
+                name: &svc.name,
+                arn: &svc.arn,
+                network_arns: &network_arns,
+            };
             let mut listeners = Vec::new();
             for (li, l) in svc.listeners.iter().enumerate() {
                 let port = ports.entry(l.port).or_insert_with(|| Port {
@@ -252,10 +286,10 @@ impl RoutingTable {
                         .map(|r| RuleRoute {
                             name: r.name.clone(),
                             http_match: r.http_match.clone(),
-                            action: compile_action(&r.action, &groups, &svc.name),
+                            action: compile_action(&r.action, &groups, &service),
                         })
                         .collect(),
-                    default_action: compile_action(&l.default_action, &groups, &svc.name),
+                    default_action: compile_action(&l.default_action, &groups, &service),
                 });
             }
             services.push(ServiceRoute {
@@ -274,6 +308,7 @@ impl RoutingTable {
                 cidrs: v.cidrs.clone(),
                 id: v.id.clone(),
                 arn: v.arn.clone(),
+                network_header: HeaderValue::try_from(format!("SourceVpcArn={}", v.arn)).ok(),
             })
             .collect();
         let networks_enforced = !config.service_networks.is_empty();
@@ -303,13 +338,16 @@ impl RoutingTable {
         let mut admission = Admission {
             vpc_id: vpc.map(|i| self.vpcs[i].id.clone()),
             vpc_arn: vpc.map(|i| self.vpcs[i].arn.clone()),
+            network_header: vpc.and_then(|i| self.vpcs[i].network_header.clone()),
             ..Admission::default()
         };
         if !self.networks_enforced {
             return Some(admission);
         }
         let vpc = vpc?;
-        let network = svc.networks.iter().find(|n| n.vpcs.contains(&vpc))?;
+        let at = svc.networks.iter().position(|n| n.vpcs.contains(&vpc))?;
+        let network = &svc.networks[at];
+        admission.network = Some(at);
         admission.network_arn = Some(network.arn.clone());
         admission.network_logs = network.access_logs.clone();
         Some(admission)
@@ -387,25 +425,56 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-fn compile_action(action: &Action, groups: &[Arc<GroupRoute>], service: &str) -> ActionRoute {
+/// What a service's forward actions need to know of it.
+struct ServiceIds<'a> {
+    name: &'a str,
+    arn: &'a str,
+    /// The ARNs of the networks it is associated with, in `ServiceRoute::networks`' order.
+    network_arns: &'a [&'a str],
+}
+
+fn compile_action(
+    action: &Action,
+    groups: &[Arc<GroupRoute>],
+    service: &ServiceIds<'_>,
+) -> ActionRoute {
     match action {
         Action::FixedResponse { status_code } => ActionRoute::Fixed(*status_code),
         Action::Forward(weighted) => {
             let weights: Vec<u16> = weighted.iter().map(|w| w.weight).collect();
+            let groups: Vec<_> = weighted
+                .iter()
+                .map(|w| {
+                    let group = groups[w.target_group].clone();
+                    let metrics = crate::metrics::global().route(service.name, &group.name);
+                    (group, w.weight, metrics)
+                })
+                .collect();
+            let lattice_targets = groups
+                .iter()
+                .map(|(group, _, _)| {
+                    std::iter::once("")
+                        .chain(service.network_arns.iter().copied())
+                        .map(|network| {
+                            HeaderValue::try_from(lattice_target(service.arn, network, &group.arn))
+                                .ok()
+                        })
+                        .collect()
+                })
+                .collect();
             ActionRoute::Forward(Forward {
                 schedule: smooth_schedule(&weights),
                 next: AtomicUsize::new(0),
-                groups: weighted
-                    .iter()
-                    .map(|w| {
-                        let group = groups[w.target_group].clone();
-                        let metrics = crate::metrics::global().route(service, &group.name);
-                        (group, w.weight, metrics)
-                    })
-                    .collect(),
+                groups,
+                lattice_targets,
             })
         }
     }
+}
+
+/// Lattice's `x-amzn-lattice-target` header value.
+pub fn lattice_target(service_arn: &str, network_arn: &str, group_arn: &str) -> String {
+    format!("ServiceArn={service_arn};ServiceNetworkArn={network_arn};TargetGroupArn={group_arn}")
 }
 
 /// nginx's smooth weighted round robin, unrolled over one full cycle (sum of weights steps):
@@ -431,14 +500,18 @@ pub fn smooth_schedule(weights: &[u16]) -> Vec<u8> {
 impl Forward {
     /// The next target group, by weight. `None` only if every weight is 0 (rejected by config).
     /// The group comes with where its requests from this service are counted.
-    pub fn pick(&self) -> Option<(&Arc<GroupRoute>, &Arc<RouteMetrics>)> {
+    pub fn pick(&self) -> Option<Picked<'_>> {
         if self.schedule.is_empty() {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
-        self.groups
-            .get(usize::from(self.schedule[n]))
-            .map(|(g, _, m)| (g, m))
+        let at = usize::from(self.schedule[n]);
+        let (group, _, metrics) = self.groups.get(at)?;
+        Some(Picked {
+            group,
+            metrics,
+            lattice_targets: self.lattice_targets.get(at).map_or(&[], Vec::as_slice),
+        })
     }
 }
 
@@ -507,6 +580,95 @@ mod tests {
         );
         let z = smooth_schedule(&[0, 5]);
         assert!(z.iter().all(|&g| g == 1));
+    }
+
+    struct Unused;
+
+    impl Target for Unused {
+        fn call(
+            &self,
+            _ctx: crate::target::CallContext,
+            _request: http::Request<crate::target::Body>,
+        ) -> crate::target::BoxFuture<
+            '_,
+            Result<http::Response<crate::target::Body>, crate::target::TargetError>,
+        > {
+            Box::pin(async { unreachable!("the table is only read") })
+        }
+
+        fn address(&self) -> String {
+            "127.0.0.1:9".into()
+        }
+    }
+
+    struct Factory;
+
+    impl TargetFactory for Factory {
+        fn make(
+            &self,
+            _config: &Config,
+            _group: &trellis_config::TargetGroup,
+            _target: &trellis_config::Target,
+        ) -> Result<Arc<dyn Target>, String> {
+            Ok(Arc::new(Unused))
+        }
+    }
+
+    /// The lattice headers made when the table is built name the network and the VPC the
+    /// client was admitted through, for a service in two networks.
+    #[tokio::test]
+    async fn lattice_headers_name_the_network_and_vpc_of_the_admission() {
+        let yaml = r#"
+vpcs:
+  - {name: first-vpc, cidrs: [127.0.0.2/32]}
+  - {name: second-vpc, cidrs: [127.0.0.3/32]}
+serviceNetworks:
+  - {name: net-a, services: [svc], vpcs: [first-vpc]}
+  - {name: net-b, services: [svc], vpcs: [second-vpc]}
+services:
+  - name: svc
+    listeners:
+      - name: http
+        protocol: HTTP
+        port: 8080
+        defaultAction: {forward: {targetGroups: [{targetGroupIdentifier: web-tg}]}}
+targetGroups:
+  - name: web-tg
+    type: INSTANCE
+    config: {port: 9, healthCheck: {enabled: false}}
+    targets: [{id: 127.0.0.1}]
+"#;
+        let config = Arc::new(trellis_config::parse_str(yaml, "t.yaml").expect("config"));
+        let table = RoutingTable::build(
+            config.clone(),
+            &Factory,
+            &HealthMonitor::new(),
+            &LogSinks::new(),
+        )
+        .expect("table");
+        let (svc, listener) = table.find(8080, "svc.trellis.localhost").expect("service");
+        let ActionRoute::Forward(forward) = &listener.default_action else {
+            panic!("a forward action");
+        };
+        let network_arn = |name: &str| {
+            let sn = config.service_networks.iter().find(|n| n.name == name);
+            sn.expect("network").arn.clone()
+        };
+        for (ip, network, vpc) in [("127.0.0.2", "net-a", 0), ("127.0.0.3", "net-b", 1)] {
+            let admission = table.admit(svc, ip.parse().unwrap()).expect("admitted");
+            assert_eq!(admission.network_arn, Some(network_arn(network)));
+            let picked = forward.pick().expect("a group");
+            let expected = lattice_target(&svc.arn, &network_arn(network), &picked.group.arn);
+            assert_eq!(
+                picked.lattice_target(&admission).unwrap(),
+                expected.as_str()
+            );
+            let vpc_arn = &config.vpcs[vpc].arn;
+            let network_header = admission.network_header.expect("x-amzn-lattice-network");
+            assert_eq!(network_header, format!("SourceVpcArn={vpc_arn}").as_str());
+        }
+        // Outside every VPC: refused, as networks are enforced.
+        assert!(table.admit(svc, "127.0.0.9".parse().unwrap()).is_none());
     }
 
     #[test]
