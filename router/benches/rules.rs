@@ -7,46 +7,15 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use trellis_config::Config;
+use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
-use trellis_router::target::{Body, BoxFuture, CallContext, TargetError};
-use trellis_router::{RoutingTable, Target, TargetFactory};
+use trellis_router::table::InertFactory;
 
 const RULES: usize = 100;
 const PORT: u16 = 8080;
 
 /// Never called: rule matching only needs the table's shape, not a working target.
-struct Unused;
-
-impl Target for Unused {
-    fn call(
-        &self,
-        _ctx: CallContext,
-        _request: http::Request<Body>,
-    ) -> BoxFuture<'_, Result<http::Response<Body>, TargetError>> {
-        Box::pin(async { unreachable!("the benchmark never calls a target") })
-    }
-
-    fn address(&self) -> String {
-        "127.0.0.1:9".into()
-    }
-}
-
-struct Factory;
-
-impl TargetFactory for Factory {
-    fn make(
-        &self,
-        _config: &Config,
-        _group: &trellis_config::TargetGroup,
-        _target: &trellis_config::Target,
-    ) -> Result<Arc<dyn Target>, String> {
-        Ok(Arc::new(Unused))
-    }
-}
-
-/// One service whose listener has `RULES` rules, each a path prefix plus a header match and a
-/// method, the shape of a real rule list; the last one matches `/api/99/…` with `x-tenant: 99`.
 fn config() -> Config {
     let mut rules = String::new();
     for i in 0..RULES {
@@ -79,7 +48,7 @@ fn rules(c: &mut Criterion) {
     let _guard = runtime.enter();
     let table = RoutingTable::build(
         Arc::new(config()),
-        &Factory,
+        &InertFactory,
         &HealthMonitor::new(),
         &LogSinks::new(),
     )

@@ -32,6 +32,46 @@ pub trait TargetFactory {
     ) -> Result<Arc<dyn Target>, String>;
 }
 
+/// Makes, for every target, one that is never called: for building a routing table whose
+/// targets are not exercised (the rule-matching benchmark, the table's tests).
+#[doc(hidden)]
+pub struct InertFactory;
+
+impl TargetFactory for InertFactory {
+    fn make(
+        &self,
+        _config: &Config,
+        _group: &TargetGroup,
+        _target: &trellis_config::Target,
+    ) -> Result<Arc<dyn Target>, String> {
+        Ok(Arc::new(Inert))
+    }
+}
+
+struct Inert;
+
+impl Target for Inert {
+    fn call(
+        &self,
+        _ctx: crate::target::CallContext,
+        _request: http::Request<crate::target::Body>,
+    ) -> crate::target::BoxFuture<
+        '_,
+        Result<http::Response<crate::target::Body>, crate::target::TargetError>,
+    > {
+        Box::pin(async {
+            Err(crate::target::TargetError::Connect {
+                target: "inert".into(),
+                reason: "an inert target (InertFactory) is not meant to be called".into(),
+            })
+        })
+    }
+
+    fn address(&self) -> String {
+        "inert".into()
+    }
+}
+
 /// Why a table could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -582,38 +622,6 @@ mod tests {
         assert!(z.iter().all(|&g| g == 1));
     }
 
-    struct Unused;
-
-    impl Target for Unused {
-        fn call(
-            &self,
-            _ctx: crate::target::CallContext,
-            _request: http::Request<crate::target::Body>,
-        ) -> crate::target::BoxFuture<
-            '_,
-            Result<http::Response<crate::target::Body>, crate::target::TargetError>,
-        > {
-            Box::pin(async { unreachable!("the table is only read") })
-        }
-
-        fn address(&self) -> String {
-            "127.0.0.1:9".into()
-        }
-    }
-
-    struct Factory;
-
-    impl TargetFactory for Factory {
-        fn make(
-            &self,
-            _config: &Config,
-            _group: &trellis_config::TargetGroup,
-            _target: &trellis_config::Target,
-        ) -> Result<Arc<dyn Target>, String> {
-            Ok(Arc::new(Unused))
-        }
-    }
-
     /// The lattice headers made when the table is built name the network and the VPC the
     /// client was admitted through, for a service in two networks.
     #[tokio::test]
@@ -641,7 +649,7 @@ targetGroups:
         let config = Arc::new(trellis_config::parse_str(yaml, "t.yaml").expect("config"));
         let table = RoutingTable::build(
             config.clone(),
-            &Factory,
+            &InertFactory,
             &HealthMonitor::new(),
             &LogSinks::new(),
         )
