@@ -67,14 +67,12 @@ fn build_settings(dir: &Path, rest: &str) -> String {
     format!("    build: \"{}\"\n{rest}", dir.display())
 }
 
-/// Starts `trellis up` on `yaml` with a state dir of its own (and its scratch directories
-/// swept afterwards).
+/// Starts `trellis up` on `yaml` with a state dir of its own, which the sweep removes
+/// afterwards (Trellis's own directory goes with it).
 fn start(sweep: &mut Sweep, yaml: &str) -> Trellis {
     let state = scratch_dir("ctr-state").keep();
     sweep.dirs.push(state.clone());
-    let trellis = Trellis::start_with_state(yaml, &state, &[], READY);
-    sweep.dirs.push(trellis.dir.clone());
-    trellis
+    Trellis::start_with_state(yaml, &state, &[], READY)
 }
 
 /// A build directory: hello-lambda as `bootstrap` and a `FROM scratch` Dockerfile with

@@ -158,7 +158,7 @@ where
         }
         ActionRoute::Forward(forward) => forward,
     };
-    let Some(picked) = forward.pick() else {
+    let Some(choice) = forward.pick() else {
         return Ok(fail(
             Failure::NoTarget { group: "-".into() },
             grpc,
@@ -167,9 +167,9 @@ where
             start,
         ));
     };
-    let group = picked.group;
+    let group = &choice.group;
     log.edit(|r| r.target_group_arn = group.arn.clone());
-    log.metrics = Some(picked.metrics.clone());
+    log.metrics = Some(choice.metrics.clone());
     let Some(target) = group.pick() else {
         return Ok(fail(
             Failure::NoTarget {
@@ -189,7 +189,7 @@ where
     add_lattice_headers(
         &mut parts.headers,
         &admission,
-        picked.lattice_target(&admission),
+        choice.lattice_target(&admission),
     );
     // The body is counted only for the access-log record.
     let progress = log.record.is_some().then(|| Arc::new(Progress::default()));

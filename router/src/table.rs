@@ -153,23 +153,22 @@ pub enum ActionRoute {
 pub struct Forward {
     schedule: Vec<u8>,
     next: AtomicUsize,
-    pub groups: Vec<(Arc<GroupRoute>, u16, Arc<RouteMetrics>)>,
-    /// Per group (in `groups`' order), its `x-amzn-lattice-target` value for a request admitted
-    /// through no network (index 0) or through the service's network `i` (index `i + 1`), made
-    /// when the table is built rather than formatted per request. `None` where the ARNs do not
-    /// make a valid header value.
-    lattice_targets: Vec<Vec<Option<HeaderValue>>>,
+    /// Indexed by the schedule's entries.
+    pub choices: Vec<Choice>,
 }
 
-/// What a forward action chose for a request: the target group, where the request is counted,
-/// and the group's `x-amzn-lattice-target` values by network (see [`Admission::network`]).
-pub struct Picked<'a> {
-    pub group: &'a Arc<GroupRoute>,
-    pub metrics: &'a Arc<RouteMetrics>,
-    lattice_targets: &'a [Option<HeaderValue>],
+/// One target group of a forward action, with what a request sent to it needs.
+pub struct Choice {
+    pub group: Arc<GroupRoute>,
+    /// Where its requests from this service are counted.
+    pub metrics: Arc<RouteMetrics>,
+    /// Its `x-amzn-lattice-target` value for a request admitted through no network (index 0)
+    /// or through the service's network `i` (index `i + 1`), made when the table is built
+    /// rather than formatted per request. `None` where the ARNs make no valid header value.
+    lattice_targets: Vec<Option<HeaderValue>>,
 }
 
-impl Picked<'_> {
+impl Choice {
     /// The `x-amzn-lattice-target` value for a request admitted as `admission` says.
     pub fn lattice_target(&self, admission: &Admission) -> Option<&HeaderValue> {
         let at = admission.network.map_or(0, |i| i + 1);
@@ -482,31 +481,28 @@ fn compile_action(
         Action::FixedResponse { status_code } => ActionRoute::Fixed(*status_code),
         Action::Forward(weighted) => {
             let weights: Vec<u16> = weighted.iter().map(|w| w.weight).collect();
-            let groups: Vec<_> = weighted
+            let choices = weighted
                 .iter()
                 .map(|w| {
                     let group = groups[w.target_group].clone();
-                    let metrics = crate::metrics::global().route(service.name, &group.name);
-                    (group, w.weight, metrics)
-                })
-                .collect();
-            let lattice_targets = groups
-                .iter()
-                .map(|(group, _, _)| {
-                    std::iter::once("")
+                    let lattice_targets = std::iter::once("")
                         .chain(service.network_arns.iter().copied())
                         .map(|network| {
                             HeaderValue::try_from(lattice_target(service.arn, network, &group.arn))
                                 .ok()
                         })
-                        .collect()
+                        .collect();
+                    Choice {
+                        metrics: crate::metrics::global().route(service.name, &group.name),
+                        group,
+                        lattice_targets,
+                    }
                 })
                 .collect();
             ActionRoute::Forward(Forward {
                 schedule: smooth_schedule(&weights),
                 next: AtomicUsize::new(0),
-                groups,
-                lattice_targets,
+                choices,
             })
         }
     }
@@ -539,19 +535,12 @@ pub fn smooth_schedule(weights: &[u16]) -> Vec<u8> {
 
 impl Forward {
     /// The next target group, by weight. `None` only if every weight is 0 (rejected by config).
-    /// The group comes with where its requests from this service are counted.
-    pub fn pick(&self) -> Option<Picked<'_>> {
+    pub fn pick(&self) -> Option<&Choice> {
         if self.schedule.is_empty() {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
-        let at = usize::from(self.schedule[n]);
-        let (group, _, metrics) = self.groups.get(at)?;
-        Some(Picked {
-            group,
-            metrics,
-            lattice_targets: self.lattice_targets.get(at).map_or(&[], Vec::as_slice),
-        })
+        self.choices.get(usize::from(self.schedule[n]))
     }
 }
 
@@ -665,10 +654,10 @@ targetGroups:
         for (ip, network, vpc) in [("127.0.0.2", "net-a", 0), ("127.0.0.3", "net-b", 1)] {
             let admission = table.admit(svc, ip.parse().unwrap()).expect("admitted");
             assert_eq!(admission.network_arn, Some(network_arn(network)));
-            let picked = forward.pick().expect("a group");
-            let expected = lattice_target(&svc.arn, &network_arn(network), &picked.group.arn);
+            let choice = forward.pick().expect("a group");
+            let expected = lattice_target(&svc.arn, &network_arn(network), &choice.group.arn);
             assert_eq!(
-                picked.lattice_target(&admission).unwrap(),
+                choice.lattice_target(&admission).unwrap(),
                 expected.as_str()
             );
             let vpc_arn = &config.vpcs[vpc].arn;

@@ -96,7 +96,8 @@ impl Drop for Scratch {
 /// A running `trellis up`. Killed when dropped.
 pub struct Trellis {
     pub child: Option<Child>,
-    pub dir: PathBuf,
+    /// Its scratch directory (config, default state dir), removed after the process is killed.
+    pub dir: Scratch,
     pub stderr: Arc<Mutex<String>>,
     pub stdout: Arc<Mutex<String>>,
 }
@@ -157,17 +158,11 @@ impl Trellis {
 }
 
 impl Drop for Trellis {
-    /// Kills the process and removes its scratch directory (config, default state dir); a
-    /// failing test keeps the directory for a look, and says where it is.
+    /// Kills the process; its scratch directory goes after (the `dir` field drops next).
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("trellis's directory kept: {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -509,7 +504,7 @@ impl Trellis {
         extra: &[&str],
         ready_timeout: Duration,
     ) -> Trellis {
-        let dir = scratch_dir("up").keep();
+        let dir = scratch_dir("up");
         let config = dir.join("trellis.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let mut child = Command::new(TRELLIS)
