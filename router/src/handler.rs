@@ -413,6 +413,11 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes hop-by-hop headers, including those the `Connection` header names. `te: trailers`
 /// survives: gRPC over HTTP/2 requires it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them (`connection` included, which names the others): one
+    // pass over the names tells, where removing each would hash all nine on every message.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -618,6 +623,52 @@ fn with_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v)))
+            .collect()
+    }
+
+    #[test]
+    fn strip_hop_by_hop_leaves_end_to_end_headers_alone() {
+        let end_to_end = [
+            ("content-type", "text/plain"),
+            ("content-length", "5"),
+            ("x-custom-hop", "not named by a connection header"),
+        ];
+        let mut h = headers(&end_to_end);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, headers(&end_to_end));
+    }
+
+    #[test]
+    fn strip_hop_by_hop_removes_each_hop_header_even_alone() {
+        // Each one on its own must take the slow path: none may hide behind the fast check.
+        for name in HOP_BY_HOP.iter().map(HeaderName::as_str) {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            strip_hop_by_hop(&mut h);
+            assert_eq!(h, headers(&[("content-length", "0")]), "{name}");
+        }
+        // ... and with a connection header naming another one, both go.
+        let mut h = headers(&[
+            ("connection", "x-custom-hop"),
+            ("x-custom-hop", "1"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, headers(&[("accept", "*/*")]));
+        // `te: trailers` is end to end for gRPC.
+        let mut h = headers(&[("te", "trailers"), ("upgrade", "h2c")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, headers(&[("te", "trailers")]));
+    }
 
     #[test]
     fn request_id_is_sent_never_indexed() {
