@@ -340,11 +340,11 @@ impl HttpTarget {
 }
 
 impl Target for HttpTarget {
-    fn call(
-        &self,
-        _ctx: CallContext,
+    fn call<'a>(
+        &'a self,
+        _ctx: CallContext<'a>,
         request: Request<Body>,
-    ) -> BoxFuture<'_, Result<Response<Body>, TargetError>> {
+    ) -> BoxFuture<'a, Result<Response<Body>, TargetError>> {
         Box::pin(self.forward(request))
     }
 
@@ -678,14 +678,14 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 
-    fn ctx() -> CallContext {
+    fn ctx() -> CallContext<'static> {
         CallContext {
-            request_id: "req-1".to_owned(),
+            request_id: "req-1",
             client: SocketAddr::from(([127, 0, 0, 1], 40000)),
             listener_port: 8080,
             scheme: "http",
-            target_group_arn: "arn:tg".to_owned(),
-            service_arn: "arn:svc".to_owned(),
+            target_group_arn: "arn:tg",
+            service_arn: "arn:svc",
             service_network_arn: None,
             source_vpc_arn: None,
         }

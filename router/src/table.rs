@@ -51,12 +51,12 @@ impl TargetFactory for InertFactory {
 struct Inert;
 
 impl Target for Inert {
-    fn call(
-        &self,
-        _ctx: crate::target::CallContext,
+    fn call<'a>(
+        &'a self,
+        _ctx: crate::target::CallContext<'a>,
         _request: http::Request<crate::target::Body>,
     ) -> crate::target::BoxFuture<
-        '_,
+        'a,
         Result<http::Response<crate::target::Body>, crate::target::TargetError>,
     > {
         Box::pin(async {
@@ -171,7 +171,7 @@ pub struct Choice {
 impl Choice {
     /// The `x-amzn-lattice-target` value for a request admitted as `admission` says.
     pub fn lattice_target(&self, admission: &Admission) -> Option<&HeaderValue> {
-        let at = admission.network.map_or(0, |i| i + 1);
+        let at = admission.network.map_or(0, |(i, _)| i + 1);
         self.lattice_targets.get(at)?.as_ref()
     }
 }
@@ -195,17 +195,41 @@ pub struct TargetRoute {
 /// A target made by the factory: (stable key, label for logs, target).
 type BuiltTarget = (String, String, Arc<dyn Target>);
 
-/// The outcome of admission: through which network, from which VPC.
-#[derive(Debug, Clone, Default)]
-pub struct Admission {
-    pub network_arn: Option<String>,
-    /// The index of that network among the service's.
-    pub network: Option<usize>,
-    pub vpc_id: Option<String>,
-    pub vpc_arn: Option<String>,
-    /// The `x-amzn-lattice-network` value for that VPC.
-    pub network_header: Option<HeaderValue>,
-    pub network_logs: Vec<Arc<LogSink>>,
+/// The outcome of admission: through which network, from which VPC. It borrows both from the
+/// routing table, so admitting a request copies nothing.
+#[derive(Clone, Copy, Default)]
+pub struct Admission<'t> {
+    /// The network, and its index among the service's.
+    network: Option<(usize, &'t NetworkRoute)>,
+    vpc: Option<&'t VpcRoute>,
+}
+
+impl<'t> Admission<'t> {
+    /// ARN of the service network the client came through; `None` when networks are not
+    /// enforced (a config without VPCs).
+    pub fn network_arn(&self) -> Option<&'t str> {
+        self.network.map(|(_, n)| n.arn.as_str())
+    }
+
+    /// The access logs of that network.
+    pub fn network_logs(&self) -> &'t [Arc<LogSink>] {
+        self.network.map_or(&[], |(_, n)| n.access_logs.as_slice())
+    }
+
+    /// ID of the client's VPC, if its address belongs to one.
+    pub fn vpc_id(&self) -> Option<&'t str> {
+        self.vpc.map(|v| v.id.as_str())
+    }
+
+    /// ARN of the client's VPC, if its address belongs to one.
+    pub fn vpc_arn(&self) -> Option<&'t str> {
+        self.vpc.map(|v| v.arn.as_str())
+    }
+
+    /// The `x-amzn-lattice-network` value for the client's VPC.
+    pub fn network_header(&self) -> Option<&'t HeaderValue> {
+        self.vpc?.network_header.as_ref()
+    }
 }
 
 impl RoutingTable {
@@ -369,26 +393,21 @@ impl RoutingTable {
 
     /// Whether a client at `ip` may reach `svc`: its VPC must be associated with a network the
     /// service is associated with. `None` means refused.
-    pub fn admit(&self, svc: &ServiceRoute, ip: IpAddr) -> Option<Admission> {
+    pub fn admit<'t>(&'t self, svc: &'t ServiceRoute, ip: IpAddr) -> Option<Admission<'t>> {
         let vpc = self
             .vpcs
             .iter()
             .position(|v| v.cidrs.iter().any(|c| c.contains(ip)));
         let mut admission = Admission {
-            vpc_id: vpc.map(|i| self.vpcs[i].id.clone()),
-            vpc_arn: vpc.map(|i| self.vpcs[i].arn.clone()),
-            network_header: vpc.and_then(|i| self.vpcs[i].network_header.clone()),
-            ..Admission::default()
+            network: None,
+            vpc: vpc.map(|i| &self.vpcs[i]),
         };
         if !self.networks_enforced {
             return Some(admission);
         }
         let vpc = vpc?;
         let at = svc.networks.iter().position(|n| n.vpcs.contains(&vpc))?;
-        let network = &svc.networks[at];
-        admission.network = Some(at);
-        admission.network_arn = Some(network.arn.clone());
-        admission.network_logs = network.access_logs.clone();
+        admission.network = Some((at, &svc.networks[at]));
         Some(admission)
     }
 }
@@ -653,7 +672,7 @@ targetGroups:
         };
         for (ip, network, vpc) in [("127.0.0.2", "net-a", 0), ("127.0.0.3", "net-b", 1)] {
             let admission = table.admit(svc, ip.parse().unwrap()).expect("admitted");
-            assert_eq!(admission.network_arn, Some(network_arn(network)));
+            assert_eq!(admission.network_arn(), Some(network_arn(network).as_str()));
             let choice = forward.pick().expect("a group");
             let expected = lattice_target(&svc.arn, &network_arn(network), &choice.group.arn);
             assert_eq!(
@@ -661,7 +680,7 @@ targetGroups:
                 expected.as_str()
             );
             let vpc_arn = &config.vpcs[vpc].arn;
-            let network_header = admission.network_header.expect("x-amzn-lattice-network");
+            let network_header = admission.network_header().expect("x-amzn-lattice-network");
             assert_eq!(network_header, format!("SourceVpcArn={vpc_arn}").as_str());
         }
         // Outside every VPC: refused, as networks are enforced.

@@ -40,11 +40,13 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     boxed(http_body_util::Full::new(bytes.into()))
 }
 
-/// What a target may want to know about the request besides the request itself.
-#[derive(Debug, Clone)]
-pub struct CallContext {
+/// What a target may want to know about the request besides the request itself. It borrows
+/// from the request's handler and the routing table, so an HTTP target, which reads none of
+/// it, costs nothing here; a function target copies what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
     /// The `x-amzn-requestid` of this request.
-    pub request_id: String,
+    pub request_id: &'a str,
     /// The client's address.
     pub client: SocketAddr,
     /// The listener port the request arrived on.
@@ -52,13 +54,13 @@ pub struct CallContext {
     /// `http` or `https`: the scheme the client used.
     pub scheme: &'static str,
     /// ARN of the target group that was picked.
-    pub target_group_arn: String,
+    pub target_group_arn: &'a str,
     /// ARN of the service.
-    pub service_arn: String,
+    pub service_arn: &'a str,
     /// ARN of the service network the client came through, if any.
-    pub service_network_arn: Option<String>,
+    pub service_network_arn: Option<&'a str>,
     /// ARN of the client's VPC, if its address belongs to one.
-    pub source_vpc_arn: Option<String>,
+    pub source_vpc_arn: Option<&'a str>,
 }
 
 /// Why a target did not produce a response. The router maps each kind to a status code in one
@@ -126,11 +128,11 @@ pub enum ProbeOutcome {
 /// A destination for requests: one registered target of a target group.
 pub trait Target: Send + Sync + 'static {
     /// Sends `request` to the target and returns its (streamed) response.
-    fn call(
-        &self,
-        ctx: CallContext,
+    fn call<'a>(
+        &'a self,
+        ctx: CallContext<'a>,
         request: http::Request<Body>,
-    ) -> BoxFuture<'_, Result<http::Response<Body>, TargetError>>;
+    ) -> BoxFuture<'a, Result<http::Response<Body>, TargetError>>;
 
     /// Probes the target's health once. Targets that cannot be probed return `None`.
     fn probe(&self, _spec: &ProbeSpec) -> Option<BoxFuture<'_, ProbeOutcome>> {

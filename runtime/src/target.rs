@@ -110,7 +110,7 @@ impl LambdaTarget {
 
     async fn run(
         &self,
-        ctx: CallContext,
+        ctx: CallContext<'_>,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, TargetError> {
         let (parts, body) = request.into_parts();
@@ -130,10 +130,10 @@ impl LambdaTarget {
                 path_and_query,
                 headers: &parts.headers,
                 body: &body,
-                service_network_arn: ctx.service_network_arn.as_deref(),
-                service_arn: &ctx.service_arn,
-                target_group_arn: &ctx.target_group_arn,
-                source_vpc_arn: ctx.source_vpc_arn.as_deref(),
+                service_network_arn: ctx.service_network_arn,
+                service_arn: ctx.service_arn,
+                target_group_arn: ctx.target_group_arn,
+                source_vpc_arn: ctx.source_vpc_arn,
                 region: &self.region,
                 identity_type: IDENTITY_NONE,
                 time: SystemTime::now(),
@@ -144,7 +144,7 @@ impl LambdaTarget {
 
         let invocation = self.function.invoke(
             Bytes::from(event),
-            InvokeContext::new(ctx.request_id.clone(), self.timeout),
+            InvokeContext::new(ctx.request_id, self.timeout),
         );
         let guard = self.timeout + INIT_ALLOWANCE + DEADLINE_GRACE;
         let started = std::time::Instant::now();
@@ -188,16 +188,15 @@ impl LambdaTarget {
 }
 
 impl Target for LambdaTarget {
-    fn call(
-        &self,
-        ctx: CallContext,
+    fn call<'a>(
+        &'a self,
+        ctx: CallContext<'a>,
         request: http::Request<Body>,
-    ) -> BoxFuture<'_, Result<http::Response<Body>, TargetError>> {
+    ) -> BoxFuture<'a, Result<http::Response<Body>, TargetError>> {
         Box::pin(async move {
-            let request_id = ctx.request_id.clone();
             self.run(ctx, request)
                 .await
-                .map_err(|e| self.logged(&request_id, e))
+                .map_err(|e| self.logged(ctx.request_id, e))
         })
     }
 
@@ -340,23 +339,18 @@ mod tests {
         )
     }
 
-    fn ctx() -> CallContext {
+    fn ctx() -> CallContext<'static> {
         CallContext {
-            request_id: "req-1".into(),
+            request_id: "req-1",
             client: "127.0.0.1:50000".parse().expect("address"),
             listener_port: 8080,
             scheme: "http",
-            target_group_arn:
-                "arn:aws:vpc-lattice:us-west-2:123456789012:targetgroup/tg-0123456789abcdef0".into(),
-            service_arn: "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-0123456789abcdef0"
-                .into(),
+            target_group_arn: "arn:aws:vpc-lattice:us-west-2:123456789012:targetgroup/tg-0123456789abcdef0",
+            service_arn: "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-0123456789abcdef0",
             service_network_arn: Some(
-                "arn:aws:vpc-lattice:us-west-2:123456789012:servicenetwork/sn-0123456789abcdef0"
-                    .into(),
+                "arn:aws:vpc-lattice:us-west-2:123456789012:servicenetwork/sn-0123456789abcdef0",
             ),
-            source_vpc_arn: Some(
-                "arn:aws:ec2:us-west-2:123456789012:vpc/vpc-0123456789abcdef0".into(),
-            ),
+            source_vpc_arn: Some("arn:aws:ec2:us-west-2:123456789012:vpc/vpc-0123456789abcdef0"),
         }
     }
 
@@ -403,12 +397,12 @@ mod tests {
         assert_eq!(rc.service_arn, ctx().service_arn);
         assert_eq!(rc.target_group_arn, ctx().target_group_arn);
         assert_eq!(
-            Some(rc.service_network_arn.clone()),
+            Some(rc.service_network_arn.as_str()),
             ctx().service_network_arn
         );
         assert_eq!(rc.region, "us-west-2");
         let identity = rc.identity.as_ref().expect("identity");
-        assert_eq!(identity.source_vpc_arn, ctx().source_vpc_arn);
+        assert_eq!(identity.source_vpc_arn.as_deref(), ctx().source_vpc_arn);
         assert_eq!(identity.identity_type.as_deref(), Some("NONE"));
     }
 

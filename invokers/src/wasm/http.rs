@@ -117,13 +117,13 @@ impl WasmHttpTarget {
 
     async fn handle(
         &self,
-        ctx: CallContext,
+        ctx: CallContext<'_>,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, TargetError> {
         let program = self.live.get().await;
         let started = Instant::now();
         let deadline = started + self.timeout;
-        log::start(&self.name, &ctx.request_id);
+        log::start(&self.name, ctx.request_id);
 
         // A proxy's stdout is not its response: both streams go to the function log.
         let logs = LogLines::new(Arc::clone(&self.name));
@@ -161,7 +161,7 @@ impl WasmHttpTarget {
 
         let pre = program.pre.clone();
         let memory_mb = self.memory_mb;
-        let (name, request_id) = (Arc::clone(&self.name), ctx.request_id.clone());
+        let (name, request_id) = (Arc::clone(&self.name), ctx.request_id.to_string());
         let init = program.take_init();
         let hard_deadline = tokio::time::Instant::from_std(deadline + HOST_GRACE);
         // The handler runs on a task of its own because it may go on writing the body after
@@ -244,11 +244,11 @@ fn incoming(
 }
 
 impl Target for WasmHttpTarget {
-    fn call(
-        &self,
-        ctx: CallContext,
+    fn call<'a>(
+        &'a self,
+        ctx: CallContext<'a>,
         request: http::Request<Body>,
-    ) -> BoxFuture<'_, Result<http::Response<Body>, TargetError>> {
+    ) -> BoxFuture<'a, Result<http::Response<Body>, TargetError>> {
         Box::pin(self.handle(ctx, request))
     }
 

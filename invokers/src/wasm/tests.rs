@@ -613,14 +613,14 @@ async fn wasm_concurrent_invocations_run_in_parallel() {
     }
 }
 
-fn call_context() -> CallContext {
+fn call_context() -> CallContext<'static> {
     CallContext {
-        request_id: "http-request".into(),
+        request_id: "http-request",
         client: "127.0.0.1:50000".parse().expect("addr"),
         listener_port: 8080,
         scheme: "http",
-        target_group_arn: "arn:tg".into(),
-        service_arn: "arn:svc".into(),
+        target_group_arn: "arn:tg",
+        service_arn: "arn:svc",
         service_network_arn: None,
         source_vpc_arn: None,
     }
