@@ -4,9 +4,10 @@
 //! (HTTP/2) survive across requests. Each thread has its own pools: a request served on one of
 //! the router's serving threads reuses a connection whose task runs on that same thread, so
 //! forwarding it wakes no other thread. HTTP/1.1 connections are pooled per target ([`pool`]);
-//! HTTP/2 connections in hyper-util's client, one per thread shared by every target
-//! ([`HttpClients`]), which multiplexes requests on one connection per target. The client side of a request (HTTP/1.1 or HTTP/2) is independent of the upstream side: the
-//! target group's protocol version alone decides how the target is spoken to.
+//! HTTP/2 targets get one connection per thread, which multiplexes that thread's requests
+//! ([`multiplex`]). The client side of a request (HTTP/1.1 or HTTP/2) is independent of the
+//! upstream side: the target group's protocol version alone decides how the target is spoken
+//! to.
 //!
 //! TLS to targets is not certificate-validated, as in VPC Lattice, so self-signed or expired
 //! target certificates work.
@@ -26,23 +27,23 @@ use http::{HeaderValue, Request, Response, Uri, Version, header};
 use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
-use thread_local::ThreadLocal;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use trellis_router::target::{
-    Body, BoxError, BoxFuture, CallContext, ProbeOutcome, ProbeSpec, Target, TargetError, boxed,
+    Body, BoxError, BoxFuture, CallContext, ProbeOutcome, ProbeSpec, Target, TargetError,
 };
 use trellis_router::tls::AcceptAnyCertificate;
 
+use crate::http::multiplex::Http2Pool;
 use crate::http::pool::{Http1Pool, SendError};
 
+mod multiplex;
 mod pool;
 
 /// How long an idle pooled connection is kept before it is closed.
@@ -80,9 +81,6 @@ pub enum HttpTargetError {
 /// start-up and hand it to each [`HttpTarget::new`]. Cloning is cheap and shares the clients.
 #[derive(Clone)]
 pub struct HttpClients {
-    /// One HTTP/2 client per thread that forwards requests, made on that thread's first
-    /// request. Its connection tasks run on the runtime of the thread that opened them.
-    http2: Arc<ThreadLocal<Client<Connector, Body>>>,
     /// Connectors for new connections and for health probes, which must not use the pools.
     http1_connector: Connector,
     http2_connector: Connector,
@@ -106,24 +104,10 @@ impl HttpClients {
     pub fn with_idle_timeout(idle_timeout: Duration) -> Result<Self, HttpTargetError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         Ok(HttpClients {
-            http2: Arc::new(ThreadLocal::new()),
             http1_connector: Connector::new(&provider, b"http/1.1")?,
             http2_connector: Connector::new(&provider, b"h2")?,
             idle_timeout,
         })
-    }
-
-    /// Sends `request` (absolute-form URI) through this thread's HTTP/2 client.
-    fn request_http2(&self, request: Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
-        let client = self.http2.get_or(|| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(self.idle_timeout)
-                .pool_timer(TokioTimer::new())
-                .timer(TokioTimer::new())
-                .http2_only(true)
-                .build(self.http2_connector.clone())
-        });
-        client.request(request)
     }
 
     fn connector(&self, http2: bool) -> Connector {
@@ -142,6 +126,8 @@ pub struct HttpTarget {
     clients: HttpClients,
     /// This target's HTTP/1.1 connections (unused for HTTP/2 targets).
     http1: Arc<Http1Pool>,
+    /// This target's HTTP/2 connections (unused for HTTP/1.1 targets).
+    http2: Arc<Http2Pool>,
     host: String,
     port: u16,
     /// `host:port`, with brackets around IPv6 addresses.
@@ -194,6 +180,7 @@ impl HttpTarget {
         Ok(HttpTarget {
             clients: clients.clone(),
             http1: Arc::new(Http1Pool::new(clients.idle_timeout)),
+            http2: Arc::new(Http2Pool::new(clients.idle_timeout)),
             host: host.to_owned(),
             port,
             authority,
@@ -206,7 +193,8 @@ impl HttpTarget {
     }
 
     /// Points `request` at this target while keeping what the target must see of the client's
-    /// request: the method, path, query, headers and the client's host (as `Host`).
+    /// request: the method, path, query, headers and the client's host (as `Host` over
+    /// HTTP/1.1, as `:authority` over HTTP/2).
     fn rewrite(&self, request: Request<Body>) -> Result<Request<Body>, TargetError> {
         let (mut parts, body) = request.into_parts();
         let client_host = client_host(&parts);
@@ -222,21 +210,22 @@ impl HttpTarget {
                 parts.headers.insert(header::HOST, host);
             }
             UpstreamVersion::Http2 => {
-                // The client's pool is keyed by the URI's authority, so the URI must name the
-                // target; the client's host travels in `Host` (hyper would otherwise fill it
-                // in from the URI).
+                // hyper sends the URI's authority as `:authority`, and a `Host` header beside
+                // it must not differ (RFC 9113, 8.3.1): the host goes in the URI alone. The
+                // connection is the target's own, whatever the URI names.
+                let authority = client_host
+                    .and_then(|host| Authority::try_from(host.as_bytes()).ok())
+                    .unwrap_or_else(|| self.authority.clone());
                 parts.uri = Uri::builder()
                     .scheme(self.scheme.clone())
-                    .authority(self.authority.clone())
+                    .authority(authority)
                     .path_and_query(path_and_query(&parts.uri))
                     .build()
                     .map_err(|err| {
                         self.protocol_error(format!("cannot build the target URI: {err}"))
                     })?;
                 parts.version = Version::HTTP_2;
-                if let Some(host) = client_host {
-                    parts.headers.insert(header::HOST, host);
-                }
+                parts.headers.remove(header::HOST);
             }
         }
         Ok(Request::from_parts(parts, body))
@@ -249,19 +238,8 @@ impl HttpTarget {
         }
     }
 
-    /// Maps an error of the HTTP/2 client to the failure kind the router reports.
-    fn classify_http2(&self, err: &hyper_util::client::legacy::Error) -> TargetError {
-        if err.is_connect() {
-            return TargetError::Connect {
-                target: self.address(),
-                reason: describe(err),
-            };
-        }
-        self.classify_sent(err)
-    }
-
-    /// Maps an error of the HTTP/1.1 pool to the failure kind the router reports.
-    fn classify_http1(&self, err: SendError) -> TargetError {
+    /// Maps an error of a pool to the failure kind the router reports.
+    fn classify(&self, err: SendError) -> TargetError {
         match err {
             SendError::Connect(err) => TargetError::Connect {
                 target: self.address(),
@@ -287,11 +265,12 @@ impl HttpTarget {
                 .http1
                 .send(request, &self.clients.http1_connector, &self.origin)
                 .await
-                .map_err(|err| self.classify_http1(err)),
-            UpstreamVersion::Http2 => match self.clients.request_http2(request).await {
-                Ok(response) => Ok(response.map(boxed)),
-                Err(err) => Err(self.classify_http2(&err)),
-            },
+                .map_err(|err| self.classify(err)),
+            UpstreamVersion::Http2 => self
+                .http2
+                .send(request, &self.clients.http2_connector, &self.origin)
+                .await
+                .map_err(|err| self.classify(err)),
         }
     }
 
@@ -514,7 +493,7 @@ fn describe(err: &(dyn StdError + 'static)) -> String {
 }
 
 /// Connects to `http://` URIs over TCP and `https://` URIs over TLS with a fixed ALPN
-/// protocol. The legacy client calls it with the scheme and authority of each pool key.
+/// protocol. The pools and the health probes call it with the target's scheme and authority.
 #[derive(Clone)]
 struct Connector {
     tcp: HttpConnector,
@@ -583,23 +562,6 @@ fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
 enum MaybeTlsStream {
     Plain(TokioIo<TcpStream>),
     Tls(Box<TokioIo<TlsStream<TcpStream>>>),
-}
-
-impl Connection for MaybeTlsStream {
-    fn connected(&self) -> Connected {
-        match self {
-            MaybeTlsStream::Plain(io) => io.connected(),
-            MaybeTlsStream::Tls(io) => {
-                let (tcp, tls) = io.inner().get_ref();
-                let connected = tcp.connected();
-                if tls.alpn_protocol() == Some(b"h2") {
-                    connected.negotiated_h2()
-                } else {
-                    connected
-                }
-            }
-        }
-    }
 }
 
 impl Read for MaybeTlsStream {
@@ -672,7 +634,7 @@ mod tests {
     use http_body_util::channel::Channel;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
-    use trellis_router::target::{empty, full};
+    use trellis_router::target::{boxed, empty, full};
 
     type TestResult = Result<(), BoxError>;
 
@@ -702,6 +664,11 @@ mod tests {
             .and_then(|value| value.to_str().ok())
             .unwrap_or("-")
             .to_owned();
+        let authority = request
+            .uri()
+            .authority()
+            .map_or("-", |a| a.as_str())
+            .to_owned();
         let version = format!("{:?}", request.version());
         let line = format!(
             "{} {}",
@@ -720,6 +687,7 @@ mod tests {
         };
         let headers = response.headers_mut();
         headers.insert("x-seen-host", seen(&host));
+        headers.insert("x-seen-authority", seen(&authority));
         headers.insert("x-seen-version", seen(&version));
         headers.insert("x-seen-line", seen(&line));
         Ok(response)
@@ -888,21 +856,24 @@ mod tests {
         let clients = HttpClients::new()?;
         let target = target(&clients, addr, false, UpstreamVersion::Http2, TIMEOUT)?;
 
-        // An HTTP/1.1 client request reaches an HTTP/2 target.
+        // An HTTP/1.1 client request reaches an HTTP/2 target, its host as `:authority` and
+        // no `Host` beside it (RFC 9113 8.3.1: the two must not differ).
         let response = target
             .call(ctx(), http1_request("GET", "/x", empty())?)
             .await?;
         assert_eq!(header(&response, "x-seen-version"), "HTTP/2.0");
         assert_eq!(
-            header(&response, "x-seen-host"),
+            header(&response, "x-seen-authority"),
             "svc.trellis.localhost:8080"
         );
+        assert_eq!(header(&response, "x-seen-host"), "-");
 
         let response = target.call(ctx(), http2_request("/trailers")?).await?;
         assert_eq!(
-            header(&response, "x-seen-host"),
+            header(&response, "x-seen-authority"),
             "grpc.trellis.localhost:8443"
         );
+        assert_eq!(header(&response, "x-seen-host"), "-");
         let collected = response.into_body().collect().await?;
         let trailers = collected.trailers().cloned().ok_or("no trailers")?;
         assert_eq!(
@@ -922,19 +893,19 @@ mod tests {
         ))?))
         .await?;
         let clients = HttpClients::new()?;
-        for (version, seen) in [
-            (UpstreamVersion::Http1, "HTTP/1.1"),
-            (UpstreamVersion::Http2, "HTTP/2.0"),
+        // The client's host: as `Host` over HTTP/1.1, as `:authority` over HTTP/2.
+        let host = "svc.trellis.localhost:8080";
+        for (version, seen, seen_host, seen_authority) in [
+            (UpstreamVersion::Http1, "HTTP/1.1", host, "-"),
+            (UpstreamVersion::Http2, "HTTP/2.0", "-", host),
         ] {
             let target = target(&clients, addr, true, version, TIMEOUT)?;
             let response = target
                 .call(ctx(), http1_request("POST", "/tls", full("hi"))?)
                 .await?;
             assert_eq!(header(&response, "x-seen-version"), seen);
-            assert_eq!(
-                header(&response, "x-seen-host"),
-                "svc.trellis.localhost:8080"
-            );
+            assert_eq!(header(&response, "x-seen-host"), seen_host);
+            assert_eq!(header(&response, "x-seen-authority"), seen_authority);
             assert_eq!(text(response).await?, "hi");
         }
         Ok(())
@@ -1130,6 +1101,45 @@ mod tests {
             assert_eq!(closed.await?, (Some("open"), Some("closed")));
         }
         drop(kept);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn http2_connections_close_after_the_idle_timeout_with_no_stream_open() -> TestResult {
+        let addr = server(None).await?;
+        let idle = Duration::from_millis(200);
+        let clients = HttpClients::with_idle_timeout(idle)?;
+        let closing = target(&clients, addr, false, UpstreamVersion::Http2, TIMEOUT)?;
+
+        // A response still streaming keeps its connection open past the idle timeout.
+        let (mut sender, body) = Channel::<Bytes, BoxError>::new(1);
+        let response = closing
+            .call(ctx(), http1_request("POST", "/echo", boxed(body))?)
+            .await?;
+        sender.send_data(Bytes::from_static(b"slow")).await?;
+        tokio::time::sleep(idle * 3).await;
+        assert!(closing.http2.open_here(), "closed with a stream open");
+        drop(sender);
+        assert_eq!(text(response).await?, "slow");
+
+        // Once it has ended, the connection goes after the timeout; the next request opens
+        // another.
+        let closed = tokio::time::timeout(TIMEOUT, async {
+            while closing.http2.open_here() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        closed.await?;
+        let response = get(&closing).await?;
+        assert_eq!(header(&response, "x-seen-version"), "HTTP/2.0");
+        assert!(closing.http2.open_here());
+
+        // With a minute-long timeout it stays.
+        let clients = HttpClients::with_idle_timeout(Duration::from_secs(60))?;
+        let kept = target(&clients, addr, false, UpstreamVersion::Http2, TIMEOUT)?;
+        text(get(&kept).await?).await?;
+        tokio::time::sleep(idle * 3).await;
+        assert!(kept.http2.open_here());
         Ok(())
     }
 
