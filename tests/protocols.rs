@@ -908,6 +908,45 @@ async fn request_body_streams_full_duplex_over_http2() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn http2_targets_get_the_client_host_as_authority_and_no_host_header() {
+    // The target answers with the `:authority` and the `Host` header it got.
+    let backend = serve_fn(None, |req: Request<Incoming>| async move {
+        let authority = req.uri().authority().map_or("-", |a| a.as_str()).to_owned();
+        let host = req
+            .headers()
+            .get("host")
+            .map_or("-".to_owned(), |h| h.to_str().unwrap_or("?").to_owned());
+        Response::builder()
+            .header("x-seen-authority", authority)
+            .header("x-seen-host", host)
+            .header("x-seen-version", format!("{:?}", req.version()))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    })
+    .await;
+    let port = free_port();
+    let yaml = one_service(
+        "HTTP",
+        port,
+        "",
+        "",
+        "port: 80, protocol: HTTP, protocolVersion: HTTP2",
+        &[backend],
+    );
+    let trellis = Trellis::start(&yaml, &[]);
+    let host = format!("svc.trellis.localhost:{port}");
+    // From an HTTP/1.1 client (its Host) and an h2c client (its :authority) alike; RFC 9113
+    // 8.3.1 forbids a Host header that differs from :authority, so none is sent.
+    for client in [http1_client(), h2c_client()] {
+        let answer = get(&client, port, &host, "/who").await;
+        assert_eq!(answer.status, 200, "{answer:?}\n{}", trellis.stderr());
+        assert_eq!(answer.headers["x-seen-version"], "HTTP/2.0");
+        assert_eq!(answer.headers["x-seen-authority"], host.as_str());
+        assert_eq!(answer.headers["x-seen-host"], "-");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn request_body_streams_full_duplex_over_http1() {
     let echo = echo_backend().await;
     let port = free_port();
