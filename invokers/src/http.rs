@@ -213,6 +213,8 @@ impl HttpTarget {
                 // hyper sends the URI's authority as `:authority`, and a `Host` header beside
                 // it must not differ (RFC 9113, 8.3.1): the host goes in the URI alone. The
                 // connection is the target's own, whatever the URI names.
+                // A `Host` that is no valid authority (the router routed by SNI then) leaves
+                // the target's own address, as for a client that named no host.
                 let authority = client_host
                     .and_then(|host| Authority::try_from(host.as_bytes()).ok())
                     .unwrap_or_else(|| self.authority.clone());
@@ -1140,6 +1142,38 @@ mod tests {
         text(get(&kept).await?).await?;
         tokio::time::sleep(idle * 3).await;
         assert!(kept.http2.open_here());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_on_a_cold_thread_share_one_http2_connection() -> TestResult {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let service = hyper::service::service_fn(handle);
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                });
+            }
+        });
+        let clients = HttpClients::new()?;
+        let target = target(&clients, addr, false, UpstreamVersion::Http2, TIMEOUT)?;
+        // Eight calls at once on this (single) thread, which has no connection yet.
+        let calls = futures_util::future::join_all((0..8).map(|_| get(&target))).await;
+        for response in calls {
+            assert_eq!(header(&response?, "x-seen-version"), "HTTP/2.0");
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "each call opened its own connection"
+        );
         Ok(())
     }
 

@@ -24,11 +24,19 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use trellis_router::target::Body;
 
-use super::pool::SendError;
-use super::{Connector, MaybeTlsStream};
+use super::Connector;
+use super::pool::{SendError, drive};
 
-/// This thread's connection to the target, if one was opened.
-type Slot = Mutex<Option<Multiplexed>>;
+/// This thread's connection to the target.
+#[derive(Default)]
+struct Slot {
+    /// The connection, if one was opened.
+    conn: Mutex<Option<Multiplexed>>,
+    /// Held while a connection is being opened: requests that find none wait for that one
+    /// rather than each opening its own (a burst of gRPC calls on a cold thread would
+    /// otherwise dial the target once per call).
+    opening: tokio::sync::Mutex<()>,
+}
 
 /// The HTTP/2 connections of one target, one per thread.
 pub(super) struct Http2Pool {
@@ -62,7 +70,7 @@ impl Http2Pool {
         target: &Uri,
     ) -> Result<Response<Body>, SendError> {
         let slot = self.slots.get_or_default();
-        let request = match current(slot) {
+        let request = match slot.current() {
             None => request,
             Some(mut conn) => {
                 let activity = conn.activity.open();
@@ -75,10 +83,20 @@ impl Http2Pool {
                 }
             }
         };
-        let mut conn = self.connect(connector, target).await?;
-        if let Ok(mut slot) = slot.lock() {
-            *slot = Some(conn.clone());
-        }
+        let mut conn = {
+            let _opening = slot.opening.lock().await;
+            match slot.current() {
+                // Opened while this request waited.
+                Some(conn) => conn,
+                None => {
+                    let conn = self.connect(connector, target).await?;
+                    if let Ok(mut current) = slot.conn.lock() {
+                        *current = Some(conn.clone());
+                    }
+                    conn
+                }
+            }
+        };
         let activity = conn.activity.open();
         let response = conn
             .sender
@@ -98,50 +116,26 @@ impl Http2Pool {
             .await
             .map_err(|err| SendError::Connect(err.into()))?;
         let activity = Arc::new(Activity::new());
-        tokio::spawn(drive(conn, Arc::clone(&activity), self.idle_timeout));
+        let idle = Arc::clone(&activity);
+        tokio::spawn(drive(conn, move || idle.idle_for(), self.idle_timeout));
         Ok(Multiplexed { sender, activity })
     }
 
     /// Whether this thread holds an open connection (tests).
     #[cfg(test)]
     pub(super) fn open_here(&self) -> bool {
-        self.slots.get().and_then(current).is_some()
+        self.slots.get().and_then(Slot::current).is_some()
     }
 }
 
-/// This thread's connection, unless it has closed.
-fn current(slot: &Slot) -> Option<Multiplexed> {
-    let mut slot = slot.lock().ok()?;
-    if slot.as_ref().is_some_and(|conn| conn.sender.is_closed()) {
-        *slot = None;
-    }
-    slot.clone()
-}
-
-/// Runs a connection until the target closes it, it fails, or it has had no open stream for
-/// `idle_timeout` (then dropping it closes the socket).
-async fn drive(
-    conn: http2::Connection<MaybeTlsStream, Body, TokioExecutor>,
-    activity: Arc<Activity>,
-    idle_timeout: Duration,
-) {
-    tokio::pin!(conn);
-    loop {
-        let wait = match activity.idle_for() {
-            None => idle_timeout,
-            Some(idle) if idle >= idle_timeout => return,
-            Some(idle) => idle_timeout - idle,
-        };
-        tokio::select! {
-            biased;
-            ended = &mut conn => {
-                if let Err(err) = ended {
-                    tracing::debug!("upstream HTTP/2 connection ended: {err}");
-                }
-                return;
-            }
-            () = tokio::time::sleep(wait) => {}
+impl Slot {
+    /// This thread's connection, unless it has closed.
+    fn current(&self) -> Option<Multiplexed> {
+        let mut conn = self.conn.lock().ok()?;
+        if conn.as_ref().is_some_and(|conn| conn.sender.is_closed()) {
+            *conn = None;
         }
+        conn.clone()
     }
 }
 

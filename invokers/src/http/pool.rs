@@ -11,6 +11,7 @@
 //! A connection's task closes it after [`Http1Pool::new`]'s `idle_timeout` without a request, so idle
 //! connections do not outlive a burst of traffic by more than that.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use thread_local::ThreadLocal;
 use trellis_router::target::{Body, BoxError};
 
-use super::{Connector, MaybeTlsStream};
+use super::Connector;
 
 /// The idle connections of one thread; shared with the response bodies that will return
 /// connections to it, which may be dropped on another thread.
@@ -88,7 +89,8 @@ impl Http1Pool {
             .await
             .map_err(|err| SendError::Connect(err.into()))?;
         let clock = Arc::new(IdleClock::new());
-        tokio::spawn(drive(conn, Arc::clone(&clock), self.idle_timeout));
+        let idle = Arc::clone(&clock);
+        tokio::spawn(drive(conn, move || idle.idle_for(), self.idle_timeout));
         let response = sender
             .send_request(request)
             .await
@@ -144,16 +146,19 @@ fn lend(response: Response<Incoming>, pooled: Pooled, shelf: &Shelf) -> Response
     })
 }
 
-/// Runs a connection until the target closes it, it fails, or it has been idle for
-/// `idle_timeout` (then dropping it closes the socket).
-async fn drive(
-    conn: http1::Connection<MaybeTlsStream, Body>,
-    clock: Arc<IdleClock>,
+/// Runs a connection (HTTP/1.1 or HTTP/2) until the target closes it, it fails, or it has
+/// been idle for `idle_timeout` (then dropping it closes the socket). `idle_for` tells how long
+/// it has been idle, `None` while it is in use.
+pub(super) async fn drive<C>(
+    conn: C,
+    idle_for: impl Fn() -> Option<Duration>,
     idle_timeout: Duration,
-) {
+) where
+    C: Future<Output = hyper::Result<()>>,
+{
     tokio::pin!(conn);
     loop {
-        let wait = match clock.idle_for() {
+        let wait = match idle_for() {
             None => idle_timeout,
             Some(idle) if idle >= idle_timeout => return,
             Some(idle) => idle_timeout - idle,
