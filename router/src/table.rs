@@ -197,7 +197,7 @@ type BuiltTarget = (String, String, Arc<dyn Target>);
 
 /// The outcome of admission: through which network, from which VPC. It borrows both from the
 /// routing table, so admitting a request copies nothing.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Admission<'t> {
     /// The network, and its index among the service's.
     network: Option<(usize, &'t NetworkRoute)>,
