@@ -397,22 +397,9 @@ fn start_record(
     record
 }
 
-/// Hop-by-hop headers: meaningful for one connection only, never forwarded.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Whether `name` is one of [`HOP_BY_HOP`]: a `match` on the text, which tells most names
-/// apart by their length, where comparing with each of the nine `HeaderName`s costs more than
-/// the hashing it saves.
+/// Whether `name` is a hop-by-hop header: meaningful for one connection only, never
+/// forwarded. A `match` on the text, which tells most names apart by their length: comparing
+/// with nine `HeaderName`s cost more than the hashing the check saves.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
@@ -449,7 +436,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let keep_te = headers
         .get(header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in &HOP_BY_HOP {
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_hop_by_hop(name))
+        .cloned()
+        .collect();
+    for name in present {
         headers.remove(name);
     }
     if keep_te {
@@ -664,8 +656,17 @@ mod tests {
     #[test]
     fn strip_hop_by_hop_removes_each_hop_header_even_alone() {
         // Each one on its own must take the slow path: none may hide behind the fast check.
-        assert!(HOP_BY_HOP.iter().all(is_hop_by_hop));
-        for name in HOP_BY_HOP.iter().map(HeaderName::as_str) {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(
                 HeaderName::from_bytes(name.as_bytes()).unwrap(),

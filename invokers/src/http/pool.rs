@@ -1,6 +1,6 @@
 //! Keep-alive HTTP/1.1 connections to one target, pooled per thread.
 //!
-//! hyper-util's legacy client, which HTTP/2 targets still use, keeps every target's connections
+//! hyper-util's legacy client, which Trellis used before, keeps every target's connections
 //! in one map keyed by scheme and authority, races a checkout against a new connection for every
 //! request, and spawns a task per request that puts the connection back once it is ready again.
 //! On a proxy whose upstream is one keep-alive connection away, that bookkeeping showed up in
@@ -64,7 +64,7 @@ impl Http1Pool {
     /// Sends `request` (origin-form URI, `Host` set) on an idle connection of this thread, or
     /// on a new one that `connector` opens to `target` (the target's scheme and authority). A
     /// request that a pooled connection closed before sending is sent again on the next one,
-    /// as the legacy client does: a target closing an idle keep-alive connection is not a
+    /// as the legacy client did: a target closing an idle keep-alive connection is not a
     /// failure of the request.
     pub(super) async fn send(
         &self,
