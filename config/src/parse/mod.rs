@@ -1,0 +1,249 @@
+//! Decoding and validating the config file: Lattice's names, enums, ranges and defaults.
+//!
+//! Sections are decoded in dependency order (VPCs, functions, target groups, services, service
+//! networks) so that references can be resolved, with a suggestion, as soon as they are read;
+//! what spans sections is checked last, on the decoded config ([`checks`]). Every list section
+//! starts its items the same way ([`section`]).
+
+mod checks;
+mod functions;
+mod networks;
+mod rules;
+mod section;
+mod services;
+mod target_groups;
+mod vpcs;
+
+use std::path::PathBuf;
+
+use crate::decode::{Fields, Loc, Problems, boolean, fields, int, item, list, one_of, string};
+use crate::ids::{lattice_arn, stable_id};
+use crate::model::*;
+use crate::yaml::{Node, Value};
+
+pub use target_groups::parse_matcher;
+pub use vpcs::parse_cidr;
+
+const TOP_KEYS: &[&str] = &[
+    "region",
+    "accountId",
+    "vpcs",
+    "serviceNetworks",
+    "services",
+    "targetGroups",
+    "functions",
+];
+
+/// Decodes a whole document. Problems are collected in `problems`; the returned config is only
+/// meaningful when there are none.
+pub fn config(problems: &mut Problems, root: &Node) -> Config {
+    let top = Loc::default();
+    let Some(f) = fields(problems, root, &top, TOP_KEYS) else {
+        return empty_config();
+    };
+    let region = f
+        .get("region")
+        .and_then(|n| string(problems, n, &f.loc("region")))
+        .unwrap_or_else(|| "us-east-1".to_string());
+    check_region(problems, &region, &f.loc("region"));
+    let account_id = f
+        .get("accountId")
+        .and_then(|n| string(problems, n, &f.loc("accountId")))
+        .unwrap_or_else(|| "123456789012".to_string());
+    if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+        problems.add(
+            &f.loc("accountId"),
+            format!("\"{account_id}\" is not an account id"),
+            Some("an AWS account id is 12 digits, e.g. \"123456789012\"".into()),
+        );
+    }
+    let mut ctx = Ctx {
+        problems,
+        region,
+        account_id,
+    };
+
+    let vpcs = ctx.vpcs(&f);
+    let functions = ctx.functions(&f);
+    let target_groups = ctx.target_groups(&f, &functions);
+    let services = ctx.services(&f, &target_groups);
+    let service_networks = ctx.service_networks(&f, &services, &vpcs);
+    let config = Config {
+        region: ctx.region,
+        account_id: ctx.account_id,
+        vpcs,
+        service_networks,
+        services,
+        target_groups,
+        functions,
+    };
+    checks::cross_checks(ctx.problems, &config);
+    config
+}
+
+fn empty_config() -> Config {
+    Config {
+        region: String::new(),
+        account_id: String::new(),
+        vpcs: vec![],
+        service_networks: vec![],
+        services: vec![],
+        target_groups: vec![],
+        functions: vec![],
+    }
+}
+
+fn check_region(problems: &mut Problems, region: &str, loc: &Loc) {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if !ok {
+        problems.add(
+            loc,
+            format!("\"{region}\" is not a region name"),
+            Some("a region looks like \"us-west-2\"".into()),
+        );
+    }
+}
+
+/// The state the section decoders share: where problems go, and what ids and ARNs are made of.
+struct Ctx<'p> {
+    problems: &'p mut Problems,
+    region: String,
+    account_id: String,
+}
+
+impl Ctx<'_> {
+    fn id(&self, kind: &str, name: &str) -> String {
+        stable_id(&[kind, &self.region, &self.account_id, name])
+    }
+
+    fn arn(&self, resource: &str) -> String {
+        lattice_arn(&self.region, &self.account_id, resource)
+    }
+
+    fn str_field(&mut self, f: &Fields<'_>, key: &str) -> Option<String> {
+        f.get(key)
+            .and_then(|n| string(self.problems, n, &f.loc(key)))
+    }
+
+    fn int_field(
+        &mut self,
+        f: &Fields<'_>,
+        key: &str,
+        min: i64,
+        max: i64,
+        what: &str,
+    ) -> Option<i64> {
+        f.get(key)
+            .and_then(|n| int(self.problems, n, &f.loc(key), min, max, what))
+    }
+
+    fn bool_field(&mut self, f: &Fields<'_>, key: &str) -> Option<bool> {
+        f.get(key)
+            .and_then(|n| boolean(self.problems, n, &f.loc(key)))
+    }
+
+    /// A service's or service network's `authType`.
+    fn auth_type(&mut self, f: &Fields<'_>) -> AuthType {
+        match f
+            .get("authType")
+            .and_then(|n| one_of(self.problems, n, &f.loc("authType"), &["NONE", "AWS_IAM"]))
+        {
+            Some(t) if t == "AWS_IAM" => AuthType::AwsIam,
+            _ => AuthType::None,
+        }
+    }
+
+    fn auth_policy(&mut self, f: &Fields<'_>) -> Option<String> {
+        f.get("authPolicy").map(to_json)
+    }
+
+    /// A service's or service network's `accessLogs`.
+    fn access_logs(&mut self, f: &Fields<'_>) -> Vec<LogDestination> {
+        let loc = f.loc("accessLogs");
+        let mut out = Vec::new();
+        for (i, node) in list(self.problems, f.get("accessLogs"), &loc)
+            .iter()
+            .enumerate()
+        {
+            let at = item(&loc, i, node);
+            let Some(g) = fields(self.problems, node, &at, &["destination"]) else {
+                continue;
+            };
+            let Some(dest) = g
+                .require(self.problems, "destination", "\"stdout\" or \"file:PATH\"")
+                .and_then(|n| string(self.problems, n, &g.loc("destination")))
+            else {
+                continue;
+            };
+            if dest == "stdout" {
+                out.push(LogDestination::Stdout);
+            } else if let Some(path) = dest.strip_prefix("file:").filter(|p| !p.is_empty()) {
+                out.push(LogDestination::File(PathBuf::from(path)));
+            } else {
+                self.problems.add(
+                    &g.loc("destination"),
+                    format!("unsupported access-log destination \"{dest}\""),
+                    Some(
+                        "use \"stdout\" or \"file:PATH\" (one JSON record per line, appended)"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Renders a YAML subtree as JSON text (auth policies are JSON documents).
+fn to_json(node: &Node) -> String {
+    match &node.value {
+        Value::Scalar { text, quoted } => {
+            if !quoted && (text.parse::<f64>().is_ok() || text == "true" || text == "false") {
+                text.clone()
+            } else if !quoted && crate::yaml::is_null(text) {
+                "null".into()
+            } else {
+                json_string(text)
+            }
+        }
+        Value::Seq(items) => format!(
+            "[{}]",
+            items.iter().map(to_json).collect::<Vec<_>>().join(",")
+        ),
+        Value::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json_string(k.key_text()), to_json(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
