@@ -80,12 +80,6 @@ async fn reload(live: &Live) {
             return;
         }
     };
-    if let Err(e) = crate::up::refuse_unsupported(&config) {
-        eprintln!(
-            "trellis: {file} changed but cannot be served; still serving the previous config: {e:#}"
-        );
-        return;
-    }
     if let Err(e) = live.invokers.prepare(&config).await {
         eprintln!(
             "trellis: {file} changed but cannot be served; still serving the previous config: {e}"

@@ -4,9 +4,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use arc_swap::ArcSwap;
-use trellis_config::{AuthType, Config, ListenerProtocol};
+use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::{Invokers, Options};
 
 use crate::admin::{self, AdminAddr};
@@ -79,7 +79,6 @@ fn init_logging() {
 }
 
 async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
-    refuse_unsupported(&config)?;
     let config = Arc::new(config);
     let invokers = Arc::new(
         Invokers::new(Options {
@@ -157,36 +156,6 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
 fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| anyhow::anyhow!("{flag} must be a positive number of seconds, not {value}"))
-}
-
-/// Features the config may describe but this version cannot serve yet: stop with a clear
-/// message rather than serve them wrongly (an AWS_IAM service would be open to everyone).
-pub fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    for sn in config
-        .service_networks
-        .iter()
-        .filter(|sn| sn.auth_type == AuthType::AwsIam)
-    {
-        problems.push(format!(
-            "service network \"{}\" has authType AWS_IAM",
-            sn.name
-        ));
-    }
-    for svc in config
-        .services
-        .iter()
-        .filter(|s| s.auth_type == AuthType::AwsIam)
-    {
-        problems.push(format!("service \"{}\" has authType AWS_IAM", svc.name));
-    }
-    if !problems.is_empty() {
-        bail!(
-            "{}: SigV4 authentication is not implemented in this version of Trellis, and serving these without it would admit everyone; set authType: NONE",
-            problems.join("; ")
-        );
-    }
-    Ok(())
 }
 
 fn print_banner(

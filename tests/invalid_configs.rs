@@ -3,8 +3,11 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
-use common::run_cli;
+use common::{Trellis, get, http1_client, run_cli};
+
+const HOST: &str = "svc.trellis.localhost";
 
 #[test]
 fn each_invalid_config_reports_its_expected_errors() {
@@ -70,4 +73,63 @@ fn a_bad_config_is_refused_by_up_too() {
     );
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("does not start with '/'"), "{stderr}");
+}
+
+/// What `trellis up` cannot serve is a config problem like any other: `up` refuses it with the
+/// very report `validate` prints (line:column, hint, exit 1), before anything starts.
+#[test]
+fn up_refuses_aws_iam_auth_with_the_report_validate_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = "tests/configs/invalid/aws-iam-auth.yaml";
+    let (validate_code, _, validate_err) = run_cli(&["validate", "-f", file], root);
+    let (up_code, up_out, up_err) = run_cli(&["up", "-f", file, "--admin", "off"], root);
+    assert_eq!(validate_code, 1, "{validate_err}");
+    assert_eq!(up_code, 1, "{up_out}{up_err}");
+    let problem =
+        format!("{file}:9:15: services[0].authType: AWS_IAM auth is not supported by Trellis yet");
+    assert!(up_err.contains(&problem), "{up_err}");
+    assert_eq!(up_err, validate_err);
+    assert!(!up_err.contains("trellis: ready"), "{up_err}");
+}
+
+/// A reload that turns AWS_IAM on is refused like any invalid edit: the problem is printed
+/// with its line:column and the previous config keeps serving.
+#[tokio::test]
+async fn a_reload_to_aws_iam_auth_keeps_the_previous_config() {
+    let port = common::free_port();
+    let good = format!(
+        "services:
+  - name: svc
+    listeners:
+      - name: http
+        protocol: HTTP
+        port: {port}
+        defaultAction: {{fixedResponse: {{statusCode: 204}}}}
+"
+    );
+    let t = Trellis::start(&good, &[]);
+    let client = http1_client();
+    assert_eq!(get(&client, port, HOST, "/").await.status, 204);
+
+    // A poll sees a change by size and modification time: let the clock move on first.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mark = t.stderr().len();
+    let iam = good.replacen(
+        "  - name: svc\n",
+        "  - name: svc\n    authType: AWS_IAM\n",
+        1,
+    );
+    std::fs::write(t.config_path(), &iam).expect("edit the config");
+    t.wait_for_stderr(Duration::from_secs(20), "the refused reload", |e| {
+        e[mark..].contains("still serving the previous config")
+    });
+    let report = t.stderr()[mark..].to_string();
+    assert!(
+        report.contains(
+            "trellis.yaml:3:15: services[0].authType: AWS_IAM auth is not supported by Trellis yet"
+        ),
+        "{report}"
+    );
+    assert!(!report.contains("reloaded"), "{report}");
+    assert_eq!(get(&client, port, HOST, "/").await.status, 204);
 }

@@ -151,13 +151,21 @@ impl Ctx<'_> {
             .and_then(|n| boolean(self.problems, n, &f.loc(key)))
     }
 
-    /// A service's or service network's `authType`.
+    /// A service's or service network's `authType`. `AWS_IAM` is a problem until Trellis
+    /// verifies SigV4: serving it without would admit every request, so nothing starts.
     fn auth_type(&mut self, f: &Fields<'_>) -> AuthType {
         match f
             .get("authType")
             .and_then(|n| one_of(self.problems, n, &f.loc("authType"), &["NONE", "AWS_IAM"]))
         {
-            Some(t) if t == "AWS_IAM" => AuthType::AwsIam,
+            Some(t) if t == "AWS_IAM" => {
+                self.problems.add(
+                    &f.loc("authType"),
+                    "AWS_IAM auth is not supported by Trellis yet",
+                    Some("Trellis does not verify SigV4 signatures or evaluate auth policies yet, so it would admit every request; use NONE".into()),
+                );
+                AuthType::AwsIam
+            }
             _ => AuthType::None,
         }
     }
