@@ -393,6 +393,16 @@ impl Ctx<'_> {
                         Some("write the host only; the port goes in \"port\"".into()),
                     );
                 }
+                _ if id.parse::<IpAddr>().is_err() && !is_host_name(&id) => {
+                    self.problems.add(
+                        &t.loc("id"),
+                        format!("\"{id}\" is not a host name or address"),
+                        Some(
+                            "a host name is letters, digits, '-', '_' and '.', e.g. api.internal"
+                                .into(),
+                        ),
+                    );
+                }
                 _ => {}
             }
             tg.targets.push(Target {
@@ -401,6 +411,13 @@ impl Ctx<'_> {
             });
         }
     }
+}
+
+/// Whether `id` can be an INSTANCE or ALB target's host: the proxy puts it in a URI authority
+/// and looks it up in DNS, where anything else cannot be (`trellis up` would refuse it).
+fn is_host_name(id: &str) -> bool {
+    id.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn default_health_check(enabled: bool, protocol: TargetProtocol) -> HealthCheck {
