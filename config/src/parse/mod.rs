@@ -146,6 +146,12 @@ impl Ctx<'_> {
             .and_then(|n| int(self.problems, n, &f.loc(key), min, max, what))
     }
 
+    /// One of the spellings in `allowed` (an enum of the Lattice API).
+    fn enum_field(&mut self, f: &Fields<'_>, key: &str, allowed: &[&str]) -> Option<String> {
+        f.get(key)
+            .and_then(|n| one_of(self.problems, n, &f.loc(key), allowed))
+    }
+
     fn bool_field(&mut self, f: &Fields<'_>, key: &str) -> Option<bool> {
         f.get(key)
             .and_then(|n| boolean(self.problems, n, &f.loc(key)))
@@ -154,10 +160,7 @@ impl Ctx<'_> {
     /// A service's or service network's `authType`. `AWS_IAM` is a problem until Trellis
     /// verifies SigV4: serving it without would admit every request, so nothing starts.
     fn auth_type(&mut self, f: &Fields<'_>) -> AuthType {
-        match f
-            .get("authType")
-            .and_then(|n| one_of(self.problems, n, &f.loc("authType"), &["NONE", "AWS_IAM"]))
-        {
+        match self.enum_field(f, "authType", &["NONE", "AWS_IAM"]) {
             Some(t) if t == "AWS_IAM" => {
                 self.problems.add(
                     &f.loc("authType"),

@@ -123,14 +123,7 @@ impl Ctx<'_> {
                 }
             }
             tg.health_check.enabled = false;
-            if let Some(v) = f.get("lambdaEventStructureVersion").and_then(|n| {
-                one_of(
-                    self.problems,
-                    n,
-                    &f.loc("lambdaEventStructureVersion"),
-                    &["V1", "V2"],
-                )
-            }) {
+            if let Some(v) = self.enum_field(&f, "lambdaEventStructureVersion", &["V1", "V2"]) {
                 tg.lambda_event_structure_version = if v == "V2" {
                     EventVersion::V2
                 } else {
@@ -161,23 +154,14 @@ impl Ctx<'_> {
             } else {
                 80
             });
-        if let Some(v) = f.get("protocolVersion").and_then(|n| {
-            one_of(
-                self.problems,
-                n,
-                &f.loc("protocolVersion"),
-                &["HTTP1", "HTTP2", "GRPC"],
-            )
-        }) {
+        if let Some(v) = self.enum_field(&f, "protocolVersion", &["HTTP1", "HTTP2", "GRPC"]) {
             tg.protocol_version = match v.as_str() {
                 "HTTP2" => ProtocolVersion::Http2,
                 "GRPC" => ProtocolVersion::Grpc,
                 _ => ProtocolVersion::Http1,
             };
         }
-        if let Some(n) = f.get("ipAddressType") {
-            one_of(self.problems, n, &f.loc("ipAddressType"), &["IPV4", "IPV6"]);
-        }
+        self.enum_field(&f, "ipAddressType", &["IPV4", "IPV6"]);
         if let Some(v) = self.str_field(&f, "vpcIdentifier") {
             let ok = v.strip_prefix("vpc-").is_some_and(|rest| {
                 (rest.len() == 8 || rest.len() == 17) && rest.bytes().all(|b| b.is_ascii_hexdigit())
@@ -219,14 +203,7 @@ impl Ctx<'_> {
         ) {
             hc.protocol = p;
         }
-        if let Some(v) = f.get("protocolVersion").and_then(|n| {
-            one_of(
-                self.problems,
-                n,
-                &f.loc("protocolVersion"),
-                &["HTTP1", "HTTP2"],
-            )
-        }) {
+        if let Some(v) = self.enum_field(&f, "protocolVersion", &["HTTP1", "HTTP2"]) {
             hc.protocol_version = if v == "HTTP2" {
                 ProtocolVersion::Http2
             } else {
@@ -321,14 +298,7 @@ impl Ctx<'_> {
         tcp: &str,
         tcp_hint: &str,
     ) -> Option<TargetProtocol> {
-        let p = f.get("protocol").and_then(|n| {
-            one_of(
-                self.problems,
-                n,
-                &f.loc("protocol"),
-                &["HTTP", "HTTPS", "TCP"],
-            )
-        })?;
+        let p = self.enum_field(f, "protocol", &["HTTP", "HTTPS", "TCP"])?;
         match p.as_str() {
             "HTTPS" => Some(TargetProtocol::Https),
             "TCP" => {
