@@ -173,6 +173,17 @@ impl LogSink {
             tracing::warn!(target: "trellis::accesslog", "access-log queue for {:?} is full; a record was dropped", self.destination);
         }
     }
+
+    /// A sink whose lines arrive on the returned receiver, for tests that read the records.
+    #[cfg(test)]
+    pub(crate) fn channel() -> (Arc<LogSink>, mpsc::Receiver<Arc<String>>) {
+        let (queue, lines) = mpsc::channel(16);
+        let sink = LogSink {
+            destination: LogDestination::Stdout,
+            queue,
+        };
+        (Arc::new(sink), lines)
+    }
 }
 
 /// One sink per destination, shared by every service and network that names it and kept
