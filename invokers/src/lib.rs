@@ -26,7 +26,7 @@ use trellis_config::{
     Config, Function as FunctionConfig, FunctionRuntime, ProtocolVersion, Target as TargetConfig,
     TargetGroup, TargetGroupType, TargetProtocol,
 };
-use trellis_router::{Target, TargetFactory};
+use trellis_router::{MakeError, Target, TargetFactory};
 use trellis_runtime::Function;
 use trellis_runtime::target::LambdaTarget;
 
@@ -335,7 +335,7 @@ impl TargetFactory for Invokers {
         config: &Config,
         group: &TargetGroup,
         target: &TargetConfig,
-    ) -> Result<Arc<dyn Target>, String> {
+    ) -> Result<Arc<dyn Target>, MakeError> {
         match group.kind {
             TargetGroupType::Instance | TargetGroupType::Ip | TargetGroupType::Alb => {
                 let version = match group.protocol_version {
@@ -352,15 +352,18 @@ impl TargetFactory for Invokers {
                     self.target_timeout,
                 )
                 .map(|t| Arc::new(t) as Arc<dyn Target>)
-                .map_err(|e| e.to_string())
+                .map_err(|e| MakeError::Address(Box::new(e)))
             }
             TargetGroupType::Lambda => {
                 let settings = config
                     .functions
                     .iter()
                     .find(|f| f.name == target.id)
-                    .ok_or_else(|| format!("no function \"{}\"", target.id))?;
-                match self.load(config, &target.id)? {
+                    .ok_or_else(|| MakeError::NoFunction(target.id.clone()))?;
+                let handle = self
+                    .load(config, &target.id)
+                    .map_err(|e| MakeError::Function(e.into()))?;
+                match handle {
                     Handle::Event { function, .. } => Ok(Arc::new(LambdaTarget::from_config(
                         function,
                         settings,

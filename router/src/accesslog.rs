@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -173,6 +173,17 @@ impl LogSink {
             tracing::warn!(target: "trellis::accesslog", "access-log queue for {:?} is full; a record was dropped", self.destination);
         }
     }
+
+    /// A sink whose lines arrive on the returned receiver, for tests that read the records.
+    #[cfg(test)]
+    pub(crate) fn channel() -> (Arc<LogSink>, mpsc::Receiver<Arc<String>>) {
+        let (queue, lines) = mpsc::channel(16);
+        let sink = LogSink {
+            destination: LogDestination::Stdout,
+            queue,
+        };
+        (Arc::new(sink), lines)
+    }
 }
 
 /// One sink per destination, shared by every service and network that names it and kept
@@ -188,7 +199,7 @@ impl LogSinks {
     }
 
     /// The sink for `destination`, opening it on first use. Must run inside a tokio runtime.
-    pub fn get(&self, destination: &LogDestination) -> Result<Arc<LogSink>, String> {
+    pub fn get(&self, destination: &LogDestination) -> Result<Arc<LogSink>, SinkError> {
         let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sink) = sinks.get(destination) {
             return Ok(sink.clone());
@@ -213,16 +224,34 @@ impl LogSinks {
     }
 }
 
-fn open_append(path: &PathBuf) -> Result<std::fs::File, String> {
+/// Why an access log could not be opened. Each message is whole on its own, the I/O error
+/// included, as it is shown on one line among the reasons a config cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot create directory {}: {error}", dir.display())]
+    CreateDir { dir: PathBuf, error: std::io::Error },
+    #[error("cannot open {} for appending: {error}", path.display())]
+    Open {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File, SinkError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|error| SinkError::CreateDir {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
     }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("cannot open {} for appending: {e}", path.display()))
+        .map_err(|error| SinkError::Open {
+            path: path.to_path_buf(),
+            error,
+        })
 }
 
 fn drain(mut rx: mpsc::Receiver<Arc<String>>, writer: Box<dyn Write + Send>) {
@@ -270,6 +299,24 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log that cannot be opened says which step failed, on which path, and why.
+    #[test]
+    fn unopenable_log_is_explained() -> Result<(), Box<dyn std::error::Error>> {
+        let file = std::env::temp_dir().join(format!("trellis-accesslog-{}", std::process::id()));
+        std::fs::write(&file, "a file, not a directory")?;
+        let under_file = LogDestination::File(file.join("access.log"));
+        let result = LogSinks::new().get(&under_file);
+        std::fs::remove_file(&file)?;
+        let Err(err @ SinkError::CreateDir { .. }) = result else {
+            return Err(format!("{result:?}").into());
+        };
+        let message = err.to_string();
+        let expected = format!("cannot create directory {}: ", file.display());
+        assert!(message.starts_with(&expected), "{message}");
+        assert!(message.len() > expected.len(), "{message}");
+        Ok(())
+    }
 
     #[test]
     fn time_format_matches_lattice() {

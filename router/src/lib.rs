@@ -13,5 +13,5 @@ pub mod table;
 pub mod target;
 pub mod tls;
 
-pub use table::{RoutingTable, TargetFactory};
+pub use table::{MakeError, RoutingTable, TargetFactory};
 pub use target::Target;

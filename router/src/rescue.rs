@@ -31,7 +31,8 @@ impl Failure {
     /// The access log's `failureReason`.
     pub fn failure_reason(&self) -> &'static str {
         match self {
-            Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => "-",
+            Failure::UnknownHost { .. } => "-",
+            Failure::NotAdmitted { .. } => "ClientAccessDenied",
             Failure::NoTarget { .. } => "TargetConnectionError",
             Failure::Target(e) => e.failure_reason(),
         }

@@ -15,10 +15,10 @@ use trellis_config::{
     TargetGroup, TargetGroupType, TargetProtocol,
 };
 
-use crate::accesslog::{LogSink, LogSinks};
+use crate::accesslog::{LogSink, LogSinks, SinkError};
 use crate::health::{CheckSettings, HealthCell, HealthMonitor, Status, Watch};
 use crate::metrics::RouteMetrics;
-use crate::target::{ProbeSpec, Target};
+use crate::target::{BoxError, ProbeSpec, Target};
 
 /// Makes the [`Target`] for one registered target of a group. Implemented by the invokers, so
 /// the router never learns what runs behind a target.
@@ -29,7 +29,22 @@ pub trait TargetFactory {
         config: &Config,
         group: &TargetGroup,
         target: &trellis_config::Target,
-    ) -> Result<Arc<dyn Target>, String>;
+    ) -> Result<Arc<dyn Target>, MakeError>;
+}
+
+/// Why a [`TargetFactory`] could not make a target. The router only reports it; what went
+/// wrong behind a target is the factory's to say.
+#[derive(Debug, thiserror::Error)]
+pub enum MakeError {
+    /// A LAMBDA target names a function the config does not define.
+    #[error("no function \"{0}\"")]
+    NoFunction(String),
+    /// An INSTANCE, IP or ALB target's address makes no valid target.
+    #[error(transparent)]
+    Address(BoxError),
+    /// The function behind a LAMBDA target could not be loaded.
+    #[error(transparent)]
+    Function(BoxError),
 }
 
 /// Makes, for every target, one that is never called: for building a routing table whose
@@ -43,7 +58,7 @@ impl TargetFactory for InertFactory {
         _config: &Config,
         _group: &TargetGroup,
         _target: &trellis_config::Target,
-    ) -> Result<Arc<dyn Target>, String> {
+    ) -> Result<Arc<dyn Target>, MakeError> {
         Ok(Arc::new(Inert))
     }
 }
@@ -72,17 +87,21 @@ impl Target for Inert {
     }
 }
 
-/// Why a table could not be built.
+/// Why a table could not be built. The reason is part of the message rather than a `source`:
+/// the binary shows this error on one line when a reload is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("target group \"{group}\", target \"{target}\": {reason}")]
     Target {
         group: String,
         target: String,
-        reason: String,
+        reason: MakeError,
     },
     #[error("access log {destination}: {reason}")]
-    AccessLog { destination: String, reason: String },
+    AccessLog {
+        destination: String,
+        reason: SinkError,
+    },
 }
 
 pub struct RoutingTable {

@@ -47,6 +47,9 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 pub struct CallContext<'a> {
     /// The `x-amzn-requestid` of this request.
     pub request_id: &'a str,
+    /// The host the client asked for, as the router resolved it to find the service: its
+    /// `Host` header, else its HTTP/2 `:authority`, else the TLS SNI. Empty when it named none.
+    pub host: &'a str,
     /// The client's address.
     pub client: SocketAddr,
     /// The listener port the request arrived on.

@@ -342,6 +342,7 @@ mod tests {
     fn ctx() -> CallContext<'static> {
         CallContext {
             request_id: "req-1",
+            host: "svc.trellis.localhost",
             client: "127.0.0.1:50000".parse().expect("address"),
             listener_port: 8080,
             scheme: "http",

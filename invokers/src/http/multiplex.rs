@@ -1,14 +1,13 @@
 //! HTTP/2 connections to one target: one per thread, carrying all of that thread's requests to
 //! the target side by side.
 //!
-//! hyper-util's legacy client, used before, keys its pool by the request URI's scheme and
-//! authority, so the URI had to name the target: the target saw `:authority: 127.0.0.1:port`,
-//! with the client's host in a `Host` header beside it, which RFC 9113 (8.3.1) forbids a client
-//! to send. A connection of the target's own lets the URI carry the client's host instead, so
-//! the target sees it as `:authority`, the way an HTTP/2 server expects the host.
+//! The connection is the target's own, whatever the request's URI names, so the URI carries
+//! the client's host: the target sees it as `:authority`, the way an HTTP/2 server expects the
+//! host, and no `Host` header beside it (RFC 9113, 8.3.1, forbids the two to differ). A pool
+//! keyed by the URI's scheme and authority could not do that.
 //!
 //! A connection's task closes it after [`Http2Pool::new`]'s `idle_timeout` with no stream open
-//! and no new request, as the legacy client's pool did.
+//! and no new request.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,12 +1,11 @@
 //! Keep-alive HTTP/1.1 connections to one target, pooled per thread.
 //!
-//! hyper-util's legacy client, which Trellis used before, keeps every target's connections
-//! in one map keyed by scheme and authority, races a checkout against a new connection for every
-//! request, and spawns a task per request that puts the connection back once it is ready again.
-//! On a proxy whose upstream is one keep-alive connection away, that bookkeeping showed up in
-//! profiles (docs/BENCHMARKS.md). Here each target owns its pools, one per thread: a checkout is
-//! a thread-local lookup and a scan from the end of a short `Vec`, and the response body hands
-//! the connection back itself as soon as it has been read to the end.
+//! Each target owns its pools, one per thread: a checkout is a thread-local lookup and a scan
+//! from the end of a short `Vec`, with no map shared by every target, no race between a
+//! checkout and a new connection, and no task per request to put the connection back: the
+//! response body hands the connection back itself as soon as it has been read to the end. On a
+//! proxy whose upstream is one keep-alive connection away, that bookkeeping is what a request
+//! costs.
 //!
 //! A connection's task closes it after [`Http1Pool::new`]'s `idle_timeout` without a request, so idle
 //! connections do not outlive a burst of traffic by more than that.
@@ -63,9 +62,8 @@ impl Http1Pool {
 
     /// Sends `request` (origin-form URI, `Host` set) on an idle connection of this thread, or
     /// on a new one that `connector` opens to `target` (the target's scheme and authority). A
-    /// request that a pooled connection closed before sending is sent again on the next one,
-    /// as the legacy client did: a target closing an idle keep-alive connection is not a
-    /// failure of the request.
+    /// request that a pooled connection closed before sending is sent again on the next one: a
+    /// target closing an idle keep-alive connection is not a failure of the request.
     pub(super) async fn send(
         &self,
         mut request: Request<Body>,

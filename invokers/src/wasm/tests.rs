@@ -616,6 +616,7 @@ async fn wasm_concurrent_invocations_run_in_parallel() {
 fn call_context() -> CallContext<'static> {
     CallContext {
         request_id: "http-request",
+        host: "svc.trellis.localhost",
         client: "127.0.0.1:50000".parse().expect("addr"),
         listener_port: 8080,
         scheme: "http",
