@@ -13,7 +13,7 @@ use bollard::query_parameters::{CreateContainerOptions, LogsOptions, WaitContain
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use trellis_runtime::api::{Environment, Exit, LaunchError, LaunchSpec, Launcher};
+use trellis_runtime::pool::{Environment, Exit, LaunchError, LaunchSpec, Launcher};
 use trellis_runtime::{BoxFuture, log};
 
 use super::engine::{DockerEngine, chain, is_status, remove_container, short_id};

@@ -1,7 +1,7 @@
 //! Container functions: any Lambda container image (one built on a Lambda base image, or a
 //! `lambda_runtime` binary `FROM scratch`) run through the Docker Engine API, each container one
 //! execution environment talking to Trellis's Runtime API. The warm pool, scaling, timeouts and
-//! START/END/REPORT lines are [`trellis_runtime::api::Pool`]'s, as for process functions; this
+//! START/END/REPORT lines are [`trellis_runtime::pool::Pool`]'s, as for process functions; this
 //! module starts and removes containers ([`DockerLauncher`]), finds or builds their image
 //! ([`ImageSource`]), and decides how they reach Trellis ([`Placement`]).
 //!
@@ -32,7 +32,7 @@ mod tests;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use trellis_runtime::api::{Pool, PoolConfig};
+use trellis_runtime::pool::{Pool, PoolConfig};
 use trellis_runtime::{BoxFuture, Function, FunctionError, InvokeContext, log};
 
 pub use engine::{DockerEngine, Leftovers, Owner};
