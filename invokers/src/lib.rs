@@ -30,9 +30,10 @@ use trellis_router::{Target, TargetFactory};
 use trellis_runtime::Function;
 use trellis_runtime::target::LambdaTarget;
 
-use crate::container::{ContainerFunction, DockerEngine};
+use trellis_runtime::pool::Pool;
+
+use crate::container::DockerEngine;
 use crate::http::{HttpClients, HttpTarget, HttpTargetError, UpstreamVersion};
-use crate::process::ProcessFunction;
 use crate::wasm::WasmEngine;
 
 /// How the invokers are set up.
@@ -47,20 +48,14 @@ pub struct Options {
     pub provision: bool,
 }
 
-/// Functions that own environments (processes, containers), which must be stopped.
-#[derive(Clone)]
-enum Owner {
-    Process(Arc<ProcessFunction>),
-    Container(Arc<ContainerFunction>),
-}
-
 /// A loaded function, as targets use it.
 #[derive(Clone)]
 enum Handle {
-    /// Takes Lattice events; `owner` is set for functions with environments to stop.
+    /// Takes Lattice events; `pool` is set for functions that run in a warm pool of
+    /// environments (processes, containers), which must be stopped. The pool is the function.
     Event {
         function: Arc<dyn Function>,
-        owner: Option<Owner>,
+        pool: Option<Arc<Pool>>,
     },
     /// A wasi:http component: a target by itself.
     Http(Arc<dyn Target>),
@@ -195,68 +190,22 @@ impl Invokers {
                 match loaded.loaded {
                     wasm::Loaded::Function(function) => Handle::Event {
                         function,
-                        owner: None,
+                        pool: None,
                     },
                     wasm::Loaded::Http(target) => Handle::Http(target),
                 }
             }
             FunctionRuntime::Process => {
-                let process = Arc::new(
-                    ProcessFunction::new(settings, &config.region).map_err(|e| e.to_string())?,
-                );
-                eprintln!(
-                    "trellis: function {}: process {} ({})",
-                    settings.name,
-                    process.executable().display(),
-                    self.pool_note(settings)
-                );
-                if self.provision && tokio::runtime::Handle::try_current().is_ok() {
-                    process.pool().provision();
-                }
-                Handle::Event {
-                    function: process.clone(),
-                    owner: Some(Owner::Process(process)),
-                }
+                let pool = process::pool(settings, &config.region).map_err(|e| e.to_string())?;
+                self.start_pool(settings, pool)
             }
             FunctionRuntime::Container => {
                 let engine = self.docker.get().ok_or_else(|| {
                     format!("function \"{name}\" runs in a container, but Trellis is not connected to the Docker engine")
                 })?;
-                let container = Arc::new(
-                    ContainerFunction::new(settings, &config.region, engine)
-                        .map_err(|e| e.to_string())?,
-                );
-                eprintln!(
-                    "trellis: function {}: container {} ({})",
-                    settings.name,
-                    settings
-                        .image
-                        .clone()
-                        .or_else(|| settings
-                            .build
-                            .as_ref()
-                            .map(|b| format!("built from {}", b.display())))
-                        .unwrap_or_default(),
-                    self.pool_note(settings)
-                );
-                // Find or build the image now, so a missing image or a failed build shows at
-                // start-up rather than on the first request; then start the provisioned
-                // containers from it.
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let (c, name) = (container.clone(), settings.name.clone());
-                    let provision = self.provision;
-                    rt.spawn(async move {
-                        match c.prepare().await {
-                            Ok(_) if provision => c.pool().provision(),
-                            Ok(_) => {}
-                            Err(e) => eprintln!("trellis: function {name}: {e}"),
-                        }
-                    });
-                }
-                Handle::Event {
-                    function: container.clone(),
-                    owner: Some(Owner::Container(container)),
-                }
+                let pool =
+                    container::pool(settings, &config.region, engine).map_err(|e| e.to_string())?;
+                self.start_pool(settings, pool)
             }
         };
         let previous = functions.insert(
@@ -277,6 +226,35 @@ impl Invokers {
 }
 
 impl Invokers {
+    /// Announces a process or container function's pool and gets it going: its launcher
+    /// prepares now (a container image is found or built, so a missing image or a failed build
+    /// shows at start-up rather than on the first request), then the provisioned environments
+    /// start.
+    fn start_pool(&self, settings: &FunctionConfig, pool: Pool) -> Handle {
+        let pool = Arc::new(pool);
+        eprintln!(
+            "trellis: function {}: {} ({})",
+            settings.name,
+            pool.describe(),
+            self.pool_note(settings)
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (pool, name, provision) =
+                (Arc::clone(&pool), settings.name.clone(), self.provision);
+            rt.spawn(async move {
+                match pool.prepare().await {
+                    Ok(()) if provision => pool.provision(),
+                    Ok(()) => {}
+                    Err(e) => eprintln!("trellis: function {name}: {e}"),
+                }
+            });
+        }
+        Handle::Event {
+            function: pool.clone(),
+            pool: Some(pool),
+        }
+    }
+
     /// How a process or container function's environments start, for its start-up line.
     fn pool_note(&self, settings: &FunctionConfig) -> String {
         let idle = format!("stopped after {} s idle", settings.idle_timeout_seconds);
@@ -295,16 +273,11 @@ impl Invokers {
 }
 
 async fn stop(handle: Handle) {
-    match handle {
-        Handle::Event {
-            owner: Some(Owner::Process(p)),
-            ..
-        } => p.shutdown().await,
-        Handle::Event {
-            owner: Some(Owner::Container(c)),
-            ..
-        } => c.shutdown().await,
-        _ => {}
+    if let Handle::Event {
+        pool: Some(pool), ..
+    } = handle
+    {
+        pool.shutdown().await;
     }
 }
 

@@ -1,25 +1,24 @@
 //! Process functions: any Lambda custom runtime (a `bootstrap` built with the `lambda_runtime`
 //! crate, a shell script looping over `curl`, …) run as a local process that talks to Trellis's
 //! Runtime API. The warm pool, scaling, timeouts and logs are [`trellis_runtime::pool::Pool`]'s;
-//! this module only starts and stops processes ([`ProcessLauncher`]) and notices when the
-//! executable is rebuilt ([`ProcessFunction`]).
+//! this module only starts and stops processes ([`ProcessLauncher`]) and notices when their code
+//! (the executable, the script it runs) changes.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use trellis_runtime::pool::{
     Environment, Exit, LaunchError, LaunchSpec, Launcher, Pool, PoolConfig,
 };
-use trellis_runtime::stamp::FileStamp;
-use trellis_runtime::{BoxFuture, Function, FunctionError, InvokeContext, log};
+use trellis_runtime::stamp::FileStamps;
+use trellis_runtime::{BoxFuture, log};
 
 /// Variables a runtime keeps from Trellis's own environment. Everything else is cleared, as in
 /// Lambda, so a function does not silently depend on the developer's shell (credentials,
@@ -46,10 +45,15 @@ pub enum ProcessError {
 /// Trellis's working directory, with a cleared environment plus Lambda's variables, its output
 /// in the function log, in a process group of its own so that killing it also kills whatever
 /// it started.
+///
+/// Its code is every file the command names: the executable and each argument that is the path
+/// of a file (the script in `[bash, runtime.sh]`). When one of them changes, warm environments
+/// are replaced, so the next invocation runs the new code.
 pub struct ProcessLauncher {
     function: String,
     program: PathBuf,
     args: Vec<String>,
+    code: FileStamps,
 }
 
 impl ProcessLauncher {
@@ -57,9 +61,17 @@ impl ProcessLauncher {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| ProcessError::EmptyCommand(function.to_owned()))?;
+        let program = resolve(program);
+        // Options are not files; any other argument may be (a missing one is looked at again
+        // on every check, and only regular files count).
+        let files = args
+            .iter()
+            .filter(|arg| !arg.starts_with('-'))
+            .map(PathBuf::from);
         Ok(ProcessLauncher {
             function: function.to_owned(),
-            program: resolve(program),
+            code: FileStamps::new(std::iter::once(program.clone()).chain(files)),
+            program,
             args: args.to_vec(),
         })
     }
@@ -90,7 +102,7 @@ impl ProcessLauncher {
             .process_group(0);
         command
             .spawn()
-            .map_err(|e| LaunchError(spawn_error(&self.program, &e)))
+            .map_err(|e| LaunchError::new(spawn_error(&self.program, &e)))
     }
 }
 
@@ -108,6 +120,19 @@ impl Launcher for ProcessLauncher {
             }
             Ok(Box::new(ProcessEnvironment { child, pgid, pumps }) as Box<dyn Environment>)
         })
+    }
+
+    fn describe(&self) -> String {
+        format!("process {}", self.program.display())
+    }
+
+    fn code_changed(&self) -> BoxFuture<'_, Option<String>> {
+        let changed = self.code.changed();
+        let note = (!changed.is_empty()).then(|| {
+            let files: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+            format!("{} changed: replacing warm environments", files.join(", "))
+        });
+        Box::pin(std::future::ready(note))
     }
 }
 
@@ -166,100 +191,23 @@ impl Environment for ProcessEnvironment {
     }
 }
 
-/// A process function: a [`Pool`] of [`ProcessLauncher`] environments, drained when the
-/// executable changes on disk so that the next invocation runs the new build.
-pub struct ProcessFunction {
-    pool: Pool,
-    executable: PathBuf,
-    /// The executable as last seen; `None` while it has never existed.
-    stamp: Mutex<Option<FileStamp>>,
-}
-
-impl ProcessFunction {
-    /// A process function for `config` (its `command`, timeout, memory, environment and
-    /// concurrency). Nothing starts until the first invocation; a missing executable is
-    /// reported then, so Trellis can start before the function is built.
-    pub fn new(
-        config: &trellis_config::Function,
-        region: &str,
-    ) -> Result<ProcessFunction, ProcessError> {
-        let launcher = ProcessLauncher::new(&config.name, &config.command)?;
-        let executable = launcher.program().to_path_buf();
-        let mut pool_config = PoolConfig::new(config, region);
-        pool_config.handler = executable
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bootstrap".to_owned());
-        let absolute = std::path::absolute(&executable).unwrap_or_else(|_| executable.clone());
-        if let Some(dir) = absolute.parent() {
-            pool_config.task_root = dir.to_string_lossy().into_owned();
-        }
-        Ok(ProcessFunction::with_pool(pool_config, launcher))
+/// A process function for `config` (its `command`, timeout, memory, environment and
+/// concurrency): a [`Pool`] of [`ProcessLauncher`] environments. Nothing starts until the first
+/// invocation; a missing executable is reported then, so Trellis can start before the function
+/// is built.
+pub fn pool(config: &trellis_config::Function, region: &str) -> Result<Pool, ProcessError> {
+    let launcher = ProcessLauncher::new(&config.name, &config.command)?;
+    let executable = launcher.program();
+    let mut pool_config = PoolConfig::new(config, region);
+    pool_config.handler = executable
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bootstrap".to_owned());
+    let absolute = std::path::absolute(executable).unwrap_or_else(|_| executable.to_path_buf());
+    if let Some(dir) = absolute.parent() {
+        pool_config.task_root = dir.to_string_lossy().into_owned();
     }
-
-    /// A process function with explicit pool settings (tests, or callers that tune the
-    /// bind address or init timeout).
-    pub fn with_pool(config: PoolConfig, launcher: ProcessLauncher) -> ProcessFunction {
-        let executable = launcher.program().to_path_buf();
-        ProcessFunction {
-            stamp: Mutex::new(FileStamp::of(&executable)),
-            pool: Pool::new(config, Arc::new(launcher)),
-            executable,
-        }
-    }
-
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    pub fn executable(&self) -> &Path {
-        &self.executable
-    }
-
-    /// Kills every environment and waits until they are gone.
-    pub async fn shutdown(&self) {
-        self.pool.shutdown().await;
-    }
-
-    /// Drains the pool if the executable differs from the one last seen (one `stat` per
-    /// invocation). A missing file is not a change: a rebuild that deletes and rewrites it
-    /// drains once, when the new file appears.
-    fn refresh(&self) {
-        let Some(now) = FileStamp::of(&self.executable) else {
-            return;
-        };
-        let mut stamp = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
-        if stamp.as_ref() == Some(&now) {
-            return;
-        }
-        let changed = stamp.replace(now).is_some();
-        drop(stamp);
-        if changed {
-            log::line(
-                self.pool.name(),
-                &format!(
-                    "{} changed: replacing warm environments",
-                    self.executable.display()
-                ),
-            );
-            self.pool.drain();
-        }
-    }
-}
-
-impl Function for ProcessFunction {
-    fn name(&self) -> &str {
-        self.pool.name()
-    }
-
-    fn invoke(
-        &self,
-        payload: Bytes,
-        ctx: InvokeContext,
-    ) -> BoxFuture<'_, Result<Bytes, FunctionError>> {
-        self.refresh();
-        self.pool.invoke(payload, ctx)
-    }
+    Ok(Pool::new(pool_config, Arc::new(launcher)))
 }
 
 /// The path to start and to watch: a name without `/` is looked up in `PATH`, as the shell

@@ -7,8 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 use trellis_config::{FunctionRuntime, Loc, Pos};
+use trellis_runtime::{Function, FunctionError, InvokeContext};
 
 use super::*;
 
@@ -133,11 +135,7 @@ fn function_config(
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-async fn invoke(
-    function: &ProcessFunction,
-    event: Value,
-    timeout: Duration,
-) -> Result<Value, FunctionError> {
+async fn invoke(function: &Pool, event: Value, timeout: Duration) -> Result<Value, FunctionError> {
     let ctx = InvokeContext::new(
         format!("proc-req-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
         timeout,
@@ -172,8 +170,7 @@ async fn a_shell_runtime_answers_with_a_clean_lambda_environment() {
     let scratch = Scratch::new("answer");
     scratch.install("v1");
     let function =
-        ProcessFunction::new(&scratch.function(3, 2, &[("GREETING", "hi")]), "us-west-2")
-            .expect("function");
+        pool(&scratch.function(3, 2, &[("GREETING", "hi")]), "us-west-2").expect("function");
     let answer = invoke(&function, json!({"hello": "world"}), LONG)
         .await
         .expect("answer");
@@ -220,9 +217,7 @@ async fn a_shell_runtime_answers_with_a_clean_lambda_environment() {
 async fn concurrent_invocations_start_at_most_concurrency_processes() {
     let scratch = Scratch::new("concurrency");
     scratch.install("v1");
-    let function = Arc::new(
-        ProcessFunction::new(&scratch.function(30, 3, &[]), "us-west-2").expect("function"),
-    );
+    let function = Arc::new(pool(&scratch.function(30, 3, &[]), "us-west-2").expect("function"));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let function = Arc::clone(&function);
@@ -245,7 +240,7 @@ async fn concurrent_invocations_start_at_most_concurrency_processes() {
         "8 waiting invocations start exactly 3 processes"
     );
     assert!(pids.is_subset(&launched), "{pids:?} ⊄ {launched:?}");
-    assert_eq!(function.pool().stats().launches, 3);
+    assert_eq!(function.stats().launches, 3);
     function.shutdown().await;
     assert!(launched.iter().all(|pid| dead(pid)));
 }
@@ -254,8 +249,7 @@ async fn concurrent_invocations_start_at_most_concurrency_processes() {
 async fn a_runtime_that_exits_mid_invocation_is_reported_at_once_and_replaced() {
     let scratch = Scratch::new("exit");
     scratch.install("v1");
-    let function =
-        ProcessFunction::new(&scratch.function(60, 1, &[]), "us-west-2").expect("function");
+    let function = pool(&scratch.function(60, 1, &[]), "us-west-2").expect("function");
     let result = tokio::time::timeout(
         Duration::from_secs(20),
         invoke(&function, json!({"action": "exit"}), LONG),
@@ -281,8 +275,7 @@ async fn a_runtime_that_exits_mid_invocation_is_reported_at_once_and_replaced() 
 async fn a_runtime_past_its_timeout_is_killed_with_its_children_and_replaced() {
     let scratch = Scratch::new("timeout");
     scratch.install("v1");
-    let function =
-        ProcessFunction::new(&scratch.function(1, 1, &[]), "us-west-2").expect("function");
+    let function = pool(&scratch.function(1, 1, &[]), "us-west-2").expect("function");
     let result = invoke(
         &function,
         json!({"action": "sleep"}),
@@ -310,8 +303,7 @@ async fn a_runtime_past_its_timeout_is_killed_with_its_children_and_replaced() {
 async fn an_error_report_is_an_unhandled_error() {
     let scratch = Scratch::new("error");
     scratch.install("v1");
-    let function =
-        ProcessFunction::new(&scratch.function(30, 1, &[]), "us-west-2").expect("function");
+    let function = pool(&scratch.function(30, 1, &[]), "us-west-2").expect("function");
     let result = invoke(&function, json!({"action": "error"}), LONG).await;
     assert_eq!(
         result,
@@ -332,8 +324,7 @@ async fn an_init_error_fails_the_invocation_with_the_runtimes_message() {
     let scratch = Scratch::new("init-error");
     scratch.install("v1");
     let function =
-        ProcessFunction::new(&scratch.function(30, 1, &[("INIT_FAIL", "1")]), "us-west-2")
-            .expect("function");
+        pool(&scratch.function(30, 1, &[("INIT_FAIL", "1")]), "us-west-2").expect("function");
     let result = invoke(&function, json!({}), LONG).await;
     assert_eq!(
         result,
@@ -341,7 +332,7 @@ async fn an_init_error_fails_the_invocation_with_the_runtimes_message() {
     );
     let pid = scratch.launches().first().cloned().unwrap_or_default();
     eventually("the failed runtime is gone", || {
-        dead(&pid) && function.pool().environments() == 0
+        dead(&pid) && function.environments() == 0
     })
     .await;
     function.shutdown().await;
@@ -351,8 +342,7 @@ async fn an_init_error_fails_the_invocation_with_the_runtimes_message() {
 async fn a_rebuilt_executable_is_used_by_the_next_invocation() {
     let scratch = Scratch::new("rebuild");
     scratch.install("v1");
-    let function =
-        ProcessFunction::new(&scratch.function(30, 2, &[]), "us-west-2").expect("function");
+    let function = pool(&scratch.function(30, 2, &[]), "us-west-2").expect("function");
     let first = invoke(&function, json!({}), LONG).await.expect("answer");
     assert_eq!(first["version"], json!("v1"));
     scratch.install("version-2");
@@ -370,10 +360,34 @@ async fn a_rebuilt_executable_is_used_by_the_next_invocation() {
 }
 
 #[tokio::test]
+async fn a_rewritten_script_run_by_an_interpreter_is_used_by_the_next_invocation() {
+    let scratch = Scratch::new("script");
+    scratch.install("v1");
+    let mut config = scratch.function(30, 2, &[]);
+    config.command = vec![
+        "bash".to_owned(),
+        scratch.bootstrap().to_string_lossy().into_owned(),
+    ];
+    let function = pool(&config, "us-west-2").expect("function");
+    let first = invoke(&function, json!({}), LONG).await.expect("answer");
+    assert_eq!(first["version"], json!("v1"));
+    // `bash` is unchanged; only the script it runs is new.
+    scratch.install("script-2");
+    let second = invoke(&function, json!({}), LONG).await.expect("answer");
+    assert_eq!(second["version"], json!("script-2"));
+    assert_ne!(second["pid"], first["pid"]);
+    let third = invoke(&function, json!({}), LONG).await.expect("answer");
+    assert_eq!(
+        third["pid"], second["pid"],
+        "no further drain without a change"
+    );
+    function.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_missing_executable_is_an_init_error_naming_it() {
     let scratch = Scratch::new("missing");
-    let function =
-        ProcessFunction::new(&scratch.function(30, 1, &[]), "us-west-2").expect("function");
+    let function = pool(&scratch.function(30, 1, &[]), "us-west-2").expect("function");
     match invoke(&function, json!({}), LONG).await {
         Err(FunctionError::Init(message)) => {
             let path = scratch.bootstrap().display().to_string();
@@ -395,7 +409,7 @@ async fn a_missing_executable_is_an_init_error_naming_it() {
 fn an_empty_command_is_rejected() {
     let config = function_config(Vec::new(), 3, 1, Default::default());
     assert!(matches!(
-        ProcessFunction::new(&config, "us-west-2"),
+        pool(&config, "us-west-2"),
         Err(ProcessError::EmptyCommand(_))
     ));
 }
@@ -482,7 +496,7 @@ async fn the_official_lambda_runtime_crate_runs_unmodified() {
         environment,
     );
     config.name = "hello-lambda".into();
-    let function = ProcessFunction::new(&config, "us-west-2").expect("function");
+    let function = pool(&config, "us-west-2").expect("function");
 
     let answer = invoke(
         &function,
@@ -509,7 +523,7 @@ async fn the_official_lambda_runtime_crate_runs_unmodified() {
         .expect("answer");
     assert_eq!(env["body"], json!("hello-lambda hi\n"));
     assert_eq!(
-        function.pool().stats().launches,
+        function.stats().launches,
         1,
         "one warm process served all three"
     );

@@ -19,11 +19,19 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
 }
 
-/// Why an environment could not be started. The message is shown to the user as the
-/// invocation's init error, so it should name what is missing (a path, an image).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LaunchError(pub String);
+/// Why an environment could not be started (or prepared). Its message is shown to the user as
+/// the invocation's init error, so it should name what is missing (a path, an image); the
+/// backend's own error stays reachable as its source.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct LaunchError(Box<dyn std::error::Error + Send + Sync>);
+
+impl LaunchError {
+    /// A launch error from a backend's error, or from a message (`String`, `&str`).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LaunchError {
+        LaunchError(error.into())
+    }
+}
 
 /// How an environment ended, in words (`exit status 3`, `killed by signal 9`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +43,38 @@ impl fmt::Display for Exit {
     }
 }
 
-/// Starts execution environments: a process launcher now, a Docker launcher later.
+/// Starts execution environments (local processes, Docker containers) and knows the code they
+/// run, so that the pool can tell when warm environments run old code.
 pub trait Launcher: Send + Sync + 'static {
     /// Starts one environment that talks to `spec.runtime_api`. Returns once it is started (not
     /// once it is ready: readiness is its first `/next`).
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Box<dyn Environment>, LaunchError>>;
+
+    /// What the environments run, for the function's start-up line (`process
+    /// target/release/my-lambda`, `container my-image:latest`).
+    fn describe(&self) -> String;
+
+    /// Does the slow part of getting ready ahead of the first launch (finding or building an
+    /// image), so that a failure shows at start-up instead of on the first request. Launches
+    /// work without it.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), LaunchError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Asked before every invocation, so it must be cheap: whether the function's code changed
+    /// since the last time it was asked. `Some(note)` means warm environments run old code: the
+    /// pool writes `note` to the function log and replaces them. A file that is missing (being
+    /// rewritten) is not a change; its new content is.
+    fn code_changed(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(std::future::ready(None))
+    }
+
+    /// Called by [`Pool::shutdown`](super::Pool::shutdown) once every environment is gone:
+    /// releases what the launcher holds outside them (a container whose creation raced with
+    /// the shutdown).
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A running execution environment, owned by the pool's supervisor for it.

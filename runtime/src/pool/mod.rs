@@ -73,7 +73,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::{BoxFuture, Function, FunctionError, InvokeContext};
+use crate::{BoxFuture, Function, FunctionError, InvokeContext, log};
 
 pub use config::{IDLE_TIMEOUT, INIT_TIMEOUT, PoolConfig};
 pub use launcher::{Environment, Exit, LaunchError, LaunchSpec, Launcher};
@@ -146,9 +146,25 @@ impl Pool {
         self.shared.provision();
     }
 
-    /// Runs one invocation: waits for an idle environment (starting one if the concurrency
-    /// allows), hands it the event, and returns its answer, or an error by `ctx.deadline`.
+    /// What the environments run (the launcher's description), for the start-up line.
+    pub fn describe(&self) -> String {
+        self.shared.launcher().describe()
+    }
+
+    /// Gets the launcher ready ahead of the first launch (see [`Launcher::prepare`]).
+    pub async fn prepare(&self) -> Result<(), LaunchError> {
+        self.shared.launcher().prepare().await
+    }
+
+    /// Runs one invocation: replaces the warm environments first if the function's code changed
+    /// (see [`Launcher::code_changed`]), then waits for an idle environment (starting one if the
+    /// concurrency allows), hands it the event, and returns its answer, or an error by
+    /// `ctx.deadline`.
     pub async fn invoke_with(&self, invocation: Invocation) -> Result<Bytes, FunctionError> {
+        if let Some(note) = self.shared.launcher().code_changed().await {
+            log::line(&self.shared.config().name, &note);
+            self.drain();
+        }
         let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
         // Its own task, so the deadline is enforced (and a hung environment killed) even when
         // the caller stops waiting, e.g. because the client disconnected.
@@ -173,6 +189,7 @@ impl Pool {
     pub async fn shutdown(&self) {
         self.shared.close();
         self.shared.all_gone().await;
+        self.shared.launcher().shutdown().await;
     }
 
     pub fn stats(&self) -> PoolStats {

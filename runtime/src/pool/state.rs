@@ -186,6 +186,10 @@ impl Shared {
         &self.config
     }
 
+    pub(super) fn launcher(&self) -> &dyn Launcher {
+        self.launcher.as_ref()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough state (every step is a
         // plain field update); keep serving rather than poisoning every later request.

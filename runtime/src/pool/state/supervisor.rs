@@ -130,7 +130,11 @@ impl Shared {
             ),
             runtime_api,
         };
-        let env = self.launcher.launch(spec).await.map_err(|e| e.0)?;
+        let env = self
+            .launcher
+            .launch(spec)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok((env, server))
     }
 
