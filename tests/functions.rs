@@ -251,7 +251,7 @@ async fn wasm_wasi_http_and_process_functions_answer_over_http() {
     // The start-up output says which kind each function is.
     let kind_line = |name: &str| -> String {
         err.lines()
-            .find(|l| l.starts_with(&format!("trellis: function {name}:")))
+            .find(|l| l.contains(&format!("trellis: function {name}:")))
             .unwrap_or_else(|| panic!("no start-up line for {name}; stderr:\n{err}"))
             .to_string()
     };
