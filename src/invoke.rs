@@ -28,6 +28,7 @@ pub struct InvokeArgs {
 
 /// Runs the function once; prints its response on stdout and its log on stderr.
 pub fn invoke(args: InvokeArgs) -> u8 {
+    crate::up::init_logging();
     let config = match load_config(&args.config.file) {
         Ok(c) => c,
         Err(code) => return code,

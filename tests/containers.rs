@@ -706,8 +706,9 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
 fn removed_count(stderr: &str) -> Option<usize> {
     let line = stderr
         .lines()
-        .find(|l| l.starts_with("trellis: removed ") && l.contains("left by an earlier Trellis"))?;
-    line["trellis: removed ".len()..]
+        .find(|l| l.contains("trellis: removed ") && l.contains("left by an earlier Trellis"))?;
+    let at = line.find("trellis: removed ")?;
+    line[at + "trellis: removed ".len()..]
         .split_whitespace()
         .next()?
         .parse()

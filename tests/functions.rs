@@ -251,7 +251,7 @@ async fn wasm_wasi_http_and_process_functions_answer_over_http() {
     // The start-up output says which kind each function is.
     let kind_line = |name: &str| -> String {
         err.lines()
-            .find(|l| l.starts_with(&format!("trellis: function {name}:")))
+            .find(|l| l.contains(&format!("trellis: function {name}:")))
             .unwrap_or_else(|| panic!("no start-up line for {name}; stderr:\n{err}"))
             .to_string()
     };
@@ -858,6 +858,69 @@ async fn process_function_scales_up_to_its_concurrency_and_no_further() {
         (2..=3).contains(&inits),
         "{inits} REPORT lines with an Init Duration:\n{err}"
     );
+}
+
+/// A Lambda custom runtime in bash that answers every invocation with `version VERSION`.
+fn versioned_runtime(version: &str) -> String {
+    format!(
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+api="http://${{AWS_LAMBDA_RUNTIME_API}}/2018-06-01/runtime"
+headers=$(mktemp)
+trap 'rm -f "$headers"' EXIT
+while true; do
+  curl -sS -o /dev/null -D "$headers" "$api/invocation/next"
+  id=$(awk 'tolower($1) == "lambda-runtime-aws-request-id:" {{print $2}}' "$headers" | tr -d '\r')
+  curl -sS -o /dev/null -X POST -H 'content-type: application/json' \
+    --data '{{"statusCode": 200, "body": "version {version}"}}' "$api/invocation/$id/response"
+done
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_function_reloads_when_the_script_its_command_runs_changes() {
+    let dir = scratch_dir("script-reload");
+    let script = dir.join("runtime.sh");
+    std::fs::write(&script, versioned_runtime("one")).unwrap();
+    let port = free_port();
+    let functions = format!(
+        "  - {{name: scripted, runtime: process, command: [bash, \"{}\"], timeout: 10}}\n",
+        path_str(&script)
+    );
+    let yaml = config(
+        port,
+        &[Group {
+            function: "scripted",
+            version: "V2",
+        }],
+        "",
+        &functions,
+    );
+    let t = start(&yaml);
+    let client = http1_client();
+    let a = get_fn(&client, port, "scripted", "/").await;
+    assert_eq!((a.status, a.body.as_str()), (200, "version one"), "{a:?}");
+
+    // Edited in place, as an editor saves it; `bash` itself is unchanged.
+    std::fs::write(&script, versioned_runtime("two, edited")).unwrap();
+    let mark = t.stderr().len();
+    let a = get_fn(&client, port, "scripted", "/").await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (200, "version two, edited"),
+        "the next invocation runs the new script: {a:?}\n{}",
+        t.stderr()
+    );
+    wait_fn_line(
+        &t,
+        mark,
+        "scripted",
+        &["runtime.sh changed: replacing warm environments"],
+    );
+    let a = get_fn(&client, port, "scripted", "/").await;
+    assert_eq!(a.body, "version two, edited");
+    assert_eq!(count_starts(&t, "scripted"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,10 +30,36 @@ use trellis_router::{MakeError, Target, TargetFactory};
 use trellis_runtime::Function;
 use trellis_runtime::target::LambdaTarget;
 
-use crate::container::{ContainerFunction, DockerEngine};
+use trellis_runtime::pool::Pool;
+
+use crate::container::{ContainerError, DockerEngine};
 use crate::http::{HttpClients, HttpTarget, HttpTargetError, UpstreamVersion};
-use crate::process::ProcessFunction;
-use crate::wasm::WasmEngine;
+use crate::process::ProcessError;
+use crate::wasm::{WasmEngine, WasmError};
+
+/// Why a function cannot be loaded or used. The backends' own errors are kept as they are, so
+/// their messages (which say what to do) reach the user unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokerError {
+    #[error("no function \"{0}\" in the config")]
+    UnknownFunction(String),
+    /// `trellis invoke` on a wasi:http component, which takes HTTP requests, not events.
+    #[error(
+        "function \"{0}\" is a wasi:http component: it takes HTTP requests, not events; serve it with `trellis up` and use curl"
+    )]
+    NotInvocable(String),
+    /// A container function in a config that [`Invokers::prepare`] did not connect for.
+    #[error(
+        "function \"{0}\" runs in a container, but Trellis is not connected to the Docker engine"
+    )]
+    NoDockerEngine(String),
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
 
 /// How the invokers are set up.
 #[derive(Debug, Clone)]
@@ -47,20 +73,14 @@ pub struct Options {
     pub provision: bool,
 }
 
-/// Functions that own environments (processes, containers), which must be stopped.
-#[derive(Clone)]
-enum Owner {
-    Process(Arc<ProcessFunction>),
-    Container(Arc<ContainerFunction>),
-}
-
 /// A loaded function, as targets use it.
 #[derive(Clone)]
 enum Handle {
-    /// Takes Lattice events; `owner` is set for functions with environments to stop.
+    /// Takes Lattice events; `pool` is set for functions that run in a warm pool of
+    /// environments (processes, containers), which must be stopped. The pool is the function.
     Event {
         function: Arc<dyn Function>,
-        owner: Option<Owner>,
+        pool: Option<Arc<Pool>>,
     },
     /// A wasi:http component: a target by itself.
     Http(Arc<dyn Target>),
@@ -79,7 +99,7 @@ pub struct Invokers {
     state_dir: PathBuf,
     provision: bool,
     /// Created on first use: a config without wasm functions never pays for it.
-    wasm: OnceLock<Result<WasmEngine, String>>,
+    wasm: OnceLock<Result<WasmEngine, WasmError>>,
     /// Connected by [`Invokers::prepare`] when a config has container functions.
     docker: OnceLock<Arc<DockerEngine>>,
     functions: Mutex<HashMap<String, LoadedFunction>>,
@@ -101,7 +121,7 @@ impl Invokers {
     /// Does the asynchronous set-up `config` needs before its table can be built: connects to
     /// the Docker engine (once) when it has container functions, and removes containers that
     /// a crashed Trellis left behind.
-    pub async fn prepare(&self, config: &Config) -> Result<(), String> {
+    pub async fn prepare(&self, config: &Config) -> Result<(), InvokerError> {
         let wants_docker = config
             .functions
             .iter()
@@ -109,29 +129,29 @@ impl Invokers {
         if !wants_docker || self.docker.get().is_some() {
             return Ok(());
         }
-        let engine = DockerEngine::connect(DockerEngine::new_instance_id())
-            .await
-            .map_err(|e| e.to_string())?;
+        let engine = DockerEngine::connect(DockerEngine::new_instance_id()).await?;
         match engine.cleanup_leftovers().await {
-            Ok(left) if !left.containers.is_empty() || !left.networks.is_empty() => eprintln!(
-                "trellis: removed {} container(s) and {} network(s) left by an earlier Trellis",
-                left.containers.len(),
-                left.networks.len()
-            ),
+            Ok(left) if !left.containers.is_empty() || !left.networks.is_empty() => {
+                tracing::info!(
+                    containers = left.containers.len(),
+                    networks = left.networks.len(),
+                    "trellis: removed {} container(s) and {} network(s) left by an earlier Trellis",
+                    left.containers.len(),
+                    left.networks.len()
+                )
+            }
             Ok(_) => {}
-            Err(e) => eprintln!("trellis: could not clean up earlier containers: {e}"),
+            Err(e) => tracing::warn!("trellis: could not clean up earlier containers: {e}"),
         }
         let _ = self.docker.set(engine);
         Ok(())
     }
 
     /// The function `name` of `config`, loaded (or reused), for `trellis invoke`.
-    pub fn function(&self, config: &Config, name: &str) -> Result<Arc<dyn Function>, String> {
+    pub fn function(&self, config: &Config, name: &str) -> Result<Arc<dyn Function>, InvokerError> {
         match self.load(config, name)? {
             Handle::Event { function, .. } => Ok(function),
-            Handle::Http(_) => Err(format!(
-                "function \"{name}\" is a wasi:http component: it takes HTTP requests, not events; serve it with `trellis up` and use curl"
-            )),
+            Handle::Http(_) => Err(InvokerError::NotInvocable(name.to_owned())),
         }
     }
 
@@ -147,7 +167,7 @@ impl Invokers {
             names.iter().filter_map(|n| functions.remove(n)).collect()
         };
         for f in gone {
-            eprintln!("trellis: function {} removed", f.settings.name);
+            tracing::info!(function = %f.settings.name, "trellis: function {} removed", f.settings.name);
             stop(f.handle).await;
         }
     }
@@ -161,26 +181,24 @@ impl Invokers {
         if let Some(engine) = self.docker.get()
             && let Err(e) = engine.remove_own_containers().await
         {
-            eprintln!("trellis: could not remove function containers: {e}");
+            tracing::warn!("trellis: could not remove function containers: {e}");
         }
     }
 
-    fn wasm_engine(&self) -> Result<&WasmEngine, String> {
+    fn wasm_engine(&self) -> Result<&WasmEngine, WasmError> {
         self.wasm
-            .get_or_init(|| {
-                WasmEngine::new(self.state_dir.join("wasm-cache")).map_err(|e| e.to_string())
-            })
+            .get_or_init(|| WasmEngine::new(self.state_dir.join("wasm-cache")))
             .as_ref()
             .map_err(Clone::clone)
     }
 
     /// Loads function `name`, or reuses the loaded one when its settings did not change.
-    fn load(&self, config: &Config, name: &str) -> Result<Handle, String> {
+    fn load(&self, config: &Config, name: &str) -> Result<Handle, InvokerError> {
         let settings = config
             .functions
             .iter()
             .find(|f| f.name == name)
-            .ok_or_else(|| format!("no function \"{name}\" in the config"))?;
+            .ok_or_else(|| InvokerError::UnknownFunction(name.to_owned()))?;
         let mut functions = lock(&self.functions);
         if let Some(loaded) = functions.get(name)
             && same_settings(&loaded.settings, settings)
@@ -189,74 +207,27 @@ impl Invokers {
         }
         let handle = match settings.runtime {
             FunctionRuntime::Wasm => {
-                let loaded = wasm::load(self.wasm_engine()?, settings, &config.region)
-                    .map_err(|e| e.to_string())?;
-                eprintln!("trellis: function {}", loaded.description);
+                let loaded = wasm::load(self.wasm_engine()?, settings, &config.region)?;
+                tracing::info!(function = %name, "trellis: function {}", loaded.description);
                 match loaded.loaded {
                     wasm::Loaded::Function(function) => Handle::Event {
                         function,
-                        owner: None,
+                        pool: None,
                     },
                     wasm::Loaded::Http(target) => Handle::Http(target),
                 }
             }
             FunctionRuntime::Process => {
-                let process = Arc::new(
-                    ProcessFunction::new(settings, &config.region).map_err(|e| e.to_string())?,
-                );
-                eprintln!(
-                    "trellis: function {}: process {} ({})",
-                    settings.name,
-                    process.executable().display(),
-                    self.pool_note(settings)
-                );
-                if self.provision && tokio::runtime::Handle::try_current().is_ok() {
-                    process.pool().provision();
-                }
-                Handle::Event {
-                    function: process.clone(),
-                    owner: Some(Owner::Process(process)),
-                }
+                let pool = process::pool(settings, &config.region)?;
+                self.start_pool(settings, pool)
             }
             FunctionRuntime::Container => {
-                let engine = self.docker.get().ok_or_else(|| {
-                    format!("function \"{name}\" runs in a container, but Trellis is not connected to the Docker engine")
-                })?;
-                let container = Arc::new(
-                    ContainerFunction::new(settings, &config.region, engine)
-                        .map_err(|e| e.to_string())?,
-                );
-                eprintln!(
-                    "trellis: function {}: container {} ({})",
-                    settings.name,
-                    settings
-                        .image
-                        .clone()
-                        .or_else(|| settings
-                            .build
-                            .as_ref()
-                            .map(|b| format!("built from {}", b.display())))
-                        .unwrap_or_default(),
-                    self.pool_note(settings)
-                );
-                // Find or build the image now, so a missing image or a failed build shows at
-                // start-up rather than on the first request; then start the provisioned
-                // containers from it.
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let (c, name) = (container.clone(), settings.name.clone());
-                    let provision = self.provision;
-                    rt.spawn(async move {
-                        match c.prepare().await {
-                            Ok(_) if provision => c.pool().provision(),
-                            Ok(_) => {}
-                            Err(e) => eprintln!("trellis: function {name}: {e}"),
-                        }
-                    });
-                }
-                Handle::Event {
-                    function: container.clone(),
-                    owner: Some(Owner::Container(container)),
-                }
+                let engine = self
+                    .docker
+                    .get()
+                    .ok_or_else(|| InvokerError::NoDockerEngine(name.to_owned()))?;
+                let pool = container::pool(settings, &config.region, engine)?;
+                self.start_pool(settings, pool)
             }
         };
         let previous = functions.insert(
@@ -267,7 +238,7 @@ impl Invokers {
             },
         );
         if let Some(previous) = previous {
-            eprintln!("trellis: function {name} changed; its old environments are stopped");
+            tracing::info!(function = %name, "trellis: function {name} changed; its old environments are stopped");
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(stop(previous.handle));
             }
@@ -277,6 +248,36 @@ impl Invokers {
 }
 
 impl Invokers {
+    /// Announces a process or container function's pool and gets it going: its launcher
+    /// prepares now (a container image is found or built, so a missing image or a failed build
+    /// shows at start-up rather than on the first request), then the provisioned environments
+    /// start.
+    fn start_pool(&self, settings: &FunctionConfig, pool: Pool) -> Handle {
+        let pool = Arc::new(pool);
+        tracing::info!(
+            function = %settings.name,
+            "trellis: function {}: {} ({})",
+            settings.name,
+            pool.describe(),
+            self.pool_note(settings)
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (pool, name, provision) =
+                (Arc::clone(&pool), settings.name.clone(), self.provision);
+            rt.spawn(async move {
+                match pool.prepare().await {
+                    Ok(()) if provision => pool.provision(),
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(function = %name, "trellis: function {name}: {e}"),
+                }
+            });
+        }
+        Handle::Event {
+            function: pool.clone(),
+            pool: Some(pool),
+        }
+    }
+
     /// How a process or container function's environments start, for its start-up line.
     fn pool_note(&self, settings: &FunctionConfig) -> String {
         let idle = format!("stopped after {} s idle", settings.idle_timeout_seconds);
@@ -295,16 +296,11 @@ impl Invokers {
 }
 
 async fn stop(handle: Handle) {
-    match handle {
-        Handle::Event {
-            owner: Some(Owner::Process(p)),
-            ..
-        } => p.shutdown().await,
-        Handle::Event {
-            owner: Some(Owner::Container(c)),
-            ..
-        } => c.shutdown().await,
-        _ => {}
+    if let Handle::Event {
+        pool: Some(pool), ..
+    } = handle
+    {
+        pool.shutdown().await;
     }
 }
 

@@ -5,12 +5,12 @@
 //! - `event`: the VPC Lattice event codec (V1 and V2) and the response decoder.
 //! - `target`: [`LambdaTarget`](target::LambdaTarget) wraps a [`Function`] into a router
 //!   [`Target`](trellis_router::Target).
-//! - `api`: Trellis's Lambda Runtime API and the pool of warm environments that process and
-//!   container functions run in.
+//! - `pool`: the pool of warm environments that process and container functions run in, and
+//!   Trellis's Lambda Runtime API they speak.
 
-pub mod api;
 pub mod event;
 pub mod log;
+pub mod pool;
 pub mod stamp;
 pub mod target;
 

@@ -1,8 +1,8 @@
 //! Starting and stopping one container per execution environment.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -13,12 +13,12 @@ use bollard::query_parameters::{CreateContainerOptions, LogsOptions, WaitContain
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use trellis_runtime::api::{Environment, Exit, LaunchError, LaunchSpec, Launcher};
+use trellis_runtime::pool::{Environment, Exit, LaunchError, LaunchSpec, Launcher};
 use trellis_runtime::{BoxFuture, log};
 
 use super::engine::{DockerEngine, chain, is_status, remove_container, short_id};
-use super::image::Images;
-use super::labels;
+use super::image::{ImageSource, Images};
+use super::{ContainerError, labels};
 
 /// Longest line of output logged as one line (as for process functions).
 const MAX_LINE: usize = 16 * 1024;
@@ -35,29 +35,52 @@ const WAIT_RETRIES: u32 = 5;
 /// Starts environments as containers of the function's image: Lambda's variables in the
 /// environment, the memory limit from `memorySize`, `trellis.*` labels, attached where the
 /// engine's [`Placement`](super::Placement) says, output streamed into the function log.
+///
+/// Its code is the image: for a `build:` directory, a change to the directory's content means
+/// a new image, and warm containers are replaced.
 pub struct DockerLauncher {
     engine: Arc<DockerEngine>,
-    images: Arc<Images>,
+    images: Images,
     function: String,
+    /// The value of this launcher's `trellis.pool` label.
     pool_id: String,
     memory_mb: u32,
+    /// The build directory's metadata fingerprint as last seen, for cheap change detection.
+    fingerprint: Mutex<Option<u64>>,
 }
 
 impl DockerLauncher {
-    pub(super) fn new(
-        engine: Arc<DockerEngine>,
-        images: Arc<Images>,
-        function: &str,
-        pool_id: &str,
-        memory_mb: u32,
-    ) -> DockerLauncher {
-        DockerLauncher {
-            engine,
+    /// A launcher for container function `config` (its `image` or `build`, and memory).
+    pub fn new(
+        config: &trellis_config::Function,
+        engine: &Arc<DockerEngine>,
+    ) -> Result<DockerLauncher, ContainerError> {
+        let source = ImageSource::from_config(config)?;
+        let images = Images::new(engine.docker().clone(), &config.name, source);
+        Ok(DockerLauncher {
+            engine: Arc::clone(engine),
+            fingerprint: Mutex::new(images.fingerprint()),
             images,
-            function: function.to_owned(),
-            pool_id: pool_id.to_owned(),
-            memory_mb,
-        }
+            function: config.name.clone(),
+            pool_id: short_id(),
+            memory_mb: config.memory_size_mb,
+        })
+    }
+
+    /// Where the image comes from.
+    pub fn source(&self) -> &ImageSource {
+        self.images.source()
+    }
+
+    /// The value of this launcher's `trellis.pool` label, on every container it starts.
+    pub fn pool_id(&self) -> &str {
+        &self.pool_id
+    }
+
+    /// Finds the image now (building a `build:` directory if its content has no image yet).
+    /// Returns the image reference containers are created from.
+    pub async fn image(&self) -> Result<String, ContainerError> {
+        self.images.resolve().await
     }
 
     async fn start(&self, spec: LaunchSpec) -> Result<ContainerEnvironment, String> {
@@ -147,8 +170,65 @@ impl DockerLauncher {
 impl Launcher for DockerLauncher {
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Box<dyn Environment>, LaunchError>> {
         Box::pin(async move {
-            let env = self.start(spec).await.map_err(LaunchError)?;
+            let env = self.start(spec).await.map_err(LaunchError::new)?;
             Ok(Box::new(env) as Box<dyn Environment>)
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self.images.source() {
+            ImageSource::Image(image) => format!("container {image}"),
+            ImageSource::Build(dir) => format!("container built from {}", dir.display()),
+        }
+    }
+
+    /// Finds or builds the image, so that a missing image or a failed build shows at start-up.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), LaunchError>> {
+        Box::pin(async move {
+            self.image().await.map_err(LaunchError::new)?;
+            Ok(())
+        })
+    }
+
+    /// Whether the `build:` directory's content changed since the image the warm containers run
+    /// was built. A metadata walk per invocation (sizes and mtimes); the content is hashed only
+    /// when that changed, so touching a file without changing it costs nothing.
+    fn code_changed(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let now = self.images.fingerprint()?;
+            {
+                let mut seen = self
+                    .fingerprint
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if *seen == Some(now) {
+                    return None;
+                }
+                *seen = Some(now);
+            }
+            self.images.content_changed().await.then(|| {
+                format!(
+                    "{} changed: rebuilding the image and replacing warm containers",
+                    self.images.source()
+                )
+            })
+        })
+    }
+
+    /// Removes any container of this launcher still there: one whose creation raced with the
+    /// pool's shutdown.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self
+                .engine
+                .remove_containers(&[(labels::POOL, &self.pool_id)])
+                .await
+            {
+                log::line(
+                    &self.function,
+                    &format!("could not remove its containers: {e}"),
+                );
+            }
         })
     }
 }

@@ -33,7 +33,7 @@ pub struct Placement {
     pub network: String,
     /// The address the Runtime API endpoints listen on ([`PoolConfig::bind`]).
     ///
-    /// [`PoolConfig::bind`]: trellis_runtime::api::PoolConfig::bind
+    /// [`PoolConfig::bind`]: trellis_runtime::pool::PoolConfig::bind
     pub bind: IpAddr,
     /// The host name containers are given in `AWS_LAMBDA_RUNTIME_API` when it is not `bind`.
     pub advertise_host: Option<String>,

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use trellis_config::{FunctionRuntime, Loc, Pos};
 use trellis_runtime::{Function, FunctionError, InvokeContext};
 
+use super::image::Images;
 use super::*;
 
 /// The hello-lambda image, built once per test run through [`Images`].
@@ -169,10 +170,45 @@ fn config(
     }
 }
 
+/// A container function as [`pool`] makes it, with its launcher at hand to look at.
+struct TestFunction {
+    pool: Pool,
+    launcher: Arc<DockerLauncher>,
+}
+
+impl TestFunction {
+    fn new(
+        config: &trellis_config::Function,
+        region: &str,
+        engine: &Arc<DockerEngine>,
+    ) -> Result<TestFunction, ContainerError> {
+        let launcher = Arc::new(DockerLauncher::new(config, engine)?);
+        let pool = Pool::new(pool_config(config, region, engine), launcher.clone());
+        Ok(TestFunction { pool, launcher })
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn pool_id(&self) -> &str {
+        self.launcher.pool_id()
+    }
+
+    /// The image containers are created from, found or built now.
+    async fn prepare(&self) -> Result<String, ContainerError> {
+        self.launcher.image().await
+    }
+
+    async fn shutdown(&self) {
+        self.pool.shutdown().await;
+    }
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 async fn invoke(
-    function: &ContainerFunction,
+    function: &TestFunction,
     path: &str,
     timeout: Duration,
 ) -> Result<Value, FunctionError> {
@@ -197,12 +233,13 @@ async fn invoke(
         }
     });
     let bytes = function
+        .pool
         .invoke(bytes::Bytes::from(event.to_string()), ctx)
         .await?;
     Ok(serde_json::from_slice(&bytes).expect("JSON answer"))
 }
 
-async fn body(function: &ContainerFunction, path: &str) -> String {
+async fn body(function: &TestFunction, path: &str) -> String {
     let answer = invoke(function, path, LONG).await.expect("an answer");
     assert_eq!(answer["statusCode"], json!(200), "{answer}");
     answer["body"].as_str().unwrap_or_default().to_owned()
@@ -270,7 +307,7 @@ async fn the_running_container(label: &str) -> String {
     }
 }
 
-fn pool_label(function: &ContainerFunction) -> String {
+fn pool_label(function: &TestFunction) -> String {
     format!("{}={}", labels::POOL, function.pool_id())
 }
 
@@ -280,7 +317,7 @@ async fn a_container_function_answers_in_a_labelled_lambda_environment() {
     let image = hello_image(&engine).await;
     let mut settings = config("hello-container", &ImageSource::Image(image), 10, 2);
     settings.environment.insert("GREETING".into(), "hi".into());
-    let function = ContainerFunction::new(&settings, "us-west-2", &engine).expect("function");
+    let function = TestFunction::new(&settings, "us-west-2", &engine).expect("function");
 
     let cold = Instant::now();
     assert_eq!(body(&function, "/").await, "Hello from the function\n");
@@ -346,7 +383,7 @@ async fn concurrent_invocations_start_at_most_concurrency_containers() {
     let Some(engine) = engine().await else { return };
     let image = hello_image(&engine).await;
     let function = Arc::new(
-        ContainerFunction::new(
+        TestFunction::new(
             &config("hello-concurrent", &ImageSource::Image(image), 30, 3),
             "us-west-2",
             &engine,
@@ -396,7 +433,7 @@ async fn concurrent_invocations_start_at_most_concurrency_containers() {
 async fn a_container_killed_or_removed_behind_our_back_is_replaced_without_a_failure() {
     let Some(engine) = engine().await else { return };
     let image = hello_image(&engine).await;
-    let function = ContainerFunction::new(
+    let function = TestFunction::new(
         &config("hello-killed", &ImageSource::Image(image), 30, 1),
         "us-west-2",
         &engine,
@@ -440,7 +477,7 @@ async fn a_container_killed_or_removed_behind_our_back_is_replaced_without_a_fai
 async fn a_timeout_replaces_the_container() {
     let Some(engine) = engine().await else { return };
     let image = hello_image(&engine).await;
-    let function = ContainerFunction::new(
+    let function = TestFunction::new(
         &config("hello-timeout", &ImageSource::Image(image), 1, 1),
         "us-west-2",
         &engine,
@@ -468,7 +505,7 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
     let Some(engine) = engine().await else { return };
     let build = BuildDir::new("rebuild", "ENV GREETING=one\n").await;
     let source = ImageSource::Build(build.dir.clone());
-    let function = ContainerFunction::new(
+    let function = TestFunction::new(
         &config("hello-rebuild", &source, 30, 2),
         "us-west-2",
         &engine,
@@ -515,7 +552,7 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
     .await;
     function.shutdown().await;
     // A fresh function over the same directory reuses the image (no build).
-    let again = ContainerFunction::new(
+    let again = TestFunction::new(
         &config("hello-rebuild", &source, 30, 2),
         "us-west-2",
         &engine,
@@ -540,7 +577,7 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
 async fn a_failed_build_and_a_missing_image_are_explained() {
     let Some(engine) = engine().await else { return };
     let build = BuildDir::new("broken", "COPY no-such-file /x\n").await;
-    let function = ContainerFunction::new(
+    let function = TestFunction::new(
         &config(
             "hello-broken",
             &ImageSource::Build(build.dir.clone()),
@@ -569,7 +606,7 @@ async fn a_failed_build_and_a_missing_image_are_explained() {
     }
     function.shutdown().await;
 
-    let missing = ContainerFunction::new(
+    let missing = TestFunction::new(
         &config(
             "hello-missing",
             &ImageSource::Image("trellis-no-such-image:never".into()),
@@ -671,7 +708,7 @@ async fn leftovers_of_a_dead_trellis_are_removed_and_a_live_ones_kept() {
         DockerEngine::new_instance_id(),
         engine.placement().clone(),
     );
-    let live_function = ContainerFunction::new(
+    let live_function = TestFunction::new(
         &config(
             "hello-live-owner",
             &ImageSource::Image(image.clone()),

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use super::state::trace_id;
 use super::*;
 use crate::MAX_PAYLOAD;
 
@@ -116,6 +118,10 @@ struct Probe {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     killed: AtomicUsize,
+    /// What the launcher's `code_changed` answers next (then `None` again).
+    code_change: Mutex<Option<String>>,
+    /// Environments killed so far when the launcher's `shutdown` hook ran, once per call.
+    launcher_shutdowns: Mutex<Vec<usize>>,
     /// Request ids each environment received, in order.
     seen: Mutex<BTreeMap<u64, Vec<String>>>,
 }
@@ -147,7 +153,7 @@ impl Launcher for TaskLauncher {
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Box<dyn Environment>, LaunchError>> {
         Box::pin(async move {
             if let Some(reason) = &self.fail {
-                return Err(LaunchError(reason.clone()));
+                return Err(LaunchError::new(reason.clone()));
             }
             // `spec.env` applies in order, later entries winning, as a real launcher would.
             let env: HashMap<String, String> = spec.env.iter().cloned().collect();
@@ -164,6 +170,28 @@ impl Launcher for TaskLauncher {
                 last_exit: None,
             }) as Box<dyn Environment>)
         })
+    }
+
+    fn describe(&self) -> String {
+        "tasks".to_owned()
+    }
+
+    fn code_changed(&self) -> BoxFuture<'_, Option<String>> {
+        let change = self
+            .probe
+            .code_change
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take());
+        Box::pin(std::future::ready(change))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        let killed = self.probe.killed.load(Ordering::SeqCst);
+        if let Ok(mut calls) = self.probe.launcher_shutdowns.lock() {
+            calls.push(killed);
+        }
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -946,6 +974,38 @@ async fn drain_retires_idle_environments_at_once_and_busy_ones_after_their_invoc
 }
 
 #[tokio::test]
+async fn a_code_change_the_launcher_reports_replaces_warm_environments_first() {
+    let (pool, probe) = pool_with(config(2), scripted());
+    let first = invoke(&pool, json!({"action": "echo"}), LONG)
+        .await
+        .expect("answer");
+    assert_eq!(first["env"], json!(0));
+    *probe.code_change.lock().expect("probe") = Some("bootstrap changed".to_owned());
+    let second = invoke(&pool, json!({"action": "echo"}), LONG)
+        .await
+        .expect("answer");
+    assert_eq!(
+        second["env"],
+        json!(1),
+        "the new code runs in a fresh environment"
+    );
+    eventually("the old environment is killed", || {
+        probe.killed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let third = invoke(&pool, json!({"action": "echo"}), LONG)
+        .await
+        .expect("answer");
+    assert_eq!(
+        third["env"],
+        json!(1),
+        "no further change, no further drain"
+    );
+    assert_eq!(pool.stats().launches, 2);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
 async fn idle_environments_are_stopped_after_the_idle_timeout_but_busy_ones_are_not() {
     let mut config = config(3);
     config.idle_timeout = Duration::from_millis(300);
@@ -1100,6 +1160,11 @@ async fn shutdown_fails_what_runs_and_waits_for_every_environment() {
     pool.shutdown().await;
     assert_eq!(pool.environments(), 0);
     assert_eq!(probe.killed.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *probe.launcher_shutdowns.lock().expect("probe"),
+        vec![1],
+        "the launcher's shutdown hook runs once, after the environment is gone"
+    );
     match running.await.expect("task") {
         Err(FunctionError::Crashed(message)) => {
             assert!(message.contains("shutting down"), "{message}")

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::{Delivery, Rejection, Shared};
+use super::state::{Delivery, EnvironmentApi, Rejection};
 use crate::{FunctionError, MAX_PAYLOAD, log};
 
 type Reply = Response<Full<Bytes>>;
@@ -37,24 +37,25 @@ const PREFIX: &str = "/2018-06-01/runtime/";
 /// Longest error message kept from an `/error` body that is not the usual JSON.
 const MAX_RAW_ERROR: usize = 4096;
 
-/// Serves environment `env`'s endpoint until aborted (when the environment is gone). Connections
+/// Serves one environment's endpoint until aborted (when the environment is gone). Connections
 /// live in a `JoinSet`, so aborting this task closes them too, parked `/next` polls included.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, env: u64) {
+pub(super) async fn serve(listener: TcpListener, api: EnvironmentApi) {
+    let api = Arc::new(api);
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(function = %shared.config.name, "Runtime API accept failed: {e}");
+                tracing::warn!(function = %api.function(), "Runtime API accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         while connections.try_join_next().is_some() {}
-        let shared = Arc::clone(&shared);
+        let api = Arc::clone(&api);
         connections.spawn(async move {
-            let service = service_fn(move |request| handle(Arc::clone(&shared), env, request));
+            let service = service_fn(move |request| handle(Arc::clone(&api), request));
             // A broken connection only concerns the runtime that broke it.
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -63,29 +64,23 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, env: u64) 
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    env: u64,
-    request: Request<Incoming>,
-) -> Result<Reply, Infallible> {
+async fn handle(api: Arc<EnvironmentApi>, request: Request<Incoming>) -> Result<Reply, Infallible> {
     let path = request.uri().path().to_owned();
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Ok(not_found());
     };
     let post = request.method() == Method::POST;
     let reply = match rest {
-        "invocation/next" if request.method() == Method::GET => next(&shared, env).await,
-        "init/error" if post => init_error(&shared, env, request).await,
+        "invocation/next" if request.method() == Method::GET => next(&api).await,
+        "init/error" if post => init_error(&api, request).await,
         "invocation/next" | "init/error" => status_only(StatusCode::METHOD_NOT_ALLOWED),
         _ => match rest
             .strip_prefix("invocation/")
             .and_then(|r| r.split_once('/'))
         {
-            Some((id, "response")) if post && !id.is_empty() => {
-                response(&shared, env, id, request).await
-            }
+            Some((id, "response")) if post && !id.is_empty() => response(&api, id, request).await,
             Some((id, "error")) if post && !id.is_empty() => {
-                invocation_error(&shared, env, id, request).await
+                invocation_error(&api, id, request).await
             }
             Some((id, "response" | "error")) if !id.is_empty() => {
                 status_only(StatusCode::METHOD_NOT_ALLOWED)
@@ -97,8 +92,8 @@ async fn handle(
 }
 
 /// `GET …/invocation/next`: waits for an invocation and sends it with its headers.
-async fn next(shared: &Arc<Shared>, env: u64) -> Reply {
-    let delivery = match shared.poll_next(env) {
+async fn next(api: &EnvironmentApi) -> Reply {
+    let delivery = match api.next() {
         Ok(rx) => match rx.await {
             Ok(delivery) => delivery,
             // The poll was superseded by a newer one or the environment is being stopped.
@@ -108,7 +103,7 @@ async fn next(shared: &Arc<Shared>, env: u64) -> Reply {
         },
         Err(rejection) => return rejected(rejection),
     };
-    log::start(&shared.config.name, &delivery.request_id);
+    log::start(api.function(), &delivery.request_id);
     event_reply(delivery)
 }
 
@@ -143,31 +138,26 @@ fn event_reply(delivery: Delivery) -> Reply {
 }
 
 /// `POST …/invocation/{id}/response`.
-async fn response(shared: &Shared, env: u64, id: &str, request: Request<Incoming>) -> Reply {
-    if let Err(rejection) = shared.holds(env, id) {
+async fn response(api: &EnvironmentApi, id: &str, request: Request<Incoming>) -> Reply {
+    if let Err(rejection) = api.holds(id) {
         return rejected(rejection);
     }
     match read_capped(request.into_body()).await {
-        Ok(body) => match shared.complete(env, id, Ok(body)) {
+        Ok(body) => match api.complete(id, Ok(body)) {
             Ok(()) => accepted(),
             Err(rejection) => rejected(rejection),
         },
         Err(BodyError::TooLarge(size)) => {
-            let _ = shared.complete(env, id, Err(FunctionError::ResponseTooLarge(size)));
+            let _ = api.complete(id, Err(FunctionError::ResponseTooLarge(size)));
             too_large()
         }
-        Err(BodyError::Broken(reason)) => truncated(&shared.config.name, &reason),
+        Err(BodyError::Broken(reason)) => truncated(api.function(), &reason),
     }
 }
 
 /// `POST …/invocation/{id}/error`: the invocation fails with the runtime's error.
-async fn invocation_error(
-    shared: &Shared,
-    env: u64,
-    id: &str,
-    request: Request<Incoming>,
-) -> Reply {
-    if let Err(rejection) = shared.holds(env, id) {
+async fn invocation_error(api: &EnvironmentApi, id: &str, request: Request<Incoming>) -> Reply {
+    if let Err(rejection) = api.holds(id) {
         return rejected(rejection);
     }
     let header_type = error_type_header(&request);
@@ -178,26 +168,26 @@ async fn invocation_error(
                 error_type,
                 message,
             };
-            match shared.complete(env, id, Err(error)) {
+            match api.complete(id, Err(error)) {
                 Ok(()) => accepted(),
                 Err(rejection) => rejected(rejection),
             }
         }
         Err(BodyError::TooLarge(size)) => {
-            let _ = shared.complete(env, id, Err(FunctionError::ResponseTooLarge(size)));
+            let _ = api.complete(id, Err(FunctionError::ResponseTooLarge(size)));
             too_large()
         }
-        Err(BodyError::Broken(reason)) => truncated(&shared.config.name, &reason),
+        Err(BodyError::Broken(reason)) => truncated(api.function(), &reason),
     }
 }
 
 /// `POST …/init/error`: the environment failed to initialize and is discarded.
-async fn init_error(shared: &Shared, env: u64, request: Request<Incoming>) -> Reply {
+async fn init_error(api: &EnvironmentApi, request: Request<Incoming>) -> Reply {
     let header_type = error_type_header(&request);
     let body = match read_capped(request.into_body()).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(_)) => return too_large(),
-        Err(BodyError::Broken(reason)) => return truncated(&shared.config.name, &reason),
+        Err(BodyError::Broken(reason)) => return truncated(api.function(), &reason),
     };
     let (error_type, message) = parse_error(&body, header_type);
     let text = if message.is_empty() {
@@ -205,7 +195,7 @@ async fn init_error(shared: &Shared, env: u64, request: Request<Incoming>) -> Re
     } else {
         format!("{error_type}: {message}")
     };
-    match shared.init_error(env, text) {
+    match api.init_error(text) {
         Ok(()) => accepted(),
         Err(rejection) => rejected(rejection),
     }
