@@ -543,3 +543,39 @@ fn invoke_of_an_unknown_function_suggests_the_closest_name() {
     assert!(!err.contains("did you mean"), "{err}");
     assert!(err.contains("functions: hello-function"), "{err}");
 }
+
+/// On a terminal (`script` gives `trellis up` one) the log is coloured, unless `NO_COLOR` says
+/// otherwise.
+#[test]
+fn up_colours_its_log_on_a_terminal_unless_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script (util-linux) not installed: skipping");
+        return;
+    }
+    let file = write_config("log-tty", &simple_config(free_port(), &[free_port()], ""));
+    let dir = file.parent().unwrap();
+    let up = format!(
+        "timeout -s TERM 5 {TRELLIS} up -f {} --admin off --state-dir {}",
+        file.display(),
+        dir.join("state").display()
+    );
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &up, "/dev/null"])
+            .current_dir(dir)
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_LOG");
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let out = script.output().expect("run script");
+        let terminal = String::from_utf8_lossy(&out.stdout);
+        assert!(terminal.contains("SIGTERM received"), "{terminal}");
+        assert_eq!(
+            terminal.contains("\x1b["),
+            coloured,
+            "NO_COLOR={no_color:?}:\n{terminal:?}"
+        );
+    }
+}
