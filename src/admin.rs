@@ -43,8 +43,11 @@ pub async fn bind(addr: AdminAddr) -> Option<TcpListener> {
     match TcpListener::bind(addr).await {
         Ok(listener) => Some(listener),
         Err(e) => {
-            eprintln!(
-                "trellis: warning: cannot open the admin port {addr} ({e}); /metrics is off (pass --admin ADDR, or --admin off)"
+            tracing::warn!(
+                target: crate::log::TARGET,
+                address = %addr,
+                error = %e,
+                "cannot open the admin port {addr} ({e}); /metrics is off (pass --admin ADDR, or --admin off)"
             );
             None
         }
@@ -58,7 +61,7 @@ pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    tracing::warn!("admin port: accept failed: {e}");
+                    tracing::warn!(target: crate::log::TARGET, error = %e, "admin port: accept failed: {e}");
                     continue;
                 }
             },

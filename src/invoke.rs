@@ -11,7 +11,7 @@ use trellis_config::EventVersion;
 use trellis_invokers::{Invokers, Options};
 use trellis_runtime::{FunctionError, InvokeContext};
 
-use crate::{EXIT_BAD_CONFIG, EXIT_RUNTIME, load_config};
+use crate::{EXIT_BAD_CONFIG, EXIT_RUNTIME, load_config, log};
 
 #[derive(clap::Args)]
 pub struct InvokeArgs {
@@ -24,33 +24,35 @@ pub struct InvokeArgs {
     config: crate::ConfigArg,
     #[command(flatten)]
     state: crate::StateDirArg,
+    #[command(flatten)]
+    pub log: crate::LogArgs,
 }
 
 /// Runs the function once; prints its response on stdout and its log on stderr.
 pub fn invoke(args: InvokeArgs) -> u8 {
-    crate::up::init_logging();
     let config = match load_config(&args.config.file) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let Some(function) = config.functions.iter().find(|f| f.name == args.function) else {
         let names: Vec<&str> = config.functions.iter().map(|f| f.name.as_str()).collect();
-        eprintln!(
-            "no function \"{}\" in {}; functions: {}",
+        log::error(&anyhow!(
+            "no function \"{}\" in {}; {}functions: {}",
             args.function,
             args.config.file.display(),
+            crate::suggestion(&args.function, &names),
             if names.is_empty() {
                 "(none)".to_string()
             } else {
                 names.join(", ")
             }
-        );
+        ));
         return EXIT_BAD_CONFIG;
     };
     let payload = match read_event(args.event.as_deref(), &config.region) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            log::error(&e);
             return EXIT_BAD_CONFIG;
         }
     };
@@ -60,7 +62,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            log::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
             return EXIT_RUNTIME;
         }
     };
@@ -92,7 +94,6 @@ pub fn invoke(args: InvokeArgs) -> u8 {
             0
         }
         Ok(Err(e)) => {
-            eprintln!("error: {e}");
             if let FunctionError::Unhandled {
                 error_type,
                 message,
@@ -103,10 +104,11 @@ pub fn invoke(args: InvokeArgs) -> u8 {
                     serde_json::json!({"errorType": error_type, "errorMessage": message})
                 );
             }
+            log::error(&anyhow::Error::new(e));
             EXIT_RUNTIME
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            log::error(&e);
             EXIT_RUNTIME
         }
     }
@@ -175,7 +177,7 @@ pub fn generate_event(args: GenerateEventArgs) -> u8 {
     let mut headers = Vec::new();
     for h in &args.headers {
         let Some((k, v)) = h.split_once(':') else {
-            eprintln!("error: --header {h:?} is not Name:Value");
+            log::error(&anyhow!("--header {h:?} is not Name:Value"));
             return EXIT_BAD_CONFIG;
         };
         headers.push((k.trim().to_string(), v.trim().to_string()));
@@ -193,7 +195,7 @@ pub fn generate_event(args: GenerateEventArgs) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            log::error(&anyhow::Error::new(e));
             EXIT_BAD_CONFIG
         }
     }

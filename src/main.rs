@@ -1,7 +1,9 @@
 //! `trellis`: a local VPC Lattice. See `trellis --help`.
 
 mod admin;
+mod duration;
 mod invoke;
+mod log;
 mod reload;
 mod show;
 mod up;
@@ -19,7 +21,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code: the config file is missing or invalid.
 pub const EXIT_BAD_CONFIG: u8 = 1;
-/// Exit code: Trellis could not run (a port in use, a target that cannot be built, …).
+/// Exit code: Trellis could not run (a port in use, a target that cannot be built, …). Clap
+/// exits with the same code on a usage error (an unknown flag, a bad `--target-timeout`).
 pub const EXIT_RUNTIME: u8 = 2;
 
 #[derive(Parser)]
@@ -28,7 +31,8 @@ pub const EXIT_RUNTIME: u8 = 2;
     // The commit it was built from (build.rs), so a benchmark can tell a stale binary.
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TRELLIS_COMMIT"), ")"),
     about = "A local VPC Lattice: services, listeners, rules and weighted target groups in one binary",
-    after_help = "Exit codes: 0 success, 1 invalid or missing config file, 2 runtime failure.\n\
+    after_help = "Exit codes: 0 success, 1 invalid or missing config file, 2 runtime failure or invalid\n\
+                  command-line arguments.\n\
                   Docs: README.md and docs/ in the Trellis repository."
 )]
 struct Cli {
@@ -54,8 +58,9 @@ enum Command {
     #[command(
         after_help = "Prints one line per listener with a curl command to try it.\n\
                             Access logs go to the destinations in the config; Trellis's own log goes to stderr\n\
-                            (set RUST_LOG=debug for one line per request).\n\
-                            Exit codes: 0 after a clean shutdown, 1 invalid config, 2 runtime failure."
+                            (set RUST_LOG=debug for one line per request; --log-format json for JSON lines).\n\
+                            Exit codes: 0 after a clean shutdown, 1 invalid config, 2 runtime failure or\n\
+                            invalid arguments (checked before anything starts)."
     )]
     Up(up::UpArgs),
     /// Check a config file; print every problem with its line:column and a hint.
@@ -69,11 +74,15 @@ enum Command {
     /// Run one function directly with a raw event; print its response (stdout) and log (stderr).
     #[command(
         after_help = "Example: trellis generate-event --path /hello | trellis invoke hello-function --event - -f examples/walkthrough.yaml\n\
-                            Exit codes: 0 the function answered, 1 invalid config/event or unknown function, 2 the function failed."
+                            Exit codes: 0 the function answered, 1 invalid config/event or unknown function, 2 the function failed\n\
+                            or invalid arguments."
     )]
     Invoke(invoke::InvokeArgs),
     /// Print a sample VPC Lattice event (V1 or V2) for `trellis invoke` or a unit test.
-    #[command(after_help = "Exit codes: 0 success, 1 invalid arguments.")]
+    #[command(
+        after_help = "Exit codes: 0 success, 1 an event that cannot be built (a --header without ':'),\n\
+                            2 invalid arguments."
+    )]
     GenerateEvent(invoke::GenerateEventArgs),
     /// Show how a service routes: listener → rules in priority order → weighted target groups → targets.
     #[command(after_help = "Exit codes: 0 success, 1 invalid config or unknown service.")]
@@ -83,6 +92,16 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+/// How the commands that log (`up`, `invoke`) write Trellis's own log.
+#[derive(clap::Args, Clone)]
+pub struct LogArgs {
+    /// Trellis's own log on stderr: text (colour only on a terminal, none with NO_COLOR) or
+    /// json (one object per line, start-up lines included). RUST_LOG sets the level (default
+    /// info).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = log::LogFormat::Text)]
+    pub log_format: log::LogFormat,
 }
 
 /// Where Trellis keeps what it generates (shared by the commands that run functions).
@@ -96,11 +115,17 @@ pub struct StateDirArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Up(args) => up::run(args),
+        Command::Up(args) => {
+            log::init(args.log.log_format);
+            up::run(args)
+        }
         Command::Validate(c) => show::validate(&c.file),
         Command::Services(c) => show::services(&c.file),
         Command::Routes { service, config } => show::routes(&config.file, &service),
-        Command::Invoke(args) => invoke::invoke(args),
+        Command::Invoke(args) => {
+            log::init(args.log.log_format);
+            invoke::invoke(args)
+        }
         Command::GenerateEvent(args) => invoke::generate_event(args),
     };
     ExitCode::from(code)
@@ -122,4 +147,11 @@ pub fn load_config(file: &std::path::Path) -> Result<trellis_config::Config, u8>
             Err(EXIT_BAD_CONFIG)
         }
     }
+}
+
+/// `did you mean "NAME"? ` when one of `names` is close to `name` (a likely typo), else nothing.
+pub fn suggestion(name: &str, names: &[&str]) -> String {
+    trellis_config::did_you_mean(name, names.iter().copied())
+        .map(|hint| format!("{hint} "))
+        .unwrap_or_default()
 }

@@ -20,6 +20,8 @@ use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
 use trellis_runtime::stamp::FileStamp;
 
+use crate::log::TARGET;
+
 const POLL: Duration = Duration::from_millis(300);
 
 /// Everything a reload needs to build and install a new table.
@@ -68,22 +70,23 @@ async fn reload(live: &Live) {
     // file is empty, which would parse as a config with no services (and stop every function).
     // The write that follows changes the file again and is reloaded then.
     if std::fs::metadata(&live.file).is_ok_and(|m| m.len() == 0) {
-        eprintln!("trellis: {file} is empty; still serving the previous config");
+        tracing::warn!(target: TARGET, %file, "{file} is empty; still serving the previous config");
         return;
     }
     let config = match trellis_config::load(&live.file) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!(
-                "trellis: {file} changed but has problems; still serving the previous config:\n{e}"
+            // The problems keep their `FILE:LINE:COL` lines, as `validate` prints them.
+            tracing::warn!(
+                target: TARGET,
+                %file,
+                "{file} changed but has problems; still serving the previous config:\n{e}"
             );
             return;
         }
     };
     if let Err(e) = live.invokers.prepare(&config).await {
-        eprintln!(
-            "trellis: {file} changed but cannot be served; still serving the previous config: {e}"
-        );
+        cannot_serve(&file, &anyhow::anyhow!(e));
         return;
     }
     let ports = ports_of(&config);
@@ -106,25 +109,38 @@ async fn reload(live: &Live) {
         Ok(Ok(table)) => {
             live.table.store(Arc::new(table));
             live.invokers.retain(&config).await;
-            eprintln!(
-                "trellis: reloaded {file}: {} service{}",
+            tracing::info!(
+                target: TARGET,
+                %file,
+                services = config.services.len(),
+                "reloaded {file}: {} service{}",
                 config.services.len(),
                 if config.services.len() == 1 { "" } else { "s" }
             );
             if ports != live.ports {
-                eprintln!(
-                    "trellis: the listener ports changed ({}); restart trellis to listen on the new set (rules, targets and functions are applied now)",
-                    describe(&ports)
+                let ports = describe(&ports);
+                tracing::warn!(
+                    target: TARGET,
+                    %ports,
+                    "the listener ports changed ({ports}); restart trellis to listen on the new set (rules, targets and functions are applied now)"
                 );
             }
         }
-        Ok(Err(e)) => eprintln!(
-            "trellis: {file} changed but cannot be served; still serving the previous config: {e}"
+        Ok(Err(e)) => cannot_serve(&file, &anyhow::Error::new(e)),
+        Err(e) => cannot_serve(
+            &file,
+            &anyhow::Error::new(e).context("the reload task failed"),
         ),
-        Err(e) => {
-            eprintln!("trellis: reloading {file} failed: {e}; still serving the previous config")
-        }
     }
+}
+
+/// A config that parses but cannot be built: the old one keeps serving.
+fn cannot_serve(file: &std::path::Display<'_>, error: &anyhow::Error) {
+    tracing::warn!(
+        target: TARGET,
+        %file,
+        "{file} changed but cannot be served; still serving the previous config: {error:#}"
+    );
 }
 
 fn describe(ports: &BTreeMap<u16, ListenerProtocol>) -> String {

@@ -6,7 +6,7 @@ use trellis_config::{
     Action, Config, HeaderMatchKind, HttpMatch, PathMatchKind, Service, TargetGroupType,
 };
 
-use crate::{EXIT_BAD_CONFIG, load_config};
+use crate::{EXIT_BAD_CONFIG, load_config, log};
 
 pub fn validate(file: &Path) -> u8 {
     let config = match load_config(file) {
@@ -109,11 +109,12 @@ pub fn routes(file: &Path, service: &str) -> u8 {
         .find(|s| s.name == service || s.id == service || s.arn == service)
     else {
         let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
-            "no service \"{service}\" in {}; services: {}",
+        log::error(&anyhow::anyhow!(
+            "no service \"{service}\" in {}; {}services: {}",
             file.display(),
+            crate::suggestion(service, &names),
             names.join(", ")
-        );
+        ));
         return EXIT_BAD_CONFIG;
     };
     println!("service {} ({})", svc.name, svc.dns_name);

@@ -16,7 +16,7 @@ use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
 use trellis_router::server::{self, BoundPort, Workers};
 
-use crate::{EXIT_RUNTIME, load_config};
+use crate::{EXIT_RUNTIME, load_config, log};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -25,26 +25,29 @@ pub struct UpArgs {
     /// Address the listeners bind to (0.0.0.0 to accept other machines or containers).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     bind: IpAddr,
-    /// Seconds a target may take to send its response head before the client gets 504.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    target_timeout: f64,
+    /// How long a target may take to send its response head before the client gets 504
+    /// (seconds, or with a unit: 60, 1.5s, 1500ms).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::duration::parse)]
+    target_timeout: Duration,
     /// Threads that serve connections, each connection on one thread from start to end
     /// (default: one per CPU core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
-    /// Seconds requests in flight may take to finish after SIGINT/SIGTERM.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    drain_timeout: f64,
+    /// How long requests in flight may take to finish after SIGINT/SIGTERM (seconds, or with a
+    /// unit: 10, 2.5s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
+    drain_timeout: Duration,
     /// Where the admin port serves /metrics (Prometheus) and /healthz; "off" to disable,
     /// port 0 for any free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     admin: AdminAddr,
     #[command(flatten)]
     state: crate::StateDirArg,
+    #[command(flatten)]
+    pub log: crate::LogArgs,
 }
 
 pub fn run(args: UpArgs) -> u8 {
-    init_logging();
     let config = match load_config(&args.config.file) {
         Ok(c) => c,
         Err(code) => return code,
@@ -55,34 +58,24 @@ pub fn run(args: UpArgs) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            log::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
             return EXIT_RUNTIME;
         }
     };
     match runtime.block_on(serve(args, config)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            log::error(&e);
             EXIT_RUNTIME
         }
     }
-}
-
-pub(crate) fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let invokers = Arc::new(
         Invokers::new(Options {
-            target_timeout: secs(args.target_timeout, "--target-timeout")?,
+            target_timeout: args.target_timeout,
             state_dir: args.state.state_dir.clone(),
             provision: true,
         })
@@ -112,7 +105,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     if let Some(listener) = admin {
         tokio::spawn(admin::serve(listener, stop_rx.clone()));
     }
-    let drain = secs(args.drain_timeout, "--drain-timeout")?;
+    let drain = args.drain_timeout;
     let server = tokio::spawn(server::serve(
         ports,
         table.clone(),
@@ -130,17 +123,22 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     };
     let watcher = tokio::spawn(watch_config(live, stop_rx));
     let signal = wait_for_signal().await?;
-    eprintln!(
-        "trellis: {signal} received; finishing requests in flight (up to {:.0}s)",
-        drain.as_secs_f64()
+    tracing::info!(
+        target: log::TARGET,
+        signal,
+        drain_seconds = drain.as_secs_f64(),
+        "{signal} received; finishing requests in flight (up to {})",
+        seconds(drain)
     );
     monitor.stop();
     let _ = stop_tx.send(true);
     let _ = watcher.await;
     let open = server.await.context("server task failed")?;
     if open > 0 {
-        eprintln!(
-            "trellis: drain time over; closed {open} connection{} still busy",
+        tracing::warn!(
+            target: log::TARGET,
+            connections = open,
+            "drain time over; closed {open} connection{} still busy",
             if open == 1 { "" } else { "s" }
         );
     }
@@ -149,15 +147,18 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     sinks.close();
     // Give the access-log writers a moment to flush their last records.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    eprintln!("trellis: stopped");
+    tracing::info!(target: log::TARGET, "stopped");
     Ok(())
 }
 
-fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| anyhow::anyhow!("{flag} must be a positive number of seconds, not {value}"))
+/// `10s`, `2.5s`, `0.25s`: whole seconds without a fraction, others with what they need.
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
+/// `up`'s start-up lines. In text mode they are the command's output, plain so that the curl
+/// commands can be copied and tools can wait for `trellis: ready`; in JSON mode they are info
+/// events with the same message and the parts as fields, so that every stderr line parses.
 fn print_banner(
     args: &UpArgs,
     config: &Config,
@@ -165,17 +166,21 @@ fn print_banner(
     admin: Option<std::net::SocketAddr>,
     threads: usize,
 ) {
-    let listeners: usize = config.services.iter().map(|s| s.listeners.len()).sum();
-    eprintln!(
-        "trellis: serving {} service{} on {} port{} from {} ({threads} serving thread{})",
+    let json = log::json();
+    let file = args.config.file.display();
+    let serving = format!(
+        "serving {} service{} on {} port{} from {file} ({threads} serving thread{})",
         config.services.len(),
         if config.services.len() == 1 { "" } else { "s" },
         ports.len(),
         if ports.len() == 1 { "" } else { "s" },
-        args.config.file.display(),
         if threads == 1 { "" } else { "s" }
     );
-    let _ = listeners;
+    if json {
+        tracing::info!(target: log::TARGET, services = config.services.len(), ports = ports.len(), %file, threads, "{serving}");
+    } else {
+        eprintln!("trellis: {serving}");
+    }
     for svc in &config.services {
         for l in &svc.listeners {
             let Some(bound) = ports.iter().find(|p| p.port == l.port) else {
@@ -197,16 +202,19 @@ fn print_banner(
                     format!("curl https://{host}:{}/", bound.local.port())
                 }
             };
-            eprintln!(
-                "  {} {} {} {}  →  {curl}",
-                svc.name,
-                l.name,
-                l.protocol.as_str(),
-                bound.local
+            let protocol = l.protocol.as_str();
+            let line = format!(
+                "{} {} {protocol} {}  →  {curl}",
+                svc.name, l.name, bound.local
             );
+            if json {
+                tracing::info!(target: log::TARGET, service = %svc.name, listener = %l.name, protocol, address = %bound.local, %curl, "{line}");
+            } else {
+                eprintln!("  {line}");
+            }
         }
-        eprintln!(
-            "  {} answers to {}{} (curl --connect-to ::{}: ...)",
+        let line = format!(
+            "{} answers to {}{} (curl --connect-to ::{}: ...)",
             svc.name,
             svc.dns_name,
             svc.custom_domain_name
@@ -215,11 +223,24 @@ fn print_banner(
                 .unwrap_or_default(),
             reachable(args.bind)
         );
+        if json {
+            tracing::info!(target: log::TARGET, service = %svc.name, dns_name = %svc.dns_name, custom_domain_name = svc.custom_domain_name.as_deref(), "{line}");
+        } else {
+            eprintln!("  {line}");
+        }
     }
     if let Some(addr) = admin {
-        eprintln!("trellis: metrics at http://{addr}/metrics");
+        if json {
+            tracing::info!(target: log::TARGET, metrics = %format!("http://{addr}/metrics"), "metrics at http://{addr}/metrics");
+        } else {
+            eprintln!("trellis: metrics at http://{addr}/metrics");
+        }
     }
-    eprintln!("trellis: ready (Ctrl-C to stop)");
+    if json {
+        tracing::info!(target: log::TARGET, "ready (Ctrl-C to stop)");
+    } else {
+        eprintln!("trellis: ready (Ctrl-C to stop)");
+    }
 }
 
 /// An address a local client can connect to: loopback when listening on every address.

@@ -350,3 +350,232 @@ fn up_refuses_zero_serving_threads_before_reading_the_config() {
     assert!(err.contains("1..=1024"), "{err}");
     assert!(!err.contains("nope.yaml"), "{err}");
 }
+
+/// Runs `trellis up` on a one-service config (its target not listening) with `extra` arguments
+/// and `RUST_LOG`, sends one request, then SIGTERM: (exit code, stderr). `ready` is how the
+/// ready line is recognised in the chosen log format.
+fn up_briefly(name: &str, extra: &[&str], ready: &str) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = free_port();
+    let file = write_config(name, &simple_config(port, &[free_port()], ""));
+    let dir = file.parent().unwrap().to_path_buf();
+    let mut child = Command::new(TRELLIS)
+        .args(["up", "-f", &file.display().to_string(), "--admin", "off"])
+        .args(["--state-dir", &dir.join("state").display().to_string()])
+        .args(extra)
+        .env("RUST_LOG", "info,trellis=debug")
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trellis");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut stderr = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stderr.contains(ready) && Instant::now() < deadline {
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(100)) {
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+    }
+    if !stderr.contains(ready) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("trellis did not become ready:\n{stderr}");
+    }
+    // One request (a 5xx: nothing listens on the target), so that the request path logs.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"GET /log-probe HTTP/1.1\r\nHost: svc.trellis.localhost\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 5"), "{answer}\n{stderr}");
+    // The per-request line is written when the response body ends.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reader.join().expect("reader");
+    for line in lines_rx.try_iter() {
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    (code, stderr)
+}
+
+#[test]
+fn up_with_log_format_json_writes_one_json_object_per_stderr_line() {
+    let (code, stderr) = up_briefly(
+        "log-json",
+        &[
+            "--log-format",
+            "json",
+            "--target-timeout",
+            "1.5s",
+            "--drain-timeout",
+            "500ms",
+        ],
+        "ready (Ctrl-C to stop)",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\nstderr:\n{stderr}"));
+            for key in ["timestamp", "level", "target", "fields"] {
+                assert!(event.get(key).is_some(), "no {key:?} in {line}");
+            }
+            event
+        })
+        .collect();
+    let message = |e: &serde_json::Value| e["fields"]["message"].as_str().unwrap_or("").to_owned();
+    let find = |what: &str| {
+        events
+            .iter()
+            .find(|e| message(e).contains(what))
+            .unwrap_or_else(|| panic!("no event with {what:?}:\n{stderr}"))
+    };
+    // The start-up lines are events too, their parts as fields.
+    let listener = find("→  curl");
+    assert_eq!(listener["target"], "trellis", "{listener}");
+    assert_eq!(listener["level"], "INFO", "{listener}");
+    assert_eq!(listener["fields"]["service"], "svc", "{listener}");
+    assert!(
+        listener["fields"]["curl"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("curl http://svc.trellis.localhost:")),
+        "{listener}"
+    );
+    find("ready (Ctrl-C to stop)");
+    // The request was logged (RUST_LOG=trellis=debug) as JSON.
+    assert!(stderr.contains("/log-probe"), "{stderr}");
+    // --drain-timeout 500ms reached the drain.
+    let signal = find("SIGTERM received");
+    assert_eq!(signal["fields"]["drain_seconds"], 0.5, "{signal}");
+    find("stopped");
+}
+
+#[test]
+fn up_writes_no_colour_codes_to_a_pipe() {
+    let (code, stderr) = up_briefly("log-text", &[], "trellis: ready");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("\x1b["), "{stderr:?}");
+    // Log lines (level, the `trellis` target) next to the start-up lines, which stay plain.
+    assert!(
+        stderr.contains("INFO trellis: SIGTERM received"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(up to 10s)"), "{stderr}");
+    assert!(stderr.contains("/log-probe"), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("trellis: ready")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_duration_is_a_usage_error_before_anything_starts() {
+    let dir = scratch_dir("bad-duration");
+    for (flag, value) in [
+        ("--target-timeout", "abc"),
+        ("--target-timeout", "1,5s"),
+        ("--drain-timeout", "5m"),
+    ] {
+        let (code, out, err) = run_bounded(
+            &["up", flag, value, "-f", "nope.yaml"],
+            &dir,
+            Duration::from_secs(20),
+        );
+        assert_eq!(
+            code,
+            Some(2),
+            "{flag} {value}: stdout:\n{out}\nstderr:\n{err}"
+        );
+        assert!(err.contains(flag), "{err}");
+        assert!(err.contains(value), "{err}");
+        assert!(err.contains("1500ms"), "names the accepted forms: {err}");
+        // Refused before the config is read.
+        assert!(!err.contains("cannot read"), "{err}");
+    }
+    let (code, out, _) = run_cli(&["up", "--help"], repo());
+    assert_eq!(code, 0);
+    assert!(out.contains("1500ms"), "{out}");
+    assert!(out.contains("[default: 60s]"), "{out}");
+}
+
+#[test]
+fn invoke_of_an_unknown_function_suggests_the_closest_name() {
+    let (code, out, err) = run_cli(&["invoke", "helo-function", "-f", &walkthrough()], repo());
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.starts_with("trellis: error: no function \"helo-function\""),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"hello-function\"?"), "{err}");
+    // Nothing close: no suggestion, the list only.
+    let (code, _, err) = run_cli(&["invoke", "zzz", "-f", &walkthrough()], repo());
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("did you mean"), "{err}");
+    assert!(err.contains("functions: hello-function"), "{err}");
+}
+
+/// On a terminal (`script` gives `trellis up` one) the log is coloured, unless `NO_COLOR` says
+/// otherwise.
+#[test]
+fn up_colours_its_log_on_a_terminal_unless_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script (util-linux) not installed: skipping");
+        return;
+    }
+    let file = write_config("log-tty", &simple_config(free_port(), &[free_port()], ""));
+    let dir = file.parent().unwrap();
+    let up = format!(
+        "timeout -s TERM 5 {TRELLIS} up -f {} --admin off --state-dir {}",
+        file.display(),
+        dir.join("state").display()
+    );
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &up, "/dev/null"])
+            .current_dir(dir)
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_LOG");
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let out = script.output().expect("run script");
+        let terminal = String::from_utf8_lossy(&out.stdout);
+        assert!(terminal.contains("SIGTERM received"), "{terminal}");
+        assert_eq!(
+            terminal.contains("\x1b["),
+            coloured,
+            "NO_COLOR={no_color:?}:\n{terminal:?}"
+        );
+    }
+}

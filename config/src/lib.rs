@@ -14,7 +14,7 @@ mod yaml;
 
 use std::path::Path;
 
-pub use decode::Loc;
+pub use decode::{Loc, did_you_mean};
 pub use error::{ConfigError, Diagnostic};
 pub use ids::{DNS_PARTITION_LABEL, service_dns_name, stable_id};
 pub use model::*;
