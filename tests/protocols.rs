@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Request, Response};
@@ -669,20 +669,20 @@ async fn grpc_backend() -> (u16, GrpcSeen) {
                 .unwrap()
                 .push((path.clone(), parts.headers.clone(), body.clone()));
             let mut trailers = HeaderMap::new();
-            let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = Vec::new();
+            let mut data = Bytes::new();
             if path == "/pkg.Greeter/SayHello" && body.len() >= 7 {
                 let name = String::from_utf8_lossy(&body[7..]).into_owned();
-                let reply = proto_string(&format!("Hello {name}"));
-                frames.push(Ok(Frame::data(grpc_frame(&reply))));
+                data = grpc_frame(&proto_string(&format!("Hello {name}")));
                 trailers.insert("grpc-status", "0".parse().unwrap());
                 trailers.insert("grpc-message", "ok".parse().unwrap());
             } else {
                 trailers.insert("grpc-status", "12".parse().unwrap());
             }
-            frames.push(Ok(Frame::trailers(trailers)));
+            // An empty `Full` sends no data frame: trailers only, as a gRPC error answers.
+            let trailers = std::future::ready(Some(Ok::<_, Infallible>(trailers)));
             Response::builder()
                 .header("content-type", "application/grpc")
-                .body(StreamBody::new(futures_util::stream::iter(frames)))
+                .body(Full::new(data).with_trailers(trailers))
                 .unwrap()
         }
     })
