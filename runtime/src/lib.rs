@@ -8,6 +8,8 @@
 //! - `api`: Trellis's Lambda Runtime API and the pool of warm environments that process and
 //!   container functions run in.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod event;
 pub mod log;
