@@ -318,7 +318,7 @@ targetGroups:
 fn up_with_a_port_in_use_exits_2_naming_the_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().unwrap().port();
-    let file = write_config("port-in-use", &simple_config(port, &[9], ""));
+    let file = write_config("port-in-use", &simple_config(port, &[9]));
     let dir = file.parent().unwrap();
     let (code, out, err) = run_bounded(
         &[

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use serde_json::{Value, json};
 
 const HOST: &str = "ctrsvc.trellis.localhost";
 
@@ -41,30 +42,23 @@ fn function_name(test: &str) -> String {
 }
 
 /// One service `ctrsvc` whose listener on `port` forwards everything to the V2 LAMBDA target
-/// group of container function `function`, whose further keys are `settings` (YAML lines,
-/// indented by 4).
-fn config(port: u16, function: &str, settings: &str) -> String {
-    format!(
-        r#"region: us-west-2
-services:
-  - name: ctrsvc
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: {function}-tg}}]}}}}
-targetGroups:
-  - {{name: {function}-tg, type: LAMBDA, config: {{lambdaEventStructureVersion: V2}}, targets: [{{id: {function}}}]}}
-functions:
-  - name: {function}
-    runtime: container
-{settings}"#
-    )
+/// group of container function `function`, whose further keys are `settings` (a JSON map).
+fn config(port: u16, function: &str, settings: &Value) -> String {
+    let group = format!("{function}-tg");
+    let mut spec = settings.clone();
+    spec["name"] = function.into();
+    spec["runtime"] = "container".into();
+    Config::new()
+        .service(Service::new("ctrsvc").listener(Listener::http(port).forward(&group)))
+        .target_group(TargetGroup::lambda(&group, function, "V2"))
+        .function(spec)
+        .yaml()
 }
 
-/// `build: DIR` and the other settings.
-fn build_settings(dir: &Path, rest: &str) -> String {
-    format!("    build: \"{}\"\n{rest}", dir.display())
+/// `build: DIR` and the other settings (a JSON map).
+fn build_settings(dir: &Path, mut rest: Value) -> Value {
+    rest["build"] = dir.display().to_string().into();
+    rest
 }
 
 /// Starts `trellis up` on `yaml` with a state dir of its own, which the sweep removes
@@ -336,8 +330,7 @@ async fn a_container_function_answers_over_http() {
         &dir.display().to_string(),
     ]);
     let port = free_port();
-    let settings =
-        format!("    image: {tag}\n    timeout: 30\n    environment: {{GREETING: hi}}\n");
+    let settings = json!({"image": tag, "timeout": 30, "environment": {"GREETING": "hi"}});
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
 
@@ -410,7 +403,7 @@ async fn concurrent_requests_start_at_most_concurrency_containers() {
     let dir = build_dir(&function, "");
     sweep.dirs.push(dir.clone());
     let port = free_port();
-    let settings = build_settings(&dir, "    timeout: 60\n    concurrency: 3\n");
+    let settings = build_settings(&dir, json!({"timeout": 60, "concurrency": 3}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
 
     // Count the function's containers (any state) all through the burst.
@@ -509,7 +502,7 @@ async fn a_killed_container_is_replaced_without_a_failed_request() {
     sweep.dirs.push(dir.clone());
     let port = free_port();
     // One environment at a time: the container that answers after a kill is the new one.
-    let settings = build_settings(&dir, "    timeout: 30\n    concurrency: 1\n");
+    let settings = build_settings(&dir, json!({"timeout": 30, "concurrency": 1}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
     let first = get_path(&client, port, "/").await;
@@ -594,7 +587,7 @@ async fn a_timeout_answers_504_and_replaces_the_container() {
     let dir = build_dir(&function, "");
     sweep.dirs.push(dir.clone());
     let port = free_port();
-    let settings = build_settings(&dir, "    timeout: 1\n    concurrency: 1\n");
+    let settings = build_settings(&dir, json!({"timeout": 1, "concurrency": 1}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
     // The image is built in the background; let it be there before the 1 s deadlines.
@@ -650,7 +643,7 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
     let dir = build_dir(&function, "ENV GREETING=one\n");
     sweep.dirs.push(dir.clone());
     let port = free_port();
-    let settings = build_settings(&dir, "    timeout: 30\n");
+    let settings = build_settings(&dir, json!({"timeout": 30}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
 
@@ -727,7 +720,7 @@ async fn nothing_remains_after_a_stop_and_a_killed_trellis_is_cleaned_up_at_rest
     let yaml = config(
         port,
         &function,
-        &build_settings(&dir, "    timeout: 30\n    concurrency: 2\n"),
+        &build_settings(&dir, json!({"timeout": 30, "concurrency": 2})),
     );
 
     // 1. A clean stop leaves nothing of this Trellis: no container, no network.
@@ -763,7 +756,7 @@ async fn nothing_remains_after_a_stop_and_a_killed_trellis_is_cleaned_up_at_rest
         &config(
             neighbour_port,
             &neighbour_fn,
-            &build_settings(&dir, "    timeout: 30\n"),
+            &build_settings(&dir, json!({"timeout": 30})),
         ),
     );
     let neighbour_client = http1_client();
