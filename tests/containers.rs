@@ -695,6 +695,92 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
     assert!(containers_of(&function, true).is_empty());
 }
 
+/// A static `sleeper SECONDS` for `FROM scratch` images, which have no shell to `RUN sleep`:
+/// compiled once per test run with the musl target that [`hello_lambda_musl`] installs.
+fn sleeper_musl() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            hello_lambda_musl();
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sleeper");
+            std::fs::create_dir_all(&dir).expect("sleeper dir");
+            let source = dir.join("sleeper.rs");
+            std::fs::write(
+                &source,
+                "fn main() {\n    let s = std::env::args().nth(1).and_then(|a| a.parse().ok());\n    std::thread::sleep(std::time::Duration::from_secs(s.unwrap_or(1)));\n}\n",
+            )
+            .expect("write sleeper.rs");
+            let binary = dir.join("sleeper");
+            let out = Command::new("rustc")
+                .args(["--target", "x86_64-unknown-linux-musl", "-O", "-o"])
+                .arg(&binary)
+                .arg(&source)
+                .output()
+                .expect("run rustc");
+            assert!(
+                out.status.success(),
+                "compiling the sleeper failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            binary
+        })
+        .clone()
+}
+
+#[tokio::test]
+async fn an_image_build_streams_its_output_to_the_function_log() {
+    if !docker_available() {
+        return;
+    }
+    let function = function_name("buildlog");
+    let mut sweep = Sweep::new(&function);
+    let dir = build_dir(&function, "");
+    sweep.dirs.push(dir.clone());
+    std::fs::copy(sleeper_musl(), dir.join("sleeper")).expect("copy the sleeper");
+    // Steps 3 and 4 (of 5, and the labels Trellis adds): the build takes 4 s longer.
+    write_dockerfile(&dir, "COPY sleeper /sleeper\nRUN [\"/sleeper\", \"4\"]\n");
+    let port = free_port();
+    let mut t = start(
+        &mut sweep,
+        &config(port, &function, &build_settings(&dir, json!({}))),
+    );
+
+    // Trellis is ready before the image is built. The steps before the slow one are in the
+    // function log while it runs: the build is not over yet.
+    let prefix = format!("[{function}] ");
+    t.wait_for_stderr(REQUEST, "the build's slow step", |err| {
+        err.contains(&format!("{prefix}Step 4/8 : RUN [\"/sleeper\""))
+    });
+    let seen = |what: &str| fn_lines(&t, &function).iter().any(|l| l.contains(what));
+    let lines = fn_lines(&t, &function);
+    assert!(
+        !seen("built image") && !seen("Successfully built"),
+        "the build is over already:\n{lines:#?}"
+    );
+    let from = lines
+        .iter()
+        .position(|l| l.contains("Step 1/8 : FROM scratch"));
+    let copy = lines
+        .iter()
+        .position(|l| l.contains("Step 3/8 : COPY sleeper"));
+    assert!(from.is_some() && from < copy, "{lines:#?}");
+
+    // The rest follows, and the image serves.
+    t.wait_for_stderr(REQUEST, "the build's end", |err| {
+        err.contains(&format!("{prefix}built image"))
+    });
+    assert!(
+        seen("Step 5/8 : ENTRYPOINT"),
+        "{:#?}",
+        fn_lines(&t, &function)
+    );
+    let client = http1_client();
+    let answer = get_path(&client, port, "/").await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, GREETING));
+
+    stop(&mut t);
+}
+
 /// `trellis: removed N container(s) …` in `stderr`: N.
 fn removed_count(stderr: &str) -> Option<usize> {
     let line = stderr
