@@ -183,6 +183,22 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
+/// A body of the given frames, of unknown length (so sent without `content-length`, as a
+/// streaming gRPC server answers).
+struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
 fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, ChannelBody) {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     (tx, ChannelBody(rx))
@@ -611,20 +627,20 @@ async fn grpc_backend() -> (u16, GrpcSeen) {
                 .unwrap()
                 .push((path.clone(), parts.headers.clone(), body.clone()));
             let mut trailers = HeaderMap::new();
-            let mut data = Bytes::new();
+            let mut frames = std::collections::VecDeque::new();
             if path == "/pkg.Greeter/SayHello" && body.len() >= 7 {
                 let name = String::from_utf8_lossy(&body[7..]).into_owned();
-                data = grpc_frame(&proto_string(&format!("Hello {name}")));
+                let reply = proto_string(&format!("Hello {name}"));
+                frames.push_back(Frame::data(grpc_frame(&reply)));
                 trailers.insert("grpc-status", "0".parse().unwrap());
                 trailers.insert("grpc-message", "ok".parse().unwrap());
             } else {
                 trailers.insert("grpc-status", "12".parse().unwrap());
             }
-            // An empty `Full` sends no data frame: trailers only, as a gRPC error answers.
-            let trailers = std::future::ready(Some(Ok::<_, Infallible>(trailers)));
+            frames.push_back(Frame::trailers(trailers));
             Response::builder()
                 .header("content-type", "application/grpc")
-                .body(Full::new(data).with_trailers(trailers))
+                .body(Frames(frames))
                 .unwrap()
         }
     })
