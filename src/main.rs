@@ -1,5 +1,7 @@
 //! `trellis`: a local VPC Lattice. See `trellis --help`.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod duration;
 mod invoke;
@@ -14,8 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// mimalloc instead of the system allocator: a proxied request allocates and frees many small
-/// buffers across threads, and glibc's malloc was the largest item in the router's profile
-/// (about 17 % of its CPU under load; see docs/BENCHMARKS.md).
+/// buffers across threads, which glibc's malloc serves slower (see docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -318,7 +318,7 @@ targetGroups:
 fn up_with_a_port_in_use_exits_2_naming_the_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().unwrap().port();
-    let file = write_config("port-in-use", &simple_config(port, &[9], ""));
+    let file = write_config("port-in-use", &simple_config(port, &[9]));
     let dir = file.parent().unwrap();
     let (code, out, err) = run_bounded(
         &[
@@ -357,7 +357,7 @@ fn up_refuses_zero_serving_threads_before_reading_the_config() {
 fn up_briefly(name: &str, extra: &[&str], ready: &str) -> (Option<i32>, String) {
     use std::io::{BufRead, BufReader, Read, Write};
     let port = free_port();
-    let file = write_config(name, &simple_config(port, &[free_port()], ""));
+    let file = write_config(name, &simple_config(port, &[free_port()]));
     let dir = file.parent().unwrap().to_path_buf();
     let mut child = Command::new(TRELLIS)
         .args(["up", "-f", &file.display().to_string(), "--admin", "off"])
@@ -552,7 +552,7 @@ fn up_colours_its_log_on_a_terminal_unless_no_color() {
         eprintln!("script (util-linux) not installed: skipping");
         return;
     }
-    let file = write_config("log-tty", &simple_config(free_port(), &[free_port()], ""));
+    let file = write_config("log-tty", &simple_config(free_port(), &[free_port()]));
     let dir = file.parent().unwrap();
     let up = format!(
         "timeout -s TERM 5 {TRELLIS} up -f {} --admin off --state-dir {}",

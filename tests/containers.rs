@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use serde_json::{Value, json};
 
 const HOST: &str = "ctrsvc.trellis.localhost";
 
@@ -41,30 +42,23 @@ fn function_name(test: &str) -> String {
 }
 
 /// One service `ctrsvc` whose listener on `port` forwards everything to the V2 LAMBDA target
-/// group of container function `function`, whose further keys are `settings` (YAML lines,
-/// indented by 4).
-fn config(port: u16, function: &str, settings: &str) -> String {
-    format!(
-        r#"region: us-west-2
-services:
-  - name: ctrsvc
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: {function}-tg}}]}}}}
-targetGroups:
-  - {{name: {function}-tg, type: LAMBDA, config: {{lambdaEventStructureVersion: V2}}, targets: [{{id: {function}}}]}}
-functions:
-  - name: {function}
-    runtime: container
-{settings}"#
-    )
+/// group of container function `function`, whose further keys are `settings` (a JSON map).
+fn config(port: u16, function: &str, settings: &Value) -> String {
+    let group = format!("{function}-tg");
+    let mut spec = settings.clone();
+    spec["name"] = function.into();
+    spec["runtime"] = "container".into();
+    Config::new()
+        .service(Service::new("ctrsvc").listener(Listener::http(port).forward(&group)))
+        .target_group(TargetGroup::lambda(&group, function, "V2"))
+        .function(spec)
+        .yaml()
 }
 
-/// `build: DIR` and the other settings.
-fn build_settings(dir: &Path, rest: &str) -> String {
-    format!("    build: \"{}\"\n{rest}", dir.display())
+/// `build: DIR` and the other settings (a JSON map).
+fn build_settings(dir: &Path, mut rest: Value) -> Value {
+    rest["build"] = dir.display().to_string().into();
+    rest
 }
 
 /// Starts `trellis up` on `yaml` with a state dir of its own, which the sweep removes
@@ -336,8 +330,7 @@ async fn a_container_function_answers_over_http() {
         &dir.display().to_string(),
     ]);
     let port = free_port();
-    let settings =
-        format!("    image: {tag}\n    timeout: 30\n    environment: {{GREETING: hi}}\n");
+    let settings = json!({"image": tag, "timeout": 30, "environment": {"GREETING": "hi"}});
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
 
@@ -410,7 +403,7 @@ async fn concurrent_requests_start_at_most_concurrency_containers() {
     let dir = build_dir(&function, "");
     sweep.dirs.push(dir.clone());
     let port = free_port();
-    let settings = build_settings(&dir, "    timeout: 60\n    concurrency: 3\n");
+    let settings = build_settings(&dir, json!({"timeout": 60, "concurrency": 3}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
 
     // Count the function's containers (any state) all through the burst.
@@ -509,7 +502,7 @@ async fn a_killed_container_is_replaced_without_a_failed_request() {
     sweep.dirs.push(dir.clone());
     let port = free_port();
     // One environment at a time: the container that answers after a kill is the new one.
-    let settings = build_settings(&dir, "    timeout: 30\n    concurrency: 1\n");
+    let settings = build_settings(&dir, json!({"timeout": 30, "concurrency": 1}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
     let first = get_path(&client, port, "/").await;
@@ -594,7 +587,7 @@ async fn a_timeout_answers_504_and_replaces_the_container() {
     let dir = build_dir(&function, "");
     sweep.dirs.push(dir.clone());
     let port = free_port();
-    let settings = build_settings(&dir, "    timeout: 1\n    concurrency: 1\n");
+    let settings = build_settings(&dir, json!({"timeout": 1, "concurrency": 1}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
     // The image is built in the background; let it be there before the 1 s deadlines.
@@ -650,7 +643,7 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
     let dir = build_dir(&function, "ENV GREETING=one\n");
     sweep.dirs.push(dir.clone());
     let port = free_port();
-    let settings = build_settings(&dir, "    timeout: 30\n");
+    let settings = build_settings(&dir, json!({"timeout": 30}));
     let mut t = start(&mut sweep, &config(port, &function, &settings));
     let client = http1_client();
 
@@ -702,6 +695,92 @@ async fn an_edited_build_directory_is_rebuilt_and_served() {
     assert!(containers_of(&function, true).is_empty());
 }
 
+/// A static `sleeper SECONDS` for `FROM scratch` images, which have no shell to `RUN sleep`:
+/// compiled once per test run with the musl target that [`hello_lambda_musl`] installs.
+fn sleeper_musl() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            hello_lambda_musl();
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sleeper");
+            std::fs::create_dir_all(&dir).expect("sleeper dir");
+            let source = dir.join("sleeper.rs");
+            std::fs::write(
+                &source,
+                "fn main() {\n    let s = std::env::args().nth(1).and_then(|a| a.parse().ok());\n    std::thread::sleep(std::time::Duration::from_secs(s.unwrap_or(1)));\n}\n",
+            )
+            .expect("write sleeper.rs");
+            let binary = dir.join("sleeper");
+            let out = Command::new("rustc")
+                .args(["--target", "x86_64-unknown-linux-musl", "-O", "-o"])
+                .arg(&binary)
+                .arg(&source)
+                .output()
+                .expect("run rustc");
+            assert!(
+                out.status.success(),
+                "compiling the sleeper failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            binary
+        })
+        .clone()
+}
+
+#[tokio::test]
+async fn an_image_build_streams_its_output_to_the_function_log() {
+    if !docker_available() {
+        return;
+    }
+    let function = function_name("buildlog");
+    let mut sweep = Sweep::new(&function);
+    let dir = build_dir(&function, "");
+    sweep.dirs.push(dir.clone());
+    std::fs::copy(sleeper_musl(), dir.join("sleeper")).expect("copy the sleeper");
+    // Steps 3 and 4 (of 5, and the labels Trellis adds): the build takes 4 s longer.
+    write_dockerfile(&dir, "COPY sleeper /sleeper\nRUN [\"/sleeper\", \"4\"]\n");
+    let port = free_port();
+    let mut t = start(
+        &mut sweep,
+        &config(port, &function, &build_settings(&dir, json!({}))),
+    );
+
+    // Trellis is ready before the image is built. The steps before the slow one are in the
+    // function log while it runs: the build is not over yet.
+    let prefix = format!("[{function}] ");
+    t.wait_for_stderr(REQUEST, "the build's slow step", |err| {
+        err.contains(&format!("{prefix}Step 4/8 : RUN [\"/sleeper\""))
+    });
+    let seen = |what: &str| fn_lines(&t, &function).iter().any(|l| l.contains(what));
+    let lines = fn_lines(&t, &function);
+    assert!(
+        !seen("built image") && !seen("Successfully built"),
+        "the build is over already:\n{lines:#?}"
+    );
+    let from = lines
+        .iter()
+        .position(|l| l.contains("Step 1/8 : FROM scratch"));
+    let copy = lines
+        .iter()
+        .position(|l| l.contains("Step 3/8 : COPY sleeper"));
+    assert!(from.is_some() && from < copy, "{lines:#?}");
+
+    // The rest follows, and the image serves.
+    t.wait_for_stderr(REQUEST, "the build's end", |err| {
+        err.contains(&format!("{prefix}built image"))
+    });
+    assert!(
+        seen("Step 5/8 : ENTRYPOINT"),
+        "{:#?}",
+        fn_lines(&t, &function)
+    );
+    let client = http1_client();
+    let answer = get_path(&client, port, "/").await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, GREETING));
+
+    stop(&mut t);
+}
+
 /// `trellis: removed N container(s) …` in `stderr`: N.
 fn removed_count(stderr: &str) -> Option<usize> {
     let line = stderr
@@ -728,7 +807,7 @@ async fn nothing_remains_after_a_stop_and_a_killed_trellis_is_cleaned_up_at_rest
     let yaml = config(
         port,
         &function,
-        &build_settings(&dir, "    timeout: 30\n    concurrency: 2\n"),
+        &build_settings(&dir, json!({"timeout": 30, "concurrency": 2})),
     );
 
     // 1. A clean stop leaves nothing of this Trellis: no container, no network.
@@ -764,7 +843,7 @@ async fn nothing_remains_after_a_stop_and_a_killed_trellis_is_cleaned_up_at_rest
         &config(
             neighbour_port,
             &neighbour_fn,
-            &build_settings(&dir, "    timeout: 30\n"),
+            &build_settings(&dir, json!({"timeout": 30})),
         ),
     );
     let neighbour_client = http1_client();

@@ -1192,7 +1192,7 @@ async fn editing_the_wasm_file_while_requests_run_loses_none() {
     std::fs::write(&code, &original).unwrap();
     let port = free_port();
     let functions = format!(
-        "  - {{name: live-fn, runtime: wasm, code: \"{}\", timeout: 1}}\n",
+        "  - {{name: live-fn, runtime: wasm, code: \"{}\", timeout: 10}}\n",
         path_str(&code)
     );
     let yaml = config(

@@ -15,13 +15,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -67,45 +68,13 @@ async fn curl(args: &[&str]) -> Curl {
     }
 }
 
-/// One service `svc` with one listener (`protocol`, `port`, extra listener lines such as
-/// `tls: {...}`), whose default action forwards to `web-tg`; `service_extra` adds lines to the
-/// service (e.g. access logs); `tg_config` is the inside of the target group's `config` map.
-fn one_service(
-    protocol: &str,
-    port: u16,
-    listener_extra: &str,
-    service_extra: &str,
-    tg_config: &str,
-    targets: &[u16],
-) -> String {
-    format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-{service_extra}
-    listeners:
-      - name: main
-        protocol: {protocol}
-        port: {port}
-{listener_extra}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: web-tg}}]}}}}
-targetGroups:
-  - name: web-tg
-    type: INSTANCE
-    config: {{{tg_config}}}
-    targets: [{}]
-"#,
-        target_list(targets)
-    )
-}
-
-fn target_list(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(|p| format!("{{id: 127.0.0.1, port: {p}}}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// One service `svc` with `listener`, whose default action forwards to `web_tg` (named
+/// `web-tg`).
+fn one_service(listener: Listener, web_tg: TargetGroup) -> String {
+    Config::new()
+        .service(Service::new("svc").listener(listener.forward("web-tg")))
+        .target_group(web_tg)
+        .yaml()
 }
 
 /// Where `trellis up` writes the generated certificate of an HTTPS port.
@@ -211,6 +180,22 @@ impl hyper::body::Body for ChannelBody {
         self.0
             .poll_recv(cx)
             .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A body of the given frames, of unknown length (so sent without `content-length`, as a
+/// streaming gRPC server answers).
+struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
     }
 }
 
@@ -335,14 +320,14 @@ async fn get_n(port: u16, n: usize) -> Vec<Answer> {
 async fn https_listener_with_generated_certificate() {
     let backend = Backend::start("web").await;
     let port = free_port();
-    let yaml = one_service(
-        "HTTPS",
-        port,
-        "",
-        "    accessLogs: [{destination: stdout}]",
-        "port: 80, protocol: HTTP, healthCheck: {enabled: false}",
-        &[backend.port],
-    );
+    let yaml = Config::new()
+        .service(
+            Service::new("svc")
+                .access_log("stdout")
+                .listener(Listener::https(port).forward("web-tg")),
+        )
+        .target_group(TargetGroup::instance("web-tg", &[backend.port]).no_health_checks())
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let pem = generated_pem(&trellis, port);
     assert!(pem.is_file(), "{} not written", pem.display());
@@ -428,18 +413,9 @@ async fn https_listener_with_configured_certificate() {
     let key_path = dir.join("svc.key");
     std::fs::write(&cert_path, generated.cert.pem()).unwrap();
     std::fs::write(&key_path, generated.signing_key.serialize_pem()).unwrap();
-    let tls = format!(
-        "        tls: {{certificate: \"{}\", key: \"{}\"}}",
-        cert_path.display(),
-        key_path.display()
-    );
     let yaml = one_service(
-        "HTTPS",
-        port,
-        &tls,
-        "",
-        "port: 80, protocol: HTTP, healthCheck: {enabled: false}",
-        &[backend.port],
+        Listener::https(port).tls(cert_path.to_str().unwrap(), key_path.to_str().unwrap()),
+        TargetGroup::instance("web-tg", &[backend.port]).no_health_checks(),
     );
     let trellis = Trellis::start(&yaml, &[]);
     let url = format!("https://svc.trellis.localhost:{port}/configured");
@@ -463,28 +439,14 @@ async fn http2_over_tls_and_h2c_and_http1_on_one_port() {
     let backend = Backend::start("web").await;
     let tls_port = free_port();
     let plain_port = free_port();
-    let yaml = format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-    listeners:
-      - name: secure
-        protocol: HTTPS
-        port: {tls_port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: web-tg}}]}}}}
-      - name: plain
-        protocol: HTTP
-        port: {plain_port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: web-tg}}]}}}}
-targetGroups:
-  - name: web-tg
-    type: INSTANCE
-    config: {{port: 80, protocol: HTTP, healthCheck: {{enabled: false}}}}
-    targets: [{{id: 127.0.0.1, port: {}}}]
-"#,
-        backend.port
-    );
+    let yaml = Config::new()
+        .service(
+            Service::new("svc")
+                .listener(Listener::https(tls_port).forward("web-tg"))
+                .listener(Listener::http(plain_port).forward("web-tg")),
+        )
+        .target_group(TargetGroup::instance("web-tg", &[backend.port]).no_health_checks())
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let pem = generated_pem(&trellis, tls_port);
     let pem_s = pem.to_str().unwrap();
@@ -607,12 +569,8 @@ async fn request_id_reaches_http2_clients_as_a_never_indexed_literal() {
     let port = free_port();
     let trellis = Trellis::start(
         &one_service(
-            "HTTP",
-            port,
-            "",
-            "",
-            "port: 80, protocol: HTTP",
-            &[backend.port],
+            Listener::http(port),
+            TargetGroup::instance("web-tg", &[backend.port]),
         ),
         &[],
     );
@@ -669,20 +627,20 @@ async fn grpc_backend() -> (u16, GrpcSeen) {
                 .unwrap()
                 .push((path.clone(), parts.headers.clone(), body.clone()));
             let mut trailers = HeaderMap::new();
-            let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = Vec::new();
+            let mut frames = std::collections::VecDeque::new();
             if path == "/pkg.Greeter/SayHello" && body.len() >= 7 {
                 let name = String::from_utf8_lossy(&body[7..]).into_owned();
                 let reply = proto_string(&format!("Hello {name}"));
-                frames.push(Ok(Frame::data(grpc_frame(&reply))));
+                frames.push_back(Frame::data(grpc_frame(&reply)));
                 trailers.insert("grpc-status", "0".parse().unwrap());
                 trailers.insert("grpc-message", "ok".parse().unwrap());
             } else {
                 trailers.insert("grpc-status", "12".parse().unwrap());
             }
-            frames.push(Ok(Frame::trailers(trailers)));
+            frames.push_back(Frame::trailers(trailers));
             Response::builder()
                 .header("content-type", "application/grpc")
-                .body(StreamBody::new(futures_util::stream::iter(frames)))
+                .body(Frames(frames))
                 .unwrap()
         }
     })
@@ -705,27 +663,14 @@ async fn grpc_call_passes_body_and_trailers() {
     let (backend, seen) = grpc_backend().await;
     let port = free_port();
     let tls_port = free_port();
-    let yaml = format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-    listeners:
-      - name: plain
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: grpc-tg}}]}}}}
-      - name: secure
-        protocol: HTTPS
-        port: {tls_port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: grpc-tg}}]}}}}
-targetGroups:
-  - name: grpc-tg
-    type: IP
-    config: {{port: 80, protocol: HTTP, protocolVersion: GRPC}}
-    targets: [{{id: 127.0.0.1, port: {backend}}}]
-"#
-    );
+    let yaml = Config::new()
+        .service(
+            Service::new("svc")
+                .listener(Listener::http(port).forward("grpc-tg"))
+                .listener(Listener::https(tls_port).forward("grpc-tg")),
+        )
+        .target_group(TargetGroup::ip("grpc-tg", &[backend]).config("protocolVersion", "GRPC"))
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let expected = grpc_frame(&proto_string("Hello trellis"));
 
@@ -803,12 +748,8 @@ async fn grpc_call_to_dead_target_gets_grpc_status() {
     let dead = free_port();
     let port = free_port();
     let yaml = one_service(
-        "HTTP",
-        port,
-        "",
-        "",
-        "port: 80, protocol: HTTP, protocolVersion: GRPC",
-        &[dead],
+        Listener::http(port),
+        TargetGroup::instance("web-tg", &[dead]).config("protocolVersion", "GRPC"),
     );
     let trellis = Trellis::start(&yaml, &[]);
     let uri = format!("http://127.0.0.1:{port}/pkg.Greeter/SayHello");
@@ -878,12 +819,8 @@ async fn request_body_streams_full_duplex_over_http2() {
     let echo = echo_backend().await;
     let port = free_port();
     let yaml = one_service(
-        "HTTP",
-        port,
-        "",
-        "",
-        "port: 80, protocol: HTTP, protocolVersion: HTTP2",
-        &[echo],
+        Listener::http(port),
+        TargetGroup::instance("web-tg", &[echo]).config("protocolVersion", "HTTP2"),
     );
     let trellis = Trellis::start(&yaml, &[]);
     let run = async {
@@ -926,12 +863,8 @@ async fn http2_targets_get_the_client_host_as_authority_and_no_host_header() {
     .await;
     let port = free_port();
     let yaml = one_service(
-        "HTTP",
-        port,
-        "",
-        "",
-        "port: 80, protocol: HTTP, protocolVersion: HTTP2",
-        &[backend],
+        Listener::http(port),
+        TargetGroup::instance("web-tg", &[backend]).config("protocolVersion", "HTTP2"),
     );
     let trellis = Trellis::start(&yaml, &[]);
     let host = format!("svc.trellis.localhost:{port}");
@@ -951,12 +884,8 @@ async fn request_body_streams_full_duplex_over_http1() {
     let echo = echo_backend().await;
     let port = free_port();
     let yaml = one_service(
-        "HTTP",
-        port,
-        "",
-        "",
-        "port: 80, protocol: HTTP, healthCheck: {enabled: false}",
-        &[echo],
+        Listener::http(port),
+        TargetGroup::instance("web-tg", &[echo]).no_health_checks(),
     );
     let trellis = Trellis::start(&yaml, &[]);
     let run = async {
@@ -1000,12 +929,8 @@ async fn response_body_arrives_progressively() {
     .await;
     let port = free_port();
     let yaml = one_service(
-        "HTTP",
-        port,
-        "",
-        "",
-        "port: 80, protocol: HTTP, healthCheck: {enabled: false}",
-        &[backend],
+        Listener::http(port),
+        TargetGroup::instance("web-tg", &[backend]).no_health_checks(),
     );
     let trellis = Trellis::start(&yaml, &[]);
     let run = async {
@@ -1082,39 +1007,23 @@ async fn target_failures_map_to_lattice_status_codes() {
     let garbage = garbage_backend().await;
     let silent = silent_backend().await;
     let port = free_port();
-    let rule = |name: &str, priority: u32| {
-        format!(
-            "          - name: {name}\n            priority: {priority}\n            match: {{httpMatch: {{pathMatch: {{match: {{prefix: /{name}}}}}}}}}\n            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: {name}-tg}}]}}}}\n"
-        )
-    };
-    let group = |name: &str, targets: &[u16]| {
-        format!(
-            "  - name: {name}-tg\n    type: INSTANCE\n    config: {{port: 80, protocol: HTTP, healthCheck: {{enabled: false}}}}\n    targets: [{}]\n",
-            target_list(targets)
-        )
-    };
-    let yaml = format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{fixedResponse: {{statusCode: 404}}}}
-        rules:
-{}{}{}{}targetGroups:
-{}{}{}{}"#,
-        rule("refused", 1),
-        rule("garbage", 2),
-        rule("silent", 3),
-        rule("empty", 4),
-        group("refused", &[refused]),
-        group("garbage", &[garbage]),
-        group("silent", &[silent]),
-        group("empty", &[]),
-    );
+    let mut listener = Listener::http(port);
+    let mut config = Config::new();
+    let failures: [(&str, &[u16]); 4] = [
+        ("refused", &[refused]),
+        ("garbage", &[garbage]),
+        ("silent", &[silent]),
+        ("empty", &[]),
+    ];
+    for (priority, (name, targets)) in (1..).zip(failures) {
+        let group = format!("{name}-tg");
+        let http_match = path_prefix(&format!("/{name}"));
+        listener = listener.rule(name, priority, http_match, forward(&group));
+        config = config.target_group(TargetGroup::instance(&group, targets).no_health_checks());
+    }
+    let yaml = config
+        .service(Service::new("svc").listener(listener))
+        .yaml();
     let trellis = Trellis::start(&yaml, &["--target-timeout", "1"]);
     let client = http1_client();
     let host = "svc.trellis.localhost";
@@ -1155,18 +1064,25 @@ services:
 // 7. Health checks
 // ---------------------------------------------------------------------------------------------
 
-const FAST_CHECKS: &str =
-    "healthCheckIntervalSeconds: 5, healthyThresholdCount: 2, unhealthyThresholdCount: 2";
+/// A `healthCheck`: `/health` every 5 s, two probes to change a target's state.
+fn fast_checks() -> serde_json::Value {
+    json!({
+        "enabled": true,
+        "path": "/health",
+        "healthCheckIntervalSeconds": 5,
+        "healthyThresholdCount": 2,
+        "unhealthyThresholdCount": 2,
+    })
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_checks_take_unhealthy_target_out_and_back() {
     let a = Backend::start("A").await;
     let b = Backend::start("B").await;
     let port = free_port();
-    let tg = format!(
-        "port: 80, protocol: HTTP, healthCheck: {{enabled: true, path: /health, {FAST_CHECKS}}}"
-    );
-    let yaml = one_service("HTTP", port, "", "", &tg, &[a.port, b.port]);
+    let tg =
+        TargetGroup::instance("web-tg", &[a.port, b.port]).config("healthCheck", fast_checks());
+    let yaml = one_service(Listener::http(port), tg);
     let trellis = Trellis::start(&yaml, &[]);
     let a_label = format!("127.0.0.1:{}: ", a.port);
     let b_label = format!("127.0.0.1:{}: ", b.port);
@@ -1227,10 +1143,10 @@ async fn health_check_matcher_ranges() {
     a.health_status.store(204, Ordering::Relaxed);
     b.health_status.store(404, Ordering::Relaxed);
     let port = free_port();
-    let tg = format!(
-        "port: 80, protocol: HTTP, healthCheck: {{enabled: true, path: /health, {FAST_CHECKS}, matcher: {{httpCode: \"200-299\"}}}}"
-    );
-    let yaml = one_service("HTTP", port, "", "", &tg, &[a.port, b.port]);
+    let mut check = fast_checks();
+    check["matcher"] = json!({"httpCode": "200-299"});
+    let tg = TargetGroup::instance("web-tg", &[a.port, b.port]).config("healthCheck", check);
+    let yaml = one_service(Listener::http(port), tg);
     let trellis = Trellis::start(&yaml, &[]);
     wait_stderr(
         &trellis,
@@ -1255,10 +1171,9 @@ async fn health_checks_fail_open_when_no_target_is_healthy() {
     a.health_status.store(500, Ordering::Relaxed);
     b.health_status.store(500, Ordering::Relaxed);
     let port = free_port();
-    let tg = format!(
-        "port: 80, protocol: HTTP, healthCheck: {{enabled: true, path: /health, {FAST_CHECKS}}}"
-    );
-    let yaml = one_service("HTTP", port, "", "", &tg, &[a.port, b.port]);
+    let tg =
+        TargetGroup::instance("web-tg", &[a.port, b.port]).config("healthCheck", fast_checks());
+    let yaml = one_service(Listener::http(port), tg);
     let trellis = Trellis::start(&yaml, &[]);
     for backend in [&a, &b] {
         wait_stderr(
@@ -1283,33 +1198,17 @@ async fn health_check_defaults_by_protocol_version() {
     let h1 = Backend::start("h1").await;
     let h2 = Backend::start("h2").await;
     let port = free_port();
-    let yaml = format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: h1-tg}}]}}}}
-        rules:
-          - name: to-h2
-            priority: 1
-            match: {{httpMatch: {{pathMatch: {{match: {{prefix: /h2}}}}}}}}
-            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: h2-tg}}]}}}}
-targetGroups:
-  - name: h1-tg
-    type: INSTANCE
-    config: {{port: 80, protocol: HTTP}}
-    targets: [{{id: 127.0.0.1, port: {}}}]
-  - name: h2-tg
-    type: INSTANCE
-    config: {{port: 80, protocol: HTTP, protocolVersion: HTTP2}}
-    targets: [{{id: 127.0.0.1, port: {}}}]
-"#,
-        h1.port, h2.port
+    let listener = Listener::http(port).forward("h1-tg").rule(
+        "to-h2",
+        1,
+        path_prefix("/h2"),
+        forward("h2-tg"),
     );
+    let yaml = Config::new()
+        .service(Service::new("svc").listener(listener))
+        .target_group(TargetGroup::instance("h1-tg", &[h1.port]))
+        .target_group(TargetGroup::instance("h2-tg", &[h2.port]).config("protocolVersion", "HTTP2"))
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let ready = Instant::now();
     // HTTP1 group: on by default, first probe right at start-up, path `/`.
@@ -1382,7 +1281,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let backend = Backend::start("slow").await;
     backend.delay_ms.store(1500, Ordering::Relaxed);
     let port = free_port();
-    let yaml = simple_config(port, &[backend.port], ", healthCheck: {enabled: false}");
+    let yaml = simple_config(port, &[backend.port]);
     let mut trellis = Trellis::start(&yaml, &[]);
     let started = Instant::now();
     let in_flight =
@@ -1421,7 +1320,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
 async fn sigint_exits_zero() {
     let backend = Backend::start("web").await;
     let port = free_port();
-    let yaml = simple_config(port, &[backend.port], ", healthCheck: {enabled: false}");
+    let yaml = simple_config(port, &[backend.port]);
     let mut trellis = Trellis::start(&yaml, &[]);
     let a = get(&http1_client(), port, "svc.trellis.localhost", "/").await;
     assert_eq!(a.status, 200);
@@ -1437,7 +1336,7 @@ async fn drain_timeout_bounds_shutdown() {
     let backend = Backend::start("stuck").await;
     backend.delay_ms.store(10_000, Ordering::Relaxed);
     let port = free_port();
-    let yaml = simple_config(port, &[backend.port], ", healthCheck: {enabled: false}");
+    let yaml = simple_config(port, &[backend.port]);
     let mut trellis = Trellis::start(&yaml, &["--drain-timeout", "1"]);
     let in_flight = tokio::spawn(async move {
         let client = http1_client();
@@ -1509,32 +1408,25 @@ async fn https_targets_with_untrusted_certificates() {
     })
     .await;
     let port = free_port();
-    let yaml = format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: tls1-tg}}]}}}}
-        rules:
-          - name: to-h2
-            priority: 1
-            match: {{httpMatch: {{pathMatch: {{match: {{prefix: /h2}}}}}}}}
-            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: tls2-tg}}]}}}}
-targetGroups:
-  - name: tls1-tg
-    type: INSTANCE
-    config: {{port: 443, protocol: HTTPS, healthCheck: {{path: /health}}}}
-    targets: [{{id: 127.0.0.1, port: {backend}}}]
-  - name: tls2-tg
-    type: IP
-    config: {{port: 443, protocol: HTTPS, protocolVersion: HTTP2}}
-    targets: [{{id: 127.0.0.1, port: {backend}}}]
-"#
+    let listener = Listener::http(port).forward("tls1-tg").rule(
+        "to-h2",
+        1,
+        path_prefix("/h2"),
+        forward("tls2-tg"),
     );
+    let tls1 = TargetGroup::instance("tls1-tg", &[backend])
+        .config("port", 443)
+        .config("protocol", "HTTPS")
+        .config("healthCheck", json!({"path": "/health"}));
+    let tls2 = TargetGroup::ip("tls2-tg", &[backend])
+        .config("port", 443)
+        .config("protocol", "HTTPS")
+        .config("protocolVersion", "HTTP2");
+    let yaml = Config::new()
+        .service(Service::new("svc").listener(listener))
+        .target_group(tls1)
+        .target_group(tls2)
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let client = http1_client();
     let a = get(&client, port, "svc.trellis.localhost", "/h1").await;

@@ -25,6 +25,11 @@ fn tg(name: &str, ports: &[u16]) -> String {
     )
 }
 
+/// [`tg`] for the config builder.
+fn group(name: &str, ports: &[u16]) -> TargetGroup {
+    TargetGroup::instance(name, ports).no_health_checks()
+}
+
 /// `forward` to one target group (weight left to its default).
 fn fwd(tg: &str) -> String {
     format!("{{forward: {{targetGroups: [{{targetGroupIdentifier: {tg}}}]}}}}")
@@ -622,36 +627,18 @@ async fn service_network_admits_only_associated_vpcs() {
     let side = Backend::start("side").await;
     let lonely = Backend::start("lonely").await;
     let port = free_port();
-    let yaml = format!(
-        r#"region: us-west-2
-vpcs:
-  - name: allowed-vpc
-    cidrs: [127.0.0.3/32]
-  - name: other-vpc
-    cidrs: [127.0.0.4/32]
-serviceNetworks:
-  - name: main-net
-    services: [main-svc]
-    vpcs: [allowed-vpc]
-  - name: side-net
-    services: [side-svc]
-    vpcs: [other-vpc]
-services:
-  - name: main-svc
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {main}}}]
-  - name: side-svc
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {side}}}]
-  - name: lonely-svc
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {lonely}}}]
-targetGroups:
-{tgs}"#,
-        main = fwd("main-tg"),
-        side = fwd("side-tg"),
-        lonely = fwd("lonely-tg"),
-        tgs = tg("main-tg", &[main.port])
-            + &tg("side-tg", &[side.port])
-            + &tg("lonely-tg", &[lonely.port]),
-    );
+    let yaml = Config::new()
+        .vpc("allowed-vpc", &["127.0.0.3/32"])
+        .vpc("other-vpc", &["127.0.0.4/32"])
+        .network(Network::new("main-net", &["main-svc"], &["allowed-vpc"]))
+        .network(Network::new("side-net", &["side-svc"], &["other-vpc"]))
+        .service(Service::new("main-svc").listener(Listener::http(port).forward("main-tg")))
+        .service(Service::new("side-svc").listener(Listener::http(port).forward("side-tg")))
+        .service(Service::new("lonely-svc").listener(Listener::http(port).forward("lonely-tg")))
+        .target_group(group("main-tg", &[main.port]))
+        .target_group(group("side-tg", &[side.port]))
+        .target_group(group("lonely-tg", &[lonely.port]))
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let from3 = client_from(lo(3));
     let from4 = client_from(lo(4));
@@ -712,19 +699,11 @@ targetGroups:
 async fn without_service_networks_every_client_gets_in() {
     let backend = Backend::start("open").await;
     let port = free_port();
-    let yaml = format!(
-        r#"region: us-west-2
-vpcs:
-  - name: some-vpc
-    cidrs: [127.0.0.3/32]
-services:
-  - name: svc
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {action}}}]
-targetGroups:
-{tgs}"#,
-        action = fwd("open-tg"),
-        tgs = tg("open-tg", &[backend.port]),
-    );
+    let yaml = Config::new()
+        .vpc("some-vpc", &["127.0.0.3/32"])
+        .service(Service::new("svc").listener(Listener::http(port).forward("open-tg")))
+        .target_group(group("open-tg", &[backend.port]))
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     for n in [1, 3, 4, 9] {
         let a = get(&client_from(lo(n)), port, HOST, "/").await;
@@ -751,25 +730,18 @@ async fn host_header_picks_the_service_on_a_shared_port() {
     let gamma = Backend::start("gamma").await;
     let port = free_port();
     let other_port = free_port();
-    let yaml = format!(
-        r#"region: us-west-2
-services:
-  - name: alpha-svc
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {alpha}}}]
-  - name: beta-svc
-    customDomainName: beta.example.com
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {beta}}}]
-  - name: gamma-svc
-    listeners: [{{name: http, protocol: HTTP, port: {other_port}, defaultAction: {gamma}}}]
-targetGroups:
-{tgs}"#,
-        alpha = fwd("alpha-tg"),
-        beta = fwd("beta-tg"),
-        gamma = fwd("gamma-tg"),
-        tgs = tg("alpha-tg", &[alpha.port])
-            + &tg("beta-tg", &[beta.port])
-            + &tg("gamma-tg", &[gamma.port]),
-    );
+    let yaml = Config::new()
+        .service(Service::new("alpha-svc").listener(Listener::http(port).forward("alpha-tg")))
+        .service(
+            Service::new("beta-svc")
+                .custom_domain("beta.example.com")
+                .listener(Listener::http(port).forward("beta-tg")),
+        )
+        .service(Service::new("gamma-svc").listener(Listener::http(other_port).forward("gamma-tg")))
+        .target_group(group("alpha-tg", &[alpha.port]))
+        .target_group(group("beta-tg", &[beta.port]))
+        .target_group(group("gamma-tg", &[gamma.port]))
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let dns = dns_names(&trellis.dir.join("trellis.yaml"));
     let alpha_dns = dns.get("alpha-svc").expect("alpha-svc dns name").clone();
@@ -1071,49 +1043,30 @@ async fn access_logs_go_to_service_and_network_destinations() {
     let dir = scratch_dir("accesslog");
     let svc_log = dir.join("svc.log");
     let net_log = dir.join("net.log");
-    let rules = rule(
-        "missing",
-        10,
-        "{pathMatch: {match: {prefix: /missing}}}",
-        &fixed(404),
-    ) + &rule(
-        "dead",
-        20,
-        "{pathMatch: {match: {prefix: /dead}}}",
-        &fwd("dead-tg"),
-    );
-    let yaml = format!(
-        r#"region: us-west-2
-vpcs:
-  - name: local-vpc
-    cidrs: [127.0.0.0/8]
-serviceNetworks:
-  - name: log-net
-    services: [logged-svc, stdout-svc]
-    vpcs: [local-vpc]
-    accessLogs: [{{destination: "file:{net}"}}]
-services:
-  - name: logged-svc
-    accessLogs: [{{destination: "file:{svc}"}}]
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {live_fwd}
-        rules:
-{rules}  - name: stdout-svc
-    accessLogs: [{{destination: stdout}}]
-    listeners: [{{name: http, protocol: HTTP, port: {port}, defaultAction: {quiet_fwd}}}]
-targetGroups:
-{tgs}"#,
-        net = net_log.display(),
-        svc = svc_log.display(),
-        live_fwd = fwd("live-tg"),
-        quiet_fwd = fwd("quiet-tg"),
-        tgs = tg("live-tg", &[live.port])
-            + &tg("dead-tg", &[dead_port])
-            + &tg("quiet-tg", &[quiet.port]),
-    );
+    let logged = Listener::http(port)
+        .forward("live-tg")
+        .rule("missing", 10, path_prefix("/missing"), fixed_response(404))
+        .rule("dead", 20, path_prefix("/dead"), forward("dead-tg"));
+    let yaml = Config::new()
+        .vpc("local-vpc", &["127.0.0.0/8"])
+        .network(
+            Network::new("log-net", &["logged-svc", "stdout-svc"], &["local-vpc"])
+                .access_log(&format!("file:{}", net_log.display())),
+        )
+        .service(
+            Service::new("logged-svc")
+                .access_log(&format!("file:{}", svc_log.display()))
+                .listener(logged),
+        )
+        .service(
+            Service::new("stdout-svc")
+                .access_log("stdout")
+                .listener(Listener::http(port).forward("quiet-tg")),
+        )
+        .target_group(group("live-tg", &[live.port]))
+        .target_group(group("dead-tg", &[dead_port]))
+        .target_group(group("quiet-tg", &[quiet.port]))
+        .yaml();
     let trellis = Trellis::start(&yaml, &[]);
     let config = trellis.dir.join("trellis.yaml");
     let (code, listing, _) = run_cli(

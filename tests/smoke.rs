@@ -7,10 +7,7 @@ async fn proxies_to_backend() {
     let backend = Backend::start("instance").await;
     let port = free_port();
     // Health checks off: a probe of `/` could otherwise be the last request the backend saw.
-    let trellis = Trellis::start(
-        &simple_config(port, &[backend.port], ", healthCheck: {enabled: false}"),
-        &[],
-    );
+    let trellis = Trellis::start(&simple_config(port, &[backend.port]), &[]);
     let client = http1_client();
     let a = get(&client, port, "svc.trellis.localhost", "/hello?x=1").await;
     assert_eq!(a.status, 200, "{a:?}\n{}", trellis.stderr());

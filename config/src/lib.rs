@@ -5,6 +5,8 @@
 //! problem at once with its path, line:column and a hint. Keys and enum values are spelled as
 //! the VPC Lattice API spells them, so blocks from the AWS docs paste in unchanged.
 
+#![forbid(unsafe_code)]
+
 mod decode;
 mod error;
 mod ids;

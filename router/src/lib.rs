@@ -2,6 +2,8 @@
 //! the phases of `handler::handle` against an immutable [`RoutingTable`] that can be swapped
 //! atomically. The router only knows [`Target`]s; what runs behind them is the invokers' job.
 
+#![forbid(unsafe_code)]
+
 pub mod accesslog;
 mod body;
 pub mod handler;

@@ -8,6 +8,8 @@
 //! - `pool`: the pool of warm environments that process and container functions run in, and
 //!   Trellis's Lambda Runtime API they speak.
 
+#![forbid(unsafe_code)]
+
 pub mod event;
 pub mod log;
 pub mod pool;

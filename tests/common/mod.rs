@@ -3,6 +3,9 @@
 //! address).
 #![allow(dead_code)]
 
+mod builder;
+pub use builder::*;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -389,30 +392,13 @@ pub fn run_cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
 }
 
 /// A minimal config: one service `svc` with one HTTP listener on `port` whose default action
-/// forwards to target group `web-tg` with the given targets (`host:port` strings).
-pub fn simple_config(port: u16, targets: &[u16], extra_tg_config: &str) -> String {
-    let targets: Vec<String> = targets
-        .iter()
-        .map(|p| format!("{{id: 127.0.0.1, port: {p}}}"))
-        .collect();
-    format!(
-        r#"
-region: us-west-2
-services:
-  - name: svc
-    listeners:
-      - name: http
-        protocol: HTTP
-        port: {port}
-        defaultAction: {{forward: {{targetGroups: [{{targetGroupIdentifier: web-tg}}]}}}}
-targetGroups:
-  - name: web-tg
-    type: INSTANCE
-    config: {{port: 80, protocol: HTTP{extra_tg_config}}}
-    targets: [{}]
-"#,
-        targets.join(", ")
-    )
+/// forwards to target group `web-tg` over backends on 127.0.0.1 at `targets`, health checks
+/// off.
+pub fn simple_config(port: u16, targets: &[u16]) -> String {
+    Config::new()
+        .service(Service::new("svc").listener(Listener::http(port).forward("web-tg")))
+        .target_group(TargetGroup::instance("web-tg", targets).no_health_checks())
+        .yaml()
 }
 
 /// Loopback address 127.0.0.`n`.

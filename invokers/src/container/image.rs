@@ -3,7 +3,7 @@
 //! `.dockerignore` honoured) and tagged `trellis-fn-<name>:<content hash>`, so an unchanged
 //! directory reuses its image, across restarts too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::PermissionsExt;
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use trellis_runtime::log;
 
 use super::engine::{chain, engine_error, is_status, label_filter};
+use super::launcher::LineBuffer;
 use super::{ContainerError, labels};
 
 /// The file the engine builds from.
@@ -168,18 +169,16 @@ impl Images {
             ..Default::default()
         };
         let tar = bollard::body_full(context.tar.clone().into());
-        let mut output: Vec<String> = Vec::new();
+        let mut output = BuildOutput::new(|line: &str| log::line(&self.function, line));
         let mut failure: Option<String> = None;
         let mut stream = self.docker.build_image(options, None, Some(tar));
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
-                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
-                        output.extend(
-                            text.lines()
-                                .filter(|l| !l.trim().is_empty())
-                                .map(str::to_owned),
-                        );
+                    if let Some(text) = info.stream.as_deref() {
+                        output.push(text);
+                    } else if let Some(status) = info.status.as_deref() {
+                        output.push_line(status);
                     }
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {
                         failure = Some(message);
@@ -191,18 +190,18 @@ impl Images {
                 }
             }
         }
+        let (tail, cut) = output.finish();
         if failure.is_none() && self.docker.inspect_image(tag).await.is_err() {
             failure = Some("the engine reported no error, but the image is missing".into());
         }
         if let Some(message) = failure {
-            let skip = output.len().saturating_sub(OUTPUT_TAIL);
-            let shown = output[skip..].join("\n");
+            let shown = tail.join("\n");
             return Err(ContainerError::Build(format!(
                 "building {} for function {} failed: {}\n--- build output{} ---\n{}",
                 dir.display(),
                 self.function,
                 message.trim(),
-                if skip > 0 { " (last lines)" } else { "" },
+                if cut { " (last lines)" } else { "" },
                 if shown.is_empty() { "(none)" } else { &shown },
             )));
         }
@@ -243,6 +242,70 @@ impl Images {
                 .await;
         }
     }
+}
+
+/// A build's output on its way to the function log, line by line as the engine sends it (a
+/// build can take minutes; its steps show while it runs). The engine's messages are chunks, not
+/// lines, so lines are reassembled; blank ones are skipped. The last [`OUTPUT_TAIL`] lines are
+/// kept for a failure's message.
+struct BuildOutput<F: FnMut(&str)> {
+    log: F,
+    pending: LineBuffer,
+    tail: VecDeque<String>,
+    /// Whether earlier lines fell out of `tail`.
+    cut: bool,
+}
+
+impl<F: FnMut(&str)> BuildOutput<F> {
+    fn new(log: F) -> BuildOutput<F> {
+        BuildOutput {
+            log,
+            pending: LineBuffer::default(),
+            tail: VecDeque::with_capacity(OUTPUT_TAIL),
+            cut: false,
+        }
+    }
+
+    /// Part of the build's output stream.
+    fn push(&mut self, text: &str) {
+        let BuildOutput {
+            log,
+            pending,
+            tail,
+            cut,
+        } = self;
+        pending.push(text.as_bytes(), |line| keep(log, tail, cut, line));
+    }
+
+    /// A status message: a whole line of its own.
+    fn push_line(&mut self, text: &str) {
+        self.push(text);
+        self.push("\n");
+    }
+
+    /// Logs an unfinished last line; returns the tail and whether it is cut.
+    fn finish(mut self) -> (Vec<String>, bool) {
+        let BuildOutput {
+            log,
+            pending,
+            tail,
+            cut,
+        } = &mut self;
+        pending.finish(|line| keep(log, tail, cut, line));
+        (self.tail.into(), self.cut)
+    }
+}
+
+fn keep(log: &mut impl FnMut(&str), tail: &mut VecDeque<String>, cut: &mut bool, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    log(line);
+    if tail.len() == OUTPUT_TAIL {
+        tail.pop_front();
+        *cut = true;
+    }
+    tail.push_back(line.to_owned());
 }
 
 /// `trellis-fn-<name>:<hash>`, the name lowercased and limited to what a repository name
@@ -499,6 +562,39 @@ mod tests {
         assert!(!ignore.excludes("src/main.rs"));
         assert!(segment_matches("a*b*c", "aXXbYc"));
         assert!(!segment_matches("a*b", "aXXbc"));
+    }
+
+    #[test]
+    fn build_output_is_logged_by_whole_lines_and_its_tail_kept() {
+        let mut logged = Vec::new();
+        let mut output = BuildOutput::new(|line: &str| logged.push(line.to_owned()));
+        output.push("Step 1/2 : FROM scratch");
+        output.push("\n");
+        output.push_line("Pulling fs layer");
+        output.push(" ---> Running\n\n  \npart");
+        output.push("ial\nunfinished");
+        let (tail, cut) = output.finish();
+        let expected = [
+            "Step 1/2 : FROM scratch",
+            "Pulling fs layer",
+            " ---> Running",
+            "partial",
+            "unfinished",
+        ];
+        assert_eq!(tail, expected);
+        assert!(!cut);
+        assert_eq!(logged, expected);
+
+        let mut count = 0;
+        let mut output = BuildOutput::new(|_: &str| count += 1);
+        for n in 0..OUTPUT_TAIL + 5 {
+            output.push(&format!("line {n}\n"));
+        }
+        let (tail, cut) = output.finish();
+        assert!(cut);
+        assert_eq!(tail.len(), OUTPUT_TAIL);
+        assert_eq!(tail[0], "line 5");
+        assert_eq!(count, OUTPUT_TAIL + 5);
     }
 
     #[test]

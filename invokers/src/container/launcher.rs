@@ -480,12 +480,12 @@ async fn pump_logs(docker: Docker, id: String, function: String) {
 
 /// Reassembles lines from the engine's output frames (a frame is a write, not a line).
 #[derive(Default)]
-struct LineBuffer {
+pub(super) struct LineBuffer {
     pending: Vec<u8>,
 }
 
 impl LineBuffer {
-    fn push(&mut self, bytes: &[u8], mut sink: impl FnMut(&str)) {
+    pub(super) fn push(&mut self, bytes: &[u8], mut sink: impl FnMut(&str)) {
         for &b in bytes {
             if b == b'\n' {
                 sink(&String::from_utf8_lossy(&self.pending));
@@ -500,7 +500,7 @@ impl LineBuffer {
         }
     }
 
-    fn finish(&mut self, mut sink: impl FnMut(&str)) {
+    pub(super) fn finish(&mut self, mut sink: impl FnMut(&str)) {
         if !self.pending.is_empty() {
             sink(&String::from_utf8_lossy(&self.pending));
             self.pending.clear();
