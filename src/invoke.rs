@@ -56,15 +56,9 @@ pub fn invoke(args: InvokeArgs) -> u8 {
             return EXIT_BAD_CONFIG;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::async_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            log::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
-            return EXIT_RUNTIME;
-        }
+        Err(code) => return code,
     };
     let timeout = Duration::from_secs(u64::from(function.timeout_seconds));
     let result = runtime.block_on(async {

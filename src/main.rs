@@ -156,3 +156,15 @@ pub fn suggestion(name: &str, names: &[&str]) -> String {
         .map(|hint| format!("{hint} "))
         .unwrap_or_default()
 }
+
+/// The multi-threaded tokio runtime the commands that serve or invoke run on; when it cannot be
+/// made, the error is printed and the exit code returned.
+pub fn async_runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            log::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            EXIT_RUNTIME
+        })
+}

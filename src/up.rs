@@ -52,15 +52,9 @@ pub fn run(args: UpArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::async_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            log::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
-            return EXIT_RUNTIME;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(serve(args, config)) {
         Ok(()) => 0,

@@ -42,6 +42,7 @@ use trellis_router::tls::AcceptAnyCertificate;
 
 use crate::http::multiplex::Http2Pool;
 use crate::http::pool::{Http1Pool, SendError};
+use crate::one_line;
 
 mod multiplex;
 mod pool;
@@ -249,7 +250,7 @@ impl HttpTarget {
         match err {
             SendError::Connect(err) => TargetError::Connect {
                 target: self.address(),
-                reason: describe(&*err),
+                reason: one_line(&*err),
             },
             SendError::Request(err) => self.classify_sent(&err),
         }
@@ -258,7 +259,7 @@ impl HttpTarget {
     /// Maps the failure of a request on an open connection.
     fn classify_sent(&self, err: &(dyn StdError + 'static)) -> TargetError {
         let target = self.address();
-        let reason = describe(err);
+        let reason = one_line(err);
         match failure_kind(err) {
             FailureKind::Closed => TargetError::Closed { target, reason },
             FailureKind::Protocol => TargetError::Protocol { target, reason },
@@ -313,7 +314,7 @@ impl HttpTarget {
             .map_err(|err| format!("invalid health check path {:?}: {err}", spec.path))?;
         let io = tower_service::Service::call(&mut self.clients.connector(spec.http2), uri.clone())
             .await
-            .map_err(|err| format!("cannot connect to {authority}: {}", describe(&*err)))?;
+            .map_err(|err| format!("cannot connect to {authority}: {}", one_line(&*err)))?;
         let request = Request::get(uri)
             .header(header::HOST, authority.as_str())
             .header(header::USER_AGENT, PROBE_USER_AGENT)
@@ -390,7 +391,7 @@ async fn probe_http1(
     *request.uri_mut() = Uri::from(path);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|err| format!("HTTP/1.1 handshake failed: {}", describe(&err)))?;
+        .map_err(|err| format!("HTTP/1.1 handshake failed: {}", one_line(&err)))?;
     drive(sender.send_request(request), conn).await
 }
 
@@ -401,7 +402,7 @@ async fn probe_http2(
 ) -> Result<Response<Incoming>, String> {
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
         .await
-        .map_err(|err| format!("HTTP/2 handshake failed: {}", describe(&err)))?;
+        .map_err(|err| format!("HTTP/2 handshake failed: {}", one_line(&err)))?;
     drive(sender.send_request(request), conn).await
 }
 
@@ -414,10 +415,10 @@ where
 {
     tokio::pin!(conn);
     tokio::select! {
-        response = request => response.map_err(|err| describe(&err)),
+        response = request => response.map_err(|err| one_line(&err)),
         ended = &mut conn => Err(match ended {
             Ok(()) => "the target closed the connection before answering".to_owned(),
-            Err(err) => describe(&err),
+            Err(err) => one_line(&err),
         }),
     }
 }
@@ -475,22 +476,6 @@ fn h2_kind(err: &(dyn StdError + 'static)) -> Option<FailureKind> {
     } else {
         Some(FailureKind::Protocol)
     }
-}
-
-/// An error and its sources on one line: hyper's top-level messages alone ("client error
-/// (Connect)") do not say what went wrong.
-fn describe(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(source) = next {
-        let message = source.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        next = source.source();
-    }
-    text
 }
 
 /// Connects to `http://` URIs over TCP and `https://` URIs over TLS with a fixed ALPN

@@ -372,3 +372,20 @@ impl TargetFactory for Invokers {
         }
     }
 }
+
+/// An error and its causes on one line. Backends' top-level messages alone often do not say what
+/// went wrong (hyper's "client error (Connect)", bollard's "error in the engine"); a cause whose
+/// text the message already includes is not repeated.
+pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        next = cause.source();
+    }
+    text
+}

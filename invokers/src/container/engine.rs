@@ -16,6 +16,7 @@ use bollard::query_parameters::{
 
 use super::network::{self, Placement};
 use super::{ContainerError, labels};
+use crate::one_line;
 
 /// Where the engine is when `DOCKER_HOST` is not set.
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -285,7 +286,7 @@ fn unreachable(host: &str, error: &DockerError) -> ContainerError {
                 .to_owned(),
         ),
         _ => (
-            chain(error),
+            one_line(error),
             "check that `docker info` works from this shell, and that DOCKER_HOST (if set) names the same engine".to_owned(),
         ),
     };
@@ -308,23 +309,8 @@ fn io_kind(error: &DockerError) -> Option<std::io::ErrorKind> {
     None
 }
 
-/// An error and its causes on one line.
-pub(super) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        current = e.source();
-    }
-    text
-}
-
 pub(super) fn engine_error(doing: &str, error: &DockerError) -> ContainerError {
-    ContainerError::Engine(format!("{doing}: {}", chain(error)))
+    ContainerError::Engine(format!("{doing}: {}", one_line(error)))
 }
 
 /// Whether the engine answered with HTTP status `code`.

@@ -16,9 +16,10 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use trellis_runtime::log;
 
-use super::engine::{chain, engine_error, is_status, label_filter};
+use super::engine::{engine_error, is_status, label_filter};
 use super::launcher::LineBuffer;
 use super::{ContainerError, labels};
+use crate::one_line;
 
 /// The file the engine builds from.
 const DOCKERFILE: &str = "Dockerfile";
@@ -185,7 +186,7 @@ impl Images {
                     }
                 }
                 Err(e) => {
-                    failure = Some(chain(&e));
+                    failure = Some(one_line(&e));
                     break;
                 }
             }

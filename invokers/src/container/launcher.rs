@@ -16,9 +16,10 @@ use tokio::task::JoinHandle;
 use trellis_runtime::pool::{Environment, Exit, LaunchError, LaunchSpec, Launcher};
 use trellis_runtime::{BoxFuture, log};
 
-use super::engine::{DockerEngine, chain, is_status, remove_container, short_id};
+use super::engine::{DockerEngine, is_status, remove_container, short_id};
 use super::image::{ImageSource, Images};
 use super::{ContainerError, labels};
+use crate::one_line;
 
 /// Longest line of output logged as one line (as for process functions).
 const MAX_LINE: usize = 16 * 1024;
@@ -135,13 +136,13 @@ impl DockerLauncher {
                 body,
             )
             .await
-            .map_err(|e| format!("cannot create a container from {image}: {}", chain(&e)))?;
+            .map_err(|e| format!("cannot create a container from {image}: {}", one_line(&e)))?;
         let id = created.id;
         if let Err(e) = docker.start_container(&id, None).await {
             let _ = remove_container(docker, &id).await;
             return Err(format!(
                 "cannot start container {name} from {image}: {}",
-                chain(&e)
+                one_line(&e)
             ));
         }
         let killing = Arc::new(AtomicBool::new(false));
@@ -313,7 +314,7 @@ impl Environment for ContainerEnvironment {
                 Ok(ended) => ended.exit,
                 Err(_) => Exit(match removed {
                     Ok(()) => "removed".into(),
-                    Err(e) => format!("could not be removed: {}", chain(&e)),
+                    Err(e) => format!("could not be removed: {}", one_line(&e)),
                 }),
             };
             self.flush_output().await;
@@ -379,7 +380,7 @@ async fn watch_exit(
                 }
                 if failures >= WAIT_RETRIES {
                     let why = match other {
-                        Some(Err(e)) => chain(&e),
+                        Some(Err(e)) => one_line(&e),
                         _ => "no answer".into(),
                     };
                     break Err(format!("lost contact with the Docker engine ({why})"));
