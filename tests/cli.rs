@@ -29,17 +29,7 @@ fn run_bounded(args: &[&str], cwd: &Path, timeout: Duration) -> (Option<i32>, St
         .spawn()
         .expect("spawn trellis");
     let deadline = Instant::now() + timeout;
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = exit_code_by(&mut child, deadline);
     let out = child.wait_with_output().expect("output");
     (
         code,
@@ -408,17 +398,7 @@ fn up_briefly(name: &str, extra: &[&str], ready: &str) -> (Option<i32>, String) 
         .expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = exit_code_by(&mut child, deadline);
     reader.join().expect("reader");
     for line in lines_rx.try_iter() {
         stderr.push_str(&line);
@@ -577,5 +557,21 @@ fn up_colours_its_log_on_a_terminal_unless_no_color() {
             coloured,
             "NO_COLOR={no_color:?}:\n{terminal:?}"
         );
+    }
+}
+
+/// The child's exit code once it exits, or `None` (after killing it) if it is still running at
+/// `deadline`.
+fn exit_code_by(child: &mut std::process::Child, deadline: Instant) -> Option<i32> {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -74,11 +74,7 @@ impl Network {
 
     /// An access log destination (`stdout`, `file:PATH`).
     pub fn access_log(mut self, destination: &str) -> Network {
-        push(
-            &mut self.0,
-            "accessLogs",
-            json!({"destination": destination}),
-        );
+        push_access_log(&mut self.0, destination);
         self
     }
 }
@@ -104,11 +100,7 @@ impl Service {
 
     /// An access log destination (`stdout`, `file:PATH`).
     pub fn access_log(mut self, destination: &str) -> Service {
-        push(
-            &mut self.0,
-            "accessLogs",
-            json!({"destination": destination}),
-        );
+        push_access_log(&mut self.0, destination);
         self
     }
 }
@@ -268,4 +260,9 @@ fn object(value: Value) -> Map<String, Value> {
 fn push(map: &mut Map<String, Value>, key: &str, item: Value) {
     let list = map.entry(key).or_insert_with(|| json!([]));
     list.as_array_mut().expect("a list").push(item);
+}
+
+/// Adds an access log destination to a service's or a network's `accessLogs`.
+fn push_access_log(object: &mut Map<String, Value>, destination: &str) {
+    push(object, "accessLogs", json!({"destination": destination}));
 }
