@@ -46,6 +46,9 @@ pub fn init(format: LogFormat) {
     };
     if installed.is_ok() {
         let _ = FORMAT.set(format);
+        if format == LogFormat::Json {
+            trellis_runtime::log::as_events();
+        }
     }
 }
 

@@ -1464,6 +1464,17 @@ fn invoke_config(dir: &Path) -> PathBuf {
     file
 }
 
+/// `trellis invoke FUNCTION ARGS… -f DIR/trellis.yaml --state-dir (shared)` in `dir`:
+/// (exit code, stdout, stderr).
+fn invoke_cli(dir: &Path, function: &str, args: &[&str]) -> (i32, String, String) {
+    let file = path_str(&dir.join("trellis.yaml"));
+    let state = path_str(&shared_state_dir());
+    let mut all = vec!["invoke", function];
+    all.extend_from_slice(args);
+    all.extend(["-f", file.as_str(), "--state-dir", state.as_str()]);
+    run_cli(&all, dir)
+}
+
 fn generate(path: &str) -> String {
     let (code, out, err) = run_cli(&["generate-event", "--path", path], &std::env::temp_dir());
     assert_eq!(code, 0, "{err}");
@@ -1477,19 +1488,7 @@ fn invoke_runs_a_function_with_an_event_file_or_stdin() {
     let state = path_str(&shared_state_dir());
     let event = dir.join("event.json");
     std::fs::write(&event, generate("/from-file")).unwrap();
-    let (code, out, err) = run_cli(
-        &[
-            "invoke",
-            "hello-fn",
-            "--event",
-            &path_str(&event),
-            "-f",
-            &path_str(&file),
-            "--state-dir",
-            &state,
-        ],
-        &dir,
-    );
+    let (code, out, err) = invoke_cli(&dir, "hello-fn", &["--event", &path_str(&event)]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let response: Value = serde_json::from_str(out.trim()).expect("response JSON");
     assert_eq!(response["statusCode"], 200, "{out}");
@@ -1537,25 +1536,45 @@ fn invoke_runs_a_function_with_an_event_file_or_stdin() {
 }
 
 #[test]
+fn with_log_format_json_the_function_log_is_json_events_too() {
+    let dir = scratch_dir("invoke-json");
+    invoke_config(&dir);
+    let event = dir.join("event.json");
+    std::fs::write(&event, generate("/json-log")).unwrap();
+    let (code, out, err) = invoke_cli(
+        &dir,
+        "hello-fn",
+        &["--log-format", "json", "--event", &path_str(&event)],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // Every stderr line parses; the function's lines carry its name as a field.
+    let function_lines: Vec<String> = err
+        .lines()
+        .filter_map(|line| {
+            let event: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\nstderr:\n{err}"));
+            (event["target"] == "function").then(|| {
+                assert_eq!(event["fields"]["function"], "hello-fn", "{line}");
+                event["fields"]["message"].as_str().unwrap_or("").to_owned()
+            })
+        })
+        .collect();
+    for wanted in ["START RequestId:", "GET /json-log", "REPORT RequestId:"] {
+        assert!(
+            function_lines.iter().any(|l| l.starts_with(wanted)),
+            "no function line {wanted:?} in:\n{err}"
+        );
+    }
+    assert!(!err.contains("[hello-fn]"), "{err}");
+}
+
+#[test]
 fn invoke_reports_failures_and_unknown_functions() {
     let dir = scratch_dir("invoke-fail");
-    let file = invoke_config(&dir);
-    let state = path_str(&shared_state_dir());
+    invoke_config(&dir);
     let event = dir.join("panic.json");
     std::fs::write(&event, generate("/panic")).unwrap();
-    let (code, out, err) = run_cli(
-        &[
-            "invoke",
-            "hello-fn",
-            "--event",
-            &path_str(&event),
-            "-f",
-            &path_str(&file),
-            "--state-dir",
-            &state,
-        ],
-        &dir,
-    );
+    let (code, out, err) = invoke_cli(&dir, "hello-fn", &["--event", &path_str(&event)]);
     assert_eq!(
         code, 2,
         "a panicking function: stdout:\n{out}\nstderr:\n{err}"
@@ -1565,17 +1584,7 @@ fn invoke_reports_failures_and_unknown_functions() {
         "{err}"
     );
 
-    let (code, out, err) = run_cli(
-        &[
-            "invoke",
-            "no-such-fn",
-            "-f",
-            &path_str(&file),
-            "--state-dir",
-            &state,
-        ],
-        &dir,
-    );
+    let (code, out, err) = invoke_cli(&dir, "no-such-fn", &[]);
     assert_eq!(code, 1, "an unknown function: {out}\n{err}");
     assert!(
         err.contains("no-such-fn") && err.contains("hello-fn") && err.contains("other-fn"),
@@ -1584,18 +1593,6 @@ fn invoke_reports_failures_and_unknown_functions() {
 
     // An event that is not JSON is refused before anything runs.
     std::fs::write(&event, "not json").unwrap();
-    let (code, _, err) = run_cli(
-        &[
-            "invoke",
-            "hello-fn",
-            "--event",
-            &path_str(&event),
-            "-f",
-            &path_str(&file),
-            "--state-dir",
-            &state,
-        ],
-        &dir,
-    );
+    let (code, _, err) = invoke_cli(&dir, "hello-fn", &["--event", &path_str(&event)]);
     assert_eq!(code, 1, "{err}");
 }

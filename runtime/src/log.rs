@@ -1,14 +1,33 @@
 //! The function log: what functions print, plus Lambda's `START`/`END`/`REPORT` lines, on
 //! Trellis's stderr, each line prefixed by the function's name so several functions can share
-//! one terminal.
+//! one terminal — or, when the binary logs JSON, as `tracing` events, so that every line on
+//! stderr parses.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// The `tracing` target of function log events.
+pub const TARGET: &str = "function";
+
+static AS_EVENTS: AtomicBool = AtomicBool::new(false);
+
+/// From now on, function log lines are `tracing` events (target [`TARGET`], the function's name
+/// in the `function` field, the line as the message) rather than `[name] text` lines. The binary
+/// turns this on with `--log-format json`; `RUST_LOG` then filters them like any other event.
+pub fn as_events() {
+    AS_EVENTS.store(true, Ordering::Relaxed);
+}
 
 /// Writes one line of `function`'s log.
 pub fn line(function: &str, text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "[{function}] {}", text.trim_end_matches(['\n', '\r']));
+    let text = text.trim_end_matches(['\n', '\r']);
+    if AS_EVENTS.load(Ordering::Relaxed) {
+        tracing::info!(target: TARGET, function, "{text}");
+    } else {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "[{function}] {text}");
+    }
 }
 
 /// `START RequestId: … Version: $LATEST`

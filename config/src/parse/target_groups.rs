@@ -78,6 +78,8 @@ impl Ctx<'_> {
     }
 
     fn tg_config(&mut self, tg_fields: &Fields<'_>, tg: &mut TargetGroup) {
+        /// The keys of `config`: all but the last are for INSTANCE and IP groups only, the last
+        /// for LAMBDA groups only.
         const KEYS: &[&str] = &[
             "port",
             "protocol",
@@ -87,6 +89,7 @@ impl Ctx<'_> {
             "healthCheck",
             "lambdaEventStructureVersion",
         ];
+        const NOT_FOR_LAMBDA: &[&str] = KEYS.split_last().expect("KEYS is not empty").1;
         let lambda = tg.kind == TargetGroupType::Lambda;
         let f = match tg_fields.get("config") {
             Some(node) => match fields(self.problems, node, &tg_fields.loc("config"), KEYS) {
@@ -103,14 +106,7 @@ impl Ctx<'_> {
             return;
         };
         if lambda {
-            for key in [
-                "port",
-                "protocol",
-                "protocolVersion",
-                "ipAddressType",
-                "vpcIdentifier",
-                "healthCheck",
-            ] {
+            for &key in NOT_FOR_LAMBDA {
                 if f.get(key).is_some() {
                     self.problems.add(
                         &f.loc(key),

@@ -139,40 +139,38 @@ fn event_reply(delivery: Delivery) -> Reply {
 
 /// `POST …/invocation/{id}/response`.
 async fn response(api: &EnvironmentApi, id: &str, request: Request<Incoming>) -> Reply {
-    if let Err(rejection) = api.holds(id) {
-        return rejected(rejection);
-    }
-    match read_capped(request.into_body()).await {
-        Ok(body) => match api.complete(id, Ok(body)) {
-            Ok(()) => accepted(),
-            Err(rejection) => rejected(rejection),
-        },
-        Err(BodyError::TooLarge(size)) => {
-            let _ = api.complete(id, Err(FunctionError::ResponseTooLarge(size)));
-            too_large()
-        }
-        Err(BodyError::Broken(reason)) => truncated(api.function(), &reason),
-    }
+    complete(api, id, request, Ok).await
 }
 
 /// `POST …/invocation/{id}/error`: the invocation fails with the runtime's error.
 async fn invocation_error(api: &EnvironmentApi, id: &str, request: Request<Incoming>) -> Reply {
+    let header_type = error_type_header(&request);
+    complete(api, id, request, |body| {
+        let (error_type, message) = parse_error(&body, header_type);
+        Err(FunctionError::Unhandled {
+            error_type,
+            message,
+        })
+    })
+    .await
+}
+
+/// Ends invocation `id` with what `outcome` makes of the posted body (read up to the response
+/// limit): the one shape of the response and error routes.
+async fn complete(
+    api: &EnvironmentApi,
+    id: &str,
+    request: Request<Incoming>,
+    outcome: impl FnOnce(Bytes) -> Result<Bytes, FunctionError>,
+) -> Reply {
     if let Err(rejection) = api.holds(id) {
         return rejected(rejection);
     }
-    let header_type = error_type_header(&request);
     match read_capped(request.into_body()).await {
-        Ok(body) => {
-            let (error_type, message) = parse_error(&body, header_type);
-            let error = FunctionError::Unhandled {
-                error_type,
-                message,
-            };
-            match api.complete(id, Err(error)) {
-                Ok(()) => accepted(),
-                Err(rejection) => rejected(rejection),
-            }
-        }
+        Ok(body) => match api.complete(id, outcome(body)) {
+            Ok(()) => accepted(),
+            Err(rejection) => rejected(rejection),
+        },
         Err(BodyError::TooLarge(size)) => {
             let _ = api.complete(id, Err(FunctionError::ResponseTooLarge(size)));
             too_large()

@@ -1,0 +1,1 @@
+//! The IAM auth-policy language: parse, validate, evaluate. (Being written.)

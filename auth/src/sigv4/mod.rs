@@ -1,0 +1,1 @@
+//! SigV4 and SigV4A request verification. (Being written.)
