@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::accesslog::or_dash;
 use crate::body::{Counted, Progress};
-use crate::rescue::{Failure, local_response};
+use crate::rescue::{Failure, grpc_status, local_response};
 use crate::table::{
     ActionRoute, Admission, Choice, Forward, ListenerRoute, RoutingTable, ServiceRoute, TargetRoute,
 };
@@ -29,8 +29,10 @@ use crate::target::{Body, CallContext, boxed};
 pub use connection::{Connection, TlsInfo};
 pub use headers::strip_hop_by_hop;
 use headers::{RequestId, add_lattice_headers, host_of, is_grpc, prepare_request_headers};
+use auth::{add_identity_headers, authenticate, authorize, log_caller};
 use log::{Log, log_sinks, start_record};
 
+mod auth;
 mod connection;
 mod headers;
 mod log;
@@ -62,7 +64,7 @@ where
 async fn proxy<B>(
     table: &RoutingTable,
     ex: &mut Exchange<'_>,
-    parts: Parts,
+    mut parts: Parts,
     body: B,
 ) -> Result<Answer, Failure>
 where
@@ -71,7 +73,11 @@ where
 {
     let (service, listener) = find_service(table, ex)?;
     let admission = admit(table, ex, &parts, service, listener)?;
-    // An authorize phase (SigV4, then the network's and the service's IAM policies) goes here.
+    ex.caller = authenticate(table, ex, &mut parts, service)?;
+    if let Some(caller) = &ex.caller {
+        log_caller(&mut ex.log, caller);
+    }
+    authorize(table, ex, &parts, service, &admission)?;
     let forward = match route(listener, &parts) {
         ActionRoute::Fixed(code) => return Ok(Answer::Fixed(fixed_status(*code))),
         ActionRoute::Forward(forward) => forward,
@@ -104,6 +110,8 @@ struct Exchange<'c> {
     start: Instant,
     started: SystemTime,
     log: Log,
+    /// Who signed the request, once the authenticate phase has verified it.
+    caller: Option<trellis_auth::Caller>,
 }
 
 impl<'c> Exchange<'c> {
@@ -129,6 +137,7 @@ impl<'c> Exchange<'c> {
             start,
             started: SystemTime::now(),
             log: Log::new(span),
+            caller: None,
         }
     }
 
@@ -144,9 +153,13 @@ impl<'c> Exchange<'c> {
         } = self;
         let (mut response, head_at) = match outcome {
             Ok(Answer::Target { response, head_at }) => (response, Some(head_at)),
-            Ok(Answer::Fixed(status)) => (local_response(status, String::new(), grpc), None),
+            Ok(Answer::Fixed(status)) => {
+                let grpc = grpc.then(|| grpc_status(status));
+                (local_response(status, String::new(), grpc), None)
+            }
             Err(failure) => {
                 log.edit(|r| r.failure_reason = failure.failure_reason().to_string());
+                let grpc = grpc.then(|| failure.grpc_status());
                 let response = local_response(failure.status(), failure.message(), grpc);
                 (response, None)
             }
@@ -267,6 +280,9 @@ where
         admission,
         choice.lattice_target(admission),
     );
+    if let Some(caller) = &ex.caller {
+        add_identity_headers(&mut parts.headers, caller);
+    }
     // The body is counted only for the access-log record.
     let progress = ex
         .log
@@ -287,6 +303,7 @@ where
         service_arn: &service.arn,
         service_network_arn: admission.network_arn(),
         source_vpc_arn: admission.vpc_arn(),
+        caller: ex.caller.as_ref(),
     };
     let method = parts.method.clone();
     let uri = parts.uri.clone();
