@@ -1,5 +1,5 @@
-//! The path of one request, as named phases with one exit: snapshot, find service, admit,
-//! route, select, call target; then `Exchange::finish`, the one place where the outcome (a
+//! The path of one request, as named phases with one exit: snapshot, find service, normalise
+//! the path, admit, route, select, call target; then `Exchange::finish`, the one place where the outcome (a
 //! target's response, a fixed response or a [`Failure`]) becomes the response, the metrics and
 //! the access-log record. Read top to bottom.
 //!
@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::accesslog::or_dash;
 use crate::body::{Counted, Progress};
+use crate::path;
 use crate::rescue::{Failure, local_response};
 use crate::table::{
     ActionRoute, Admission, Choice, Forward, ListenerRoute, RoutingTable, ServiceRoute, TargetRoute,
@@ -62,7 +63,7 @@ where
 async fn proxy<B>(
     table: &RoutingTable,
     ex: &mut Exchange<'_>,
-    parts: Parts,
+    mut parts: Parts,
     body: B,
 ) -> Result<Answer, Failure>
 where
@@ -70,7 +71,12 @@ where
     B::Error: Into<crate::target::BoxError>,
 {
     let (service, listener) = find_service(table, ex)?;
+    // Normalised before admit opens the access-log record, so that the record shows the path
+    // the rules and the target see; a path with no normal form is refused only once the record
+    // is open, so that the refusal is logged (with the path as sent).
+    let normalized = normalize_path(&mut parts);
     let admission = admit(table, ex, &parts, service, listener)?;
+    normalized?;
     // An authorize phase (SigV4, then the network's and the service's IAM policies) goes here.
     let forward = match route(listener, &parts) {
         ActionRoute::Fixed(code) => return Ok(Answer::Fixed(fixed_status(*code))),
@@ -177,6 +183,16 @@ fn find_service<'t>(
     ex.log.span.record("service", service.name.as_str());
     ex.log.metrics = Some(service.metrics.clone());
     Ok((service, listener))
+}
+
+/// Phase: normalise the path. From here on the rules, the authorize phase, the access log and
+/// the target all see one path, its normal form (`crate::path` says which, and why).
+fn normalize_path(parts: &mut Parts) -> Result<(), Failure> {
+    if let Some(uri) = path::normalize_uri(&parts.uri).map_err(Failure::BadPath)? {
+        tracing::debug!(target: "trellis::request", "path normalised to {}", uri.path());
+        parts.uri = uri;
+    }
+    Ok(())
 }
 
 /// Phase: admit. The client's VPC must be associated with a network the service is in. The

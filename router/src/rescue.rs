@@ -2,6 +2,7 @@
 
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::path::PathError;
 use crate::target::{Body, TargetError, full};
 
 /// Everything that can stop a request before a target answers it.
@@ -11,6 +12,8 @@ pub enum Failure {
     UnknownHost { host: String, served: Vec<String> },
     /// The client's VPC is not associated with a network the service is in.
     NotAdmitted { host: String },
+    /// The request path has no normal form (malformed percent-encoding).
+    BadPath(PathError),
     /// The chosen target group has no targets.
     NoTarget { group: String },
     /// The target failed.
@@ -21,6 +24,7 @@ impl Failure {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => StatusCode::NOT_FOUND,
+            Failure::BadPath(_) => StatusCode::BAD_REQUEST,
             Failure::NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Target(TargetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Target(TargetError::PayloadTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -33,6 +37,7 @@ impl Failure {
         match self {
             Failure::UnknownHost { .. } => "-",
             Failure::NotAdmitted { .. } => "ClientAccessDenied",
+            Failure::BadPath(_) => "ClientProtocolError",
             Failure::NoTarget { .. } => "TargetConnectionError",
             Failure::Target(e) => e.failure_reason(),
         }
@@ -52,6 +57,7 @@ impl Failure {
             Failure::NotAdmitted { host } => format!(
                 "Non Existent Service: \"{host}\" is not reachable from the client's VPC (no service network associates both)\n"
             ),
+            Failure::BadPath(e) => format!("Bad Request: {e}\n"),
             Failure::NoTarget { group } => {
                 format!("Service Unavailable: target group \"{group}\" has no targets\n")
             }
