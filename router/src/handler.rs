@@ -1,7 +1,7 @@
 //! The path of one request, as named phases with one exit: snapshot, find service, normalise
-//! the path, admit, route, select, call target; then `Exchange::finish`, the one place where the outcome (a
-//! target's response, a fixed response or a [`Failure`]) becomes the response, the metrics and
-//! the access-log record. Read top to bottom.
+//! the path, admit, route, select, call target; then `Exchange::finish`, the one place where the
+//! outcome (a target's response, a fixed response or a [`Failure`]) becomes the response, the
+//! metrics and the access-log record. Read top to bottom.
 //!
 //! A phase is a function that takes the [`Exchange`] (what is known of the request so far) and
 //! returns what the next phase needs, or the `Failure` that ends the request. A new phase
