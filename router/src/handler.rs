@@ -1,7 +1,7 @@
-//! The path of one request, as named phases with one exit: snapshot, find service, admit,
-//! route, select, call target; then `Exchange::finish`, the one place where the outcome (a
-//! target's response, a fixed response or a [`Failure`]) becomes the response, the metrics and
-//! the access-log record. Read top to bottom.
+//! The path of one request, as named phases with one exit: snapshot, find service, normalise
+//! the path, admit, route, select, call target; then `Exchange::finish`, the one place where the
+//! outcome (a target's response, a fixed response or a [`Failure`]) becomes the response, the
+//! metrics and the access-log record. Read top to bottom.
 //!
 //! A phase is a function that takes the [`Exchange`] (what is known of the request so far) and
 //! returns what the next phase needs, or the `Failure` that ends the request. A new phase
@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::accesslog::or_dash;
 use crate::body::{Counted, Progress};
+use crate::path;
 use crate::rescue::{Failure, grpc_status, local_response};
 use crate::table::{
     ActionRoute, Admission, Choice, Forward, ListenerRoute, RoutingTable, ServiceRoute, TargetRoute,
@@ -72,8 +73,14 @@ where
     B::Error: Into<crate::target::BoxError>,
 {
     let (service, listener) = find_service(table, ex)?;
+    // Normalised before admit opens the access-log record, so that the record shows the path
+    // the rules and the target see; a path with no normal form is refused only once the record
+    // is open, so that the refusal is logged (with the path as sent).
+    let normalized = normalize_path(&mut parts);
     let admission = admit(table, ex, &parts, service, listener)?;
-    ex.caller = authenticate(table, ex, &mut parts, service)?;
+    // The signature covers the path as sent; the policies see the normalised one.
+    let as_sent = normalized?;
+    ex.caller = authenticate(table, ex, &mut parts, as_sent.as_ref(), service)?;
     if let Some(caller) = &ex.caller {
         log_caller(&mut ex.log, caller);
     }
@@ -190,6 +197,18 @@ fn find_service<'t>(
     ex.log.span.record("service", service.name.as_str());
     ex.log.metrics = Some(service.metrics.clone());
     Ok((service, listener))
+}
+
+/// Phase: normalise the path. From here on the rules, the authorize phase, the access log and
+/// the target all see one path, its normal form (`crate::path` says which, and why).
+fn normalize_path(parts: &mut Parts) -> Result<Option<http::Uri>, Failure> {
+    match path::normalize_uri(&parts.uri).map_err(Failure::BadPath)? {
+        Some(uri) => {
+            tracing::debug!(target: "trellis::request", "path normalised to {}", uri.path());
+            Ok(Some(std::mem::replace(&mut parts.uri, uri)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Phase: admit. The client's VPC must be associated with a network the service is in. The

@@ -2,6 +2,7 @@
 
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::path::PathError;
 use crate::target::{Body, TargetError, full};
 
 /// Everything that can stop a request before a target answers it.
@@ -20,6 +21,8 @@ pub enum Failure {
         /// The access log's `authDeniedReason`: `Network` or `Service`.
         layer: &'static str,
     },
+    /// The request path has no normal form (malformed percent-encoding).
+    BadPath(PathError),
     /// The chosen target group has no targets.
     NoTarget { group: String },
     /// The target failed.
@@ -31,6 +34,7 @@ impl Failure {
         match self {
             Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => StatusCode::NOT_FOUND,
             Failure::Unauthenticated(_) | Failure::AccessDenied { .. } => StatusCode::FORBIDDEN,
+            Failure::BadPath(_) => StatusCode::BAD_REQUEST,
             Failure::NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Target(TargetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Target(TargetError::PayloadTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -45,6 +49,8 @@ impl Failure {
             Failure::NotAdmitted { .. }
             | Failure::Unauthenticated(_)
             | Failure::AccessDenied { .. } => "ClientAccessDenied",
+            Failure::NotAdmitted { .. } => "ClientAccessDenied",
+            Failure::BadPath(_) => "ClientProtocolError",
             Failure::NoTarget { .. } => "TargetConnectionError",
             Failure::Target(e) => e.failure_reason(),
         }
@@ -69,6 +75,7 @@ impl Failure {
                 e.reason()
             ),
             Failure::AccessDenied { message, .. } => format!("{message}\n"),
+            Failure::BadPath(e) => format!("Bad Request: {e}\n"),
             Failure::NoTarget { group } => {
                 format!("Service Unavailable: target group \"{group}\" has no targets\n")
             }

@@ -27,6 +27,7 @@ pub(super) fn authenticate(
     table: &RoutingTable,
     ex: &mut Exchange<'_>,
     parts: &mut Parts,
+    as_sent: Option<&http::Uri>,
     service: &ServiceRoute,
 ) -> Result<Option<Caller>, Failure> {
     // HTTP/2 carries the host in `:authority`; the signature names it as `host`.
@@ -37,7 +38,7 @@ pub(super) fn authenticate(
     }
     let signed = trellis_auth::sigv4::SignedRequest {
         method: parts.method.as_str(),
-        path: parts.uri.path(),
+        path: as_sent.map_or(parts.uri.path(), |uri| uri.path()),
         query: parts.uri.query(),
         headers: &parts.headers,
         host: &ex.host,
