@@ -14,3 +14,4 @@ pub mod policy;
 pub mod sigv4;
 
 pub use identity::{Caller, Identity, PrincipalType};
+pub use sigv4::{SignatureError, SignedRequest, Verifier};
