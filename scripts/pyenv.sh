@@ -26,10 +26,17 @@ if ! ready; then
     if command -v flock >/dev/null; then flock 9; fi
     if ! ready; then
         if [ ! -x "$python" ]; then
-            python3 -m venv "$venv" >&2 || {
-                echo "pyenv.sh: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
-                exit 1
-            }
+            if ! python3 -m venv "$venv" >&2; then
+                # Debian splits venv (and ensurepip) out of python3: install it when we may.
+                rm -rf "$venv"
+                if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+                    { apt-get install -y -q python3-venv || { apt-get update -q && apt-get install -y -q python3-venv; }; } >&2
+                fi
+                python3 -m venv "$venv" >&2 || {
+                    echo "pyenv.sh: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
+                    exit 1
+                }
+            fi
         fi
         "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' >&2
         ready || { echo "pyenv.sh: botocore/awscrt still not importable in $venv" >&2; exit 1; }
