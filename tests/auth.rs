@@ -332,3 +332,309 @@ async fn curl_aws_sigv4_signs_as_the_default_test_identity() {
     assert_eq!(code, "403", "{answer}");
     assert!(body.contains("SignatureDoesNotMatch"), "{body}");
 }
+
+/// What a tampered request is refused with: the reason code in the 403 body.
+struct Tamper {
+    what: &'static str,
+    reason: &'static str,
+    req: Req,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_signatures_are_refused_each_with_its_reason() {
+    let Some(py) = python("tampered_signatures_are_refused") else {
+        return;
+    };
+    let port = free_port();
+    // Allow everyone: every refusal below is the signature's, not a policy's.
+    let allow_all = json!({"Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]});
+    let t = Trellis::start(&whoami_config(port, allow_all).yaml(), &[]);
+    let client = http1_client();
+    let url = format!("http://whoami.trellis.localhost:{port}/whoami");
+    let sign_with = |changes: Value| {
+        let mut s = spec("sigv4", "GET", &url, "AKIAORDERING", "ordering-secret");
+        for (k, v) in changes.as_object().expect("changes") {
+            s[k] = v.clone();
+        }
+        sign(&py, s)
+    };
+    let good = sign_with(json!({}));
+    assert_eq!(send_req(&client, port, &good).await.status, 200, "{good:?}");
+
+    let changed = |what: &'static str, reason: &'static str, edit: &dyn Fn(&mut Req)| {
+        let mut req = good.clone();
+        edit(&mut req);
+        Tamper { what, reason, req }
+    };
+    let authorization = good.header("authorization").expect("signed").to_string();
+    let mut cases = vec![
+        changed("method", "SignatureDoesNotMatch", &|r| r.method = "POST".into()),
+        changed("path", "SignatureDoesNotMatch", &|r| r.path = "/whoamI".into()),
+        changed("query added", "SignatureDoesNotMatch", &|r| r.path = "/whoami?x=1".into()),
+        changed("host", "SignatureDoesNotMatch", &|r| {
+            r.set("host", &format!("WHOAMI.trellis.localhost:{port}"))
+        }),
+        changed("x-amz-date", "SignatureDoesNotMatch", &|r| {
+            let date = r.header("x-amz-date").expect("date").to_string();
+            let bumped = format!("{}{}", &date[..date.len() - 2], if date.ends_with("0Z") { "1Z" } else { "0Z" });
+            r.set("x-amz-date", &bumped)
+        }),
+        changed("x-amz-date removed", "IncompleteSignature", &|r| r.remove("x-amz-date")),
+        changed("content sha256 value", "UnsignedPayloadRequired", &|r| {
+            r.set("x-amz-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        }),
+        changed("signature", "SignatureDoesNotMatch", &|r| {
+            let auth = r.header("authorization").expect("auth").to_string();
+            let last = auth.chars().last().expect("hex");
+            let flipped = format!("{}{}", &auth[..auth.len() - 1], if last == '0' { '1' } else { '0' });
+            r.set("authorization", &flipped)
+        }),
+        changed("access key swapped", "SignatureDoesNotMatch", &|r| {
+            let auth = r.header("authorization").expect("auth").replace("AKIAORDERING", "AKIAAUDITOR");
+            r.set("authorization", &auth)
+        }),
+        changed("duplicated Authorization", "IncompleteSignature", &|r| {
+            r.headers.push(("authorization".into(), authorization.clone()))
+        }),
+        changed("garbled Authorization", "IncompleteSignature", &|r| {
+            r.set("authorization", "AWS4-HMAC-SHA256 Credential=nonsense")
+        }),
+        changed("header and query signature", "IncompleteSignature", &|r| {
+            r.path = "/whoami?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00".into()
+        }),
+    ];
+    for (what, reason, changes) in [
+        ("wrong secret", "SignatureDoesNotMatch", json!({"secret": "not-the-secret"})),
+        ("unknown key", "InvalidClientTokenId", json!({"key": "AKIANOBODY"})),
+        ("stale date", "RequestExpired", json!({"time_offset_seconds": -600})),
+        ("future date", "RequestExpired", json!({"time_offset_seconds": 600})),
+        ("no token for temporary credentials", "InvalidClientTokenId",
+         json!({"key": "ASIATEMP", "secret": "temp-secret"})),
+        ("wrong token", "InvalidClientTokenId",
+         json!({"key": "ASIATEMP", "secret": "temp-secret", "token": "token-2"})),
+        ("token replayed on a long-term key", "InvalidClientTokenId", json!({"token": "token-1"})),
+        ("payload hash instead of UNSIGNED-PAYLOAD", "UnsignedPayloadRequired",
+         json!({"payload": "hash", "body": ""})),
+        ("region", "SignatureDoesNotMatch", json!({"region": "us-east-1"})),
+        ("service", "SignatureDoesNotMatch", json!({"service": "vpc-lattice"})),
+        ("SigV4A region set without the region", "SignatureDoesNotMatch",
+         json!({"mode": "sigv4a", "region": "eu-west-1"})),
+        ("presigned URL expired", "RequestExpired",
+         json!({"mode": "presign", "expires": 1, "time_offset_seconds": -10})),
+    ] {
+        cases.push(Tamper { what, reason, req: sign_with(changes) });
+    }
+    let mut presigned = sign_with(json!({"mode": "presign"}));
+    presigned.path = presigned.path.replace("X-Amz-Expires=3600", "X-Amz-Expires=3601");
+    cases.push(Tamper { what: "presigned expiry changed", reason: "SignatureDoesNotMatch", req: presigned });
+    let mut extra = sign_with(json!({"headers": {"x-custom": "signed", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}}));
+    extra.remove("x-custom");
+    cases.push(Tamper { what: "signed header dropped", reason: "SignatureDoesNotMatch", req: extra });
+
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let answer = send_req(&client, port, &case.req).await;
+        if answer.status != 403 || !answer.body.contains(case.reason) {
+            wrong.push(format!(
+                "{}: expected 403 {}, got {} {}\n  {:?}",
+                case.what, case.reason, answer.status, answer.body.trim(), case.req
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Every refusal was counted, by layer.
+    let metrics = reqwest_metrics(&t).await;
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trellis_auth_denied_total{service=\"whoami\",layer=\"signature\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no signature denials in:\n{metrics}"));
+    assert_eq!(counted as usize, cases.len(), "{metrics}");
+}
+
+/// The admin port's `/metrics` text.
+async fn reqwest_metrics(t: &Trellis) -> String {
+    let url = t.metrics_url();
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("authority")
+        .to_string();
+    let port: u16 = authority
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("admin port");
+    get(&http1_client(), port, "127.0.0.1", "/metrics").await.body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_and_service_policies_both_decide_and_targets_get_the_identity() {
+    let Some(py) = python("network_and_service_policies") else {
+        return;
+    };
+    let backend = Backend::start("api-backend").await;
+    let (api_port, plain_port) = (free_port(), free_port());
+    let network_policy = json!({"Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": [ROLE]}, "Action": "vpc-lattice-svcs:*", "Resource": "*"}]});
+    let service_policy = json!({"Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+         "Condition": {"StringEquals": {"vpc-lattice-svcs:RequestMethod": "GET"}}},
+        {"Effect": "Deny", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke",
+         "Resource": "*/admin*"}]});
+    let config = Config::new()
+        .set("identities", identities())
+        // The first VPC whose block holds the address is the client's: 127.0.0.2 is plain-vpc.
+        .vpc("plain-vpc", &["127.0.0.2/32"])
+        .vpc("api-vpc", &["127.0.0.0/8"])
+        .network(Network::new("api-net", &["api"], &["api-vpc"]).iam(Some(network_policy)))
+        .network(Network::new("plain-net", &["plain"], &["plain-vpc"]))
+        .service(
+            Service::new("api")
+                .iam(Some(service_policy))
+                .listener(Listener::http(api_port).forward("backend-tg")),
+        )
+        .service(Service::new("plain").listener(Listener::http(plain_port).forward("backend-tg")))
+        .target_group(TargetGroup::instance("backend-tg", &[backend.port]).no_health_checks());
+    let t = Trellis::start(&config.yaml(), &[]);
+    let arn = service_arn(&t.config_path(), "api");
+    let client = http1_client();
+    let api = |path: &str| format!("http://api.trellis.localhost:{api_port}{path}");
+
+    // The network allows only the role (and so its sessions): the auditor is refused there.
+    let req = sign(&py, spec("sigv4", "GET", &api("/orders"), "AKIAAUDITOR", "auditor-secret"));
+    let answer = send_req(&client, api_port, &req).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(
+        answer.body.trim_end(),
+        format!("AccessDeniedException: User: {AUDITOR} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/orders because no network-based policy allows the vpc-lattice-svcs:Invoke action")
+    );
+
+    // The role session passes both; the target learns who called, and a client cannot claim it.
+    let mut req = sign(&py, spec("sigv4", "GET", &api("/orders?id=7"), "AKIAORDERING", "ordering-secret"));
+    req.headers.push(("x-amzn-lattice-identity".into(), "Principal=arn:aws:iam::999999999999:root".into()));
+    let answer = send_req(&client, api_port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let seen = backend.last_seen();
+    assert_eq!(
+        seen.headers["x-amzn-lattice-identity"],
+        format!("Principal={SESSION_ARN};PrincipalOrgID=o-example123;PrincipalOrgPath=;SessionName=checkout;Type=AWS_IAM")
+    );
+    assert_eq!(seen.headers.get_all("x-amzn-lattice-identity").iter().count(), 1);
+    assert_eq!(
+        seen.headers["x-amzn-lattice-identity-tags"],
+        format!("principal={SESSION_ARN};principalorgid=o-example123;principalorgpath=;team=payments")
+    );
+
+    // The service's condition: only GET.
+    let req = sign(&py, spec("sigv4", "POST", &api("/orders"), "AKIAORDERING", "ordering-secret"));
+    let answer = send_req(&client, api_port, &req).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(answer.body.contains("because no service-based policy allows"), "{}", answer.body);
+
+    // Every spelling of /admin meets the service's Deny: the policy sees the normalised path.
+    for path in ["/admin", "/%61dmin", "//admin", "/./admin", "/x/../admin", "/%2e%2e/admin"] {
+        let req = sign(&py, spec("sigv4", "GET", &api(path), "AKIAORDERING", "ordering-secret"));
+        let answer = send_req(&client, api_port, &req).await;
+        assert_eq!(answer.status, 403, "{path}: {}", answer.body);
+        assert!(
+            answer.body.contains(&format!("on resource: {arn}/admin "))
+                && answer.body.contains("explicit deny"),
+            "{path}: {}",
+            answer.body
+        );
+    }
+
+    // gRPC callers get gRPC statuses: PERMISSION_DENIED for a policy, UNAUTHENTICATED for a
+    // bad signature.
+    let h2 = h2c_client();
+    let mut grpc = Req {
+        method: "POST".into(),
+        path: "/pkg.Orders/Get".into(),
+        headers: vec![
+            ("host".into(), format!("api.trellis.localhost:{api_port}")),
+            ("content-type".into(), "application/grpc".into()),
+            ("te".into(), "trailers".into()),
+        ],
+    };
+    let answer = send_req(&h2, api_port, &grpc).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.headers["grpc-status"], "7", "{:?}", answer.headers);
+    grpc.headers.push(("authorization".into(), "AWS4-HMAC-SHA256 Credential=AKIAORDERING/20260101/us-west-2/vpc-lattice-svcs/aws4_request, SignedHeaders=host, Signature=00".into()));
+    let answer = send_req(&h2, api_port, &grpc).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.headers["grpc-status"], "16", "{:?}", answer.headers);
+
+    // A signed request over HTTP/2 verifies as over HTTP/1.1.
+    let req = sign(&py, spec("sigv4a", "GET", &api("/h2"), "AKIAORDERING", "ordering-secret"));
+    let answer = send_req(&h2, api_port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.version, hyper::Version::HTTP_2);
+
+    // A service without auth still refuses a signature that does not verify (Lattice
+    // authenticates every signed request), and passes on the identity of one that does.
+    let from_plain = client_from(lo(2));
+    let plain = format!("http://plain.trellis.localhost:{plain_port}/p");
+    let req = sign(&py, spec("sigv4", "GET", &plain, "AKIAAUDITOR", "wrong-secret"));
+    let answer = send_req(&from_plain, plain_port, &req).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(answer.body.contains("SignatureDoesNotMatch"), "{}", answer.body);
+    let req = sign(&py, spec("sigv4", "GET", &plain, "AKIAAUDITOR", "auditor-secret"));
+    let answer = send_req(&from_plain, plain_port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        backend.last_seen().headers["x-amzn-lattice-identity"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("Principal={AUDITOR};")),
+    );
+    let anonymous = get(&from_plain, plain_port, &format!("plain.trellis.localhost:{plain_port}"), "/p").await;
+    assert_eq!(anonymous.status, 200, "{}", anonymous.body);
+    assert!(backend.last_seen().headers.get("x-amzn-lattice-identity").is_none());
+
+    // Refusals are counted by layer.
+    let metrics = reqwest_metrics(&t).await;
+    for (layer, at_least) in [("network", 1.0), ("service", 7.0), ("signature", 1.0)] {
+        let series = format!("trellis_auth_denied_total{{service=\"api\",layer=\"{layer}\"}} ");
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        assert!(value >= at_least, "{series}{value}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_v1_events_carry_the_identity_headers() {
+    let Some(py) = python("lambda_v1_events_carry_the_identity_headers") else {
+        return;
+    };
+    let port = free_port();
+    let config = Config::new()
+        .set("identities", identities())
+        .service(Service::new("v1svc").listener(Listener::http(port).forward("v1-tg")))
+        .target_group(TargetGroup::lambda("v1-tg", "whoami", "V1"))
+        .function(json!({
+            "name": "whoami", "runtime": "wasm",
+            "code": sample("hello-wasm.wasm").display().to_string(),
+        }));
+    let _t = Trellis::start(&config.yaml(), &[]);
+    let req = sign(
+        &py,
+        spec("sigv4", "GET", &format!("http://v1svc.trellis.localhost:{port}/whoami"), "AKIAORDERING", "ordering-secret"),
+    );
+    let answer = send_req(&http1_client(), port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let identity: Value = serde_json::from_str(answer.body.trim()).expect("JSON");
+    assert!(
+        identity["x-amzn-lattice-identity"]
+            .as_str()
+            .is_some_and(|h| h.starts_with(&format!("Principal={SESSION_ARN};"))),
+        "{identity}"
+    );
+}
