@@ -14,3 +14,4 @@ pub mod policy;
 pub mod sigv4;
 
 pub use identity::{Caller, Identity, PrincipalType};
+pub use policy::{Decision, Denied, Layer, Policy, PolicyError, authorize};
