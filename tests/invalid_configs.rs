@@ -86,7 +86,9 @@ fn up_refuses_a_bad_auth_policy_with_the_report_validate_prints() {
     assert_eq!(validate_code, 1, "{validate_err}");
     assert_eq!(up_code, 1, "{up_out}{up_err}");
     assert!(
-        up_err.contains(&format!("{file}:14:13: services[0].authPolicy.Statement[0].Condition")),
+        up_err.contains(&format!(
+            "{file}:14:13: services[0].authPolicy.Statement[0].Condition"
+        )),
         "{up_err}"
     );
     assert_eq!(up_err, validate_err);
@@ -137,7 +139,11 @@ async fn a_reload_turns_auth_on_and_a_bad_policy_keeps_the_previous_config() {
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mark = t.stderr().len();
-    let closed = good.replacen("  - name: svc\n", "  - name: svc\n    authType: AWS_IAM\n", 1);
+    let closed = good.replacen(
+        "  - name: svc\n",
+        "  - name: svc\n    authType: AWS_IAM\n",
+        1,
+    );
     std::fs::write(t.config_path(), &closed).expect("edit the config");
     t.wait_for_stderr(Duration::from_secs(20), "the reload", |e| {
         e[mark..].contains("reloaded")
@@ -145,8 +151,12 @@ async fn a_reload_turns_auth_on_and_a_bad_policy_keeps_the_previous_config() {
     let refused = get(&client, port, HOST, "/").await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(
-        refused.body.starts_with("AccessDeniedException: User: anonymous is not authorized")
-            && refused.body.contains("because no service-based policy allows"),
+        refused
+            .body
+            .starts_with("AccessDeniedException: User: anonymous is not authorized")
+            && refused
+                .body
+                .contains("because no service-based policy allows"),
         "{}",
         refused.body
     );

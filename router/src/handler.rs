@@ -27,10 +27,10 @@ use crate::table::{
 };
 use crate::target::{Body, CallContext, boxed};
 
+use auth::{add_identity_headers, authenticate, authorize, log_caller};
 pub use connection::{Connection, TlsInfo};
 pub use headers::strip_hop_by_hop;
 use headers::{RequestId, add_lattice_headers, host_of, is_grpc, prepare_request_headers};
-use auth::{add_identity_headers, authenticate, authorize, log_caller};
 use log::{Log, log_sinks, start_record};
 
 mod auth;

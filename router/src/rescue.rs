@@ -49,7 +49,6 @@ impl Failure {
             Failure::NotAdmitted { .. }
             | Failure::Unauthenticated(_)
             | Failure::AccessDenied { .. } => "ClientAccessDenied",
-            Failure::NotAdmitted { .. } => "ClientAccessDenied",
             Failure::BadPath(_) => "ClientProtocolError",
             Failure::NoTarget { .. } => "TargetConnectionError",
             Failure::Target(e) => e.failure_reason(),

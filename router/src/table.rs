@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use trellis_config::{
-    Action, AuthType, Config, HeaderMatchKind, HttpMatch, ListenerProtocol, PathMatchKind, ProtocolVersion,
-    TargetGroup, TargetGroupType, TargetProtocol,
+    Action, AuthType, Config, HeaderMatchKind, HttpMatch, ListenerProtocol, PathMatchKind,
+    ProtocolVersion, TargetGroup, TargetGroupType, TargetProtocol,
 };
 
 use crate::accesslog::{LogSink, LogSinks, SinkError};
@@ -435,8 +435,7 @@ impl RoutingTable {
             })
             .collect();
         let networks_enforced = !config.service_networks.is_empty();
-        let verifier = trellis_auth::sigv4::Verifier::new(&config.signers(), &config.region)
-            ?;
+        let verifier = trellis_auth::sigv4::Verifier::new(&config.signers(), &config.region)?;
         Ok(RoutingTable {
             config,
             verifier: Arc::new(verifier),

@@ -582,6 +582,9 @@ pub fn sample_event(
         source_vpc_arn: Some(&vpc_arn),
         region,
         identity_type: "NONE",
+        principal: None,
+        principal_org_id: None,
+        session_name: None,
         time: SystemTime::now(),
     };
     let event = Event::build(&req, version);

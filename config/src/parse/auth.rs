@@ -39,10 +39,9 @@ impl Ctx<'_> {
                     errors
                         .into_iter()
                         .map(|e| {
-                            let inner = e
-                                .at
-                                .map(|(line, col)| Pos { line, col })
-                                .or_else(|| tree.as_ref().map(|t| walk(t, &e.path).pos));
+                            let inner =
+                                e.at.map(|(line, col)| Pos { line, col })
+                                    .or_else(|| tree.as_ref().map(|t| walk(t, &e.path).pos));
                             let pos = inner.map_or(node.pos, |p| offset(start, p));
                             (e, pos)
                         })
@@ -55,19 +54,24 @@ impl Ctx<'_> {
                 if size > POLICY_MAX_BYTES {
                     self.problems.add(
                         &loc,
-                        format!("auth policy is {size} bytes as JSON; Lattice allows {POLICY_MAX_BYTES}"),
-                        Some("an auth policy is limited to 10 KB (a quota that cannot be raised)".into()),
+                        format!(
+                            "auth policy is {size} bytes as JSON; Lattice allows {POLICY_MAX_BYTES}"
+                        ),
+                        Some(
+                            "an auth policy is limited to 10 KB (a quota that cannot be raised)"
+                                .into(),
+                        ),
                     );
                     return None;
                 }
                 Policy::from_json(&value).map_err(|errors| {
-                errors
-                    .into_iter()
-                    .map(|e| {
-                        let pos = walk(node, &e.path).pos;
-                        (e, pos)
-                    })
-                    .collect()
+                    errors
+                        .into_iter()
+                        .map(|e| {
+                            let pos = walk(node, &e.path).pos;
+                            (e, pos)
+                        })
+                        .collect()
                 })
             }
         };

@@ -48,7 +48,9 @@ impl Ctx<'_> {
                         "access key id \"{}\" is given twice (first at {})",
                         identity.access_key_id, first.path
                     ),
-                    Some("a signature names only its access key: each identity needs its own".into()),
+                    Some(
+                        "a signature names only its access key: each identity needs its own".into(),
+                    ),
                 );
                 continue;
             }
@@ -66,31 +68,36 @@ impl Ctx<'_> {
         let session_token = self.secret_field(f, "sessionToken");
         let principal_org_id = self.secret_field(f, "principalOrgID");
         let tags = self.tags(f);
+        // Every field is checked even when another is missing, so one pass reports them all.
+        let complete = arn.is_some() && access_key_id.is_some() && secret_access_key.is_some();
         let identity = Identity {
-            arn: arn?,
-            access_key_id: access_key_id?,
-            secret_access_key: secret_access_key?,
+            arn: arn.unwrap_or_default(),
+            access_key_id: access_key_id.unwrap_or_default(),
+            secret_access_key: secret_access_key.unwrap_or_default(),
             session_name,
             session_token,
             principal_org_id,
             tags,
         };
-        if identity.access_key_id.is_empty() || identity.secret_access_key.is_empty() {
-            let key = if identity.access_key_id.is_empty() {
-                "accessKeyId"
-            } else {
-                "secretAccessKey"
-            };
-            self.problems.add(&f.loc(key), format!("{key} is empty"), None);
-            return None;
+        let mut valid = complete;
+        for (key, value) in [
+            ("accessKeyId", &identity.access_key_id),
+            ("secretAccessKey", &identity.secret_access_key),
+        ] {
+            if complete && value.is_empty() {
+                self.problems.add(&f.loc(key), format!("{key} is empty"), None);
+                valid = false;
+            }
         }
-        if let Err(e) = identity.validate() {
+        if !identity.arn.is_empty()
+            && let Err(e) = identity.validate()
+        {
             let key = match e {
                 trellis_auth::identity::IdentityError::BadArn(_) => "arn",
                 _ => "sessionName",
             };
             self.problems.add(&f.loc(key), e.to_string(), None);
-            return None;
+            valid = false;
         }
         if let Some(org) = &identity.principal_org_id {
             let ok = org.len() >= 12
@@ -105,10 +112,10 @@ impl Ctx<'_> {
                     format!("\"{org}\" is not an organization id"),
                     Some("an organization id is o- and 10-32 lower-case letters or digits, e.g. o-example123".into()),
                 );
-                return None;
+                valid = false;
             }
         }
-        Some(identity)
+        valid.then_some(identity)
     }
 
     /// A required string field, with `${NAME}` replaced from the environment.
@@ -126,7 +133,9 @@ impl Ctx<'_> {
                 self.problems.add(
                     &f.loc(key),
                     format!("environment variable {name} is not set"),
-                    Some(format!("export {name}=… before starting Trellis, or write the value here")),
+                    Some(format!(
+                        "export {name}=… before starting Trellis, or write the value here"
+                    )),
                 );
                 None
             }
@@ -142,7 +151,10 @@ impl Ctx<'_> {
         let Value::Map(entries) = &node.value else {
             self.problems.add(
                 &loc,
-                format!("expected a mapping of tag keys to values, found {}", node.kind()),
+                format!(
+                    "expected a mapping of tag keys to values, found {}",
+                    node.kind()
+                ),
                 Some("e.g. tags: {team: payments}".into()),
             );
             return Vec::new();
@@ -244,6 +256,9 @@ mod tests {
         assert_eq!(expand_env("${not closed", env).unwrap(), "${not closed");
         assert_eq!(expand_env("${1X}", env).unwrap(), "${1X}");
         assert_eq!(expand_env("${MISSING}", env), Err("MISSING".to_string()));
-        assert_eq!(expand_env("ünï${SECRET}cödé", env).unwrap(), "ünïs3cr3tcödé");
+        assert_eq!(
+            expand_env("ünï${SECRET}cödé", env).unwrap(),
+            "ünïs3cr3tcödé"
+        );
     }
 }

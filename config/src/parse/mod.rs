@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use crate::decode::{Fields, Loc, Problems, boolean, fields, int, item, list, one_of, string};
 use crate::ids::{lattice_arn, stable_id};
 use crate::model::*;
-use crate::yaml::{Node, Value};
+use crate::yaml::Node;
 
 pub use target_groups::parse_matcher;
 pub use vpcs::parse_cidr;

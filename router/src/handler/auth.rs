@@ -210,7 +210,10 @@ mod tests {
     #[test]
     fn identity_headers_have_lattice_shape_and_escape_semicolons() {
         let mut headers = http::HeaderMap::new();
-        add_identity_headers(&mut headers, &caller(&[("team", "pay;ments"), ("tier", "1")]));
+        add_identity_headers(
+            &mut headers,
+            &caller(&[("team", "pay;ments"), ("tier", "1")]),
+        );
         assert_eq!(
             headers["x-amzn-lattice-identity"],
             "Principal=arn:aws:sts::123456789012:assumed-role/ordering/checkout;PrincipalOrgID=o-example123;PrincipalOrgPath=;SessionName=checkout;Type=AWS_IAM"
