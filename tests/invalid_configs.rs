@@ -87,7 +87,7 @@ fn up_refuses_a_bad_auth_policy_with_the_report_validate_prints() {
     assert_eq!(up_code, 1, "{up_out}{up_err}");
     assert!(
         up_err.contains(&format!(
-            "{file}:14:13: services[0].authPolicy.Statement[0].Condition"
+            "{file}:21:27: services[0].authPolicy.Statement[0].Condition.StringEqualz: auth policy: unknown condition operator"
         )),
         "{up_err}"
     );

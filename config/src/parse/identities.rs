@@ -85,7 +85,8 @@ impl Ctx<'_> {
             ("secretAccessKey", &identity.secret_access_key),
         ] {
             if complete && value.is_empty() {
-                self.problems.add(&f.loc(key), format!("{key} is empty"), None);
+                self.problems
+                    .add(&f.loc(key), format!("{key} is empty"), None);
                 valid = false;
             }
         }
