@@ -856,3 +856,52 @@ async fn lambda_v1_events_carry_the_identity_headers() {
         "{identity}"
     );
 }
+
+/// examples/auth.yaml with the README's curl lines (on a free port): anonymous is refused,
+/// the role session gets in and sees itself.
+#[test]
+fn the_auth_example_answers_the_readme_curl_lines() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = free_port();
+    let yaml = std::fs::read_to_string(repo.join("examples/auth.yaml"))
+        .expect("examples/auth.yaml")
+        .replace("8095", &port.to_string())
+        .replace(
+            "sample-functions/dist/hello-wasm.wasm",
+            &sample("hello-wasm.wasm").display().to_string(),
+        );
+    let _t = Trellis::start(&yaml, &[]);
+    let url = format!("http://whoami.trellis.localhost:{port}/whoami");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text
+            .rsplit_once('\n')
+            .map(|(b, c)| (b.to_string(), c.to_string()))
+            .unwrap_or_default();
+        (code, body)
+    };
+    let (code, body) = curl(&[]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.starts_with("AccessDeniedException: User: anonymous"),
+        "{body}"
+    );
+    let (code, body) = curl(&[
+        "--aws-sigv4",
+        "aws:amz:us-west-2:vpc-lattice-svcs",
+        "--user",
+        "AKIAORDERING:ordering-secret",
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let identity: Value = serde_json::from_str(body.trim()).expect("identity JSON");
+    assert_eq!(identity["principal"], SESSION_ARN, "{identity}");
+    assert_eq!(identity["type"], "AWS_IAM", "{identity}");
+}

@@ -15,7 +15,8 @@ use trellis_auth::sigv4::{SignedRequest, Verifier};
 use trellis_auth::{Identity, authorize};
 
 const VECTORS: &str = include_str!("../src/sigv4/testdata/vectors.json");
-const SERVICE_ARN: &str = "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-0123456789abcdef0";
+const SERVICE_ARN: &str =
+    "arn:aws:vpc-lattice:us-west-2:123456789012:service/svc-0123456789abcdef0";
 
 /// One signed request of the vectors file, ready to verify at its signing time.
 struct Signed {
@@ -181,7 +182,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(verifier.verify(black_box(&sigv4a.request()), sigv4a.now)))
     });
     group.bench_function("authorize_10_statements", |b| {
-        b.iter(|| black_box(authorize(&layers, black_box(&policy_request(Some(&caller), &sigv4, &resource)))))
+        b.iter(|| {
+            black_box(authorize(
+                &layers,
+                black_box(&policy_request(Some(&caller), &sigv4, &resource)),
+            ))
+        })
     });
     group.bench_function("verify_and_authorize", |b| {
         b.iter(|| {
@@ -189,7 +195,10 @@ fn bench(c: &mut Criterion) {
                 .verify(black_box(&sigv4.request()), sigv4.now)
                 .ok()
                 .flatten();
-            black_box(authorize(&layers, &policy_request(caller.as_ref(), &sigv4, &resource)))
+            black_box(authorize(
+                &layers,
+                &policy_request(caller.as_ref(), &sigv4, &resource),
+            ))
         })
     });
     group.finish();
