@@ -48,6 +48,9 @@ Try, in another terminal:
   curl http://$HOST:$PORT/to-instance      # always the instance (hello-instance on port 8081)
   curl http://$HOST:$PORT/to-function      # always the function (sample-functions/dist/hello-wasm.wasm)
   for i in \$(seq 30); do curl -s http://$HOST:$PORT/; done | sort | uniq -c
+  # The network is AWS_IAM (allow everyone): a signed request must verify; test/test is the default key.
+  curl --aws-sigv4 "aws:amz:us-west-2:vpc-lattice-svcs" --user test:test -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" http://$HOST:$PORT/to-function
+  curl --aws-sigv4 "aws:amz:us-west-2:vpc-lattice-svcs" --user test:wrong -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" http://$HOST:$PORT/to-function   # 403
   $TRELLIS routes lattice-svc -f $CONFIG
 Access logs: this terminal (stdout) and logs/network.log; function logs are prefixed [hello-function].
 Edit examples/walkthrough.yaml while it runs: a good edit is applied at once, a bad one is reported.
@@ -64,10 +67,11 @@ fi
 pids+=($trellis_pid)
 wait_for_port $PORT
 fail() { echo "demo-check: $*" >&2; cat /tmp/trellis-demo.err >&2; exit 1; }
-check() { # URL EXPECTED-SUBSTRING
-    local got
-    got=$(curl -sS --max-time 5 "$1") || fail "curl $1 failed"
-    case "$got" in *"$2"*) echo "ok: curl $1 -> $got" ;; *) fail "curl $1 answered '$got', expected '$2'" ;; esac
+check() { # URL EXPECTED-SUBSTRING [CURL-ARGS...]
+    local got url=$1 want=$2
+    shift 2
+    got=$(curl -sS --max-time 5 "$@" "$url") || fail "curl $* $url failed"
+    case "$got" in *"$want"*) echo "ok: curl $* $url -> $got" ;; *) fail "curl $* $url answered '$got', expected '$want'" ;; esac
 }
 check "http://$HOST:$PORT/to-instance" 'Hello from the instance at path "/to-instance"'
 check "http://$HOST:$PORT/to-function" 'Hello from the function at path "/to-function"'
@@ -77,10 +81,13 @@ for _ in $(seq 30); do
     case "$got" in "Hello from the function"*) b=$((b+1)) ;; "Hello from the instance"*) a=$((a+1)) ;; *) fail "unexpected answer '$got'" ;; esac
 done
 echo "ok: 30 requests to / split $a instance / $b function (expected 20/10)"
+# The network is AWS_IAM, allowing everyone: a signed request must verify (test/test is the default key).
+check "http://$HOST:$PORT/to-function" 'Hello from the function' --aws-sigv4 aws:amz:us-west-2:vpc-lattice-svcs --user test:test -H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
+check "http://$HOST:$PORT/to-function" 'SignatureDoesNotMatch' --aws-sigv4 aws:amz:us-west-2:vpc-lattice-svcs --user test:wrong -H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 [ "$a" -eq 20 ] && [ "$b" -eq 10 ] || fail "the 20/10 split came out $a/$b"
 grep -q 'lattice-svc.trellis.localhost:8080/' /tmp/trellis-demo.err || fail "trellis up did not print the curl command"
 kill -INT $trellis_pid
 wait $trellis_pid || fail "trellis up did not exit 0 after SIGINT"
 lines=$(grep -c '"serviceArn"' /tmp/trellis-demo-access.log || true)
-[ "$lines" -eq 32 ] || fail "expected 32 access-log records on stdout, found $lines"
+[ "$lines" -eq 34 ] || fail "expected 34 access-log records on stdout, found $lines"
 echo "demo-check: passed"

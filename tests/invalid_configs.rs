@@ -78,24 +78,28 @@ fn a_bad_config_is_refused_by_up_too() {
 /// What `trellis up` cannot serve is a config problem like any other: `up` refuses it with the
 /// very report `validate` prints (line:column, hint, exit 1), before anything starts.
 #[test]
-fn up_refuses_aws_iam_auth_with_the_report_validate_prints() {
+fn up_refuses_a_bad_auth_policy_with_the_report_validate_prints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let file = "tests/configs/invalid/aws-iam-auth.yaml";
+    let file = "tests/configs/invalid/auth-policy.yaml";
     let (validate_code, _, validate_err) = run_cli(&["validate", "-f", file], root);
     let (up_code, up_out, up_err) = run_cli(&["up", "-f", file, "--admin", "off"], root);
     assert_eq!(validate_code, 1, "{validate_err}");
     assert_eq!(up_code, 1, "{up_out}{up_err}");
-    let problem =
-        format!("{file}:9:15: services[0].authType: AWS_IAM auth is not supported by Trellis yet");
-    assert!(up_err.contains(&problem), "{up_err}");
+    assert!(
+        up_err.contains(&format!(
+            "{file}:21:27: services[0].authPolicy.Statement[0].Condition.StringEqualz: auth policy: unknown condition operator"
+        )),
+        "{up_err}"
+    );
     assert_eq!(up_err, validate_err);
     assert!(!up_err.contains("trellis: ready"), "{up_err}");
 }
 
-/// A reload that turns AWS_IAM on is refused like any invalid edit: the problem is printed
-/// with its line:column and the previous config keeps serving.
+/// A reload may turn auth on. One with a bad policy is refused like any invalid edit (the
+/// problem printed with its line:column, the previous config serving on); one with AWS_IAM and
+/// no policy denies everything, as in Lattice.
 #[tokio::test]
-async fn a_reload_to_aws_iam_auth_keeps_the_previous_config() {
+async fn a_reload_turns_auth_on_and_a_bad_policy_keeps_the_previous_config() {
     let port = common::free_port();
     let good = format!(
         "services:
@@ -114,22 +118,46 @@ async fn a_reload_to_aws_iam_auth_keeps_the_previous_config() {
     // A poll sees a change by size and modification time: let the clock move on first.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mark = t.stderr().len();
-    let iam = good.replacen(
+    let bad = good.replacen(
         "  - name: svc\n",
-        "  - name: svc\n    authType: AWS_IAM\n",
+        "  - name: svc\n    authType: AWS_IAM\n    authPolicy: {Statement: [{Effect: Allow, Principal: '*', Action: '*', Resource: '*', Condition: {StringEqualz: {'aws:PrincipalType': User}}}]}\n",
         1,
     );
-    std::fs::write(t.config_path(), &iam).expect("edit the config");
+    std::fs::write(t.config_path(), &bad).expect("edit the config");
     t.wait_for_stderr(Duration::from_secs(20), "the refused reload", |e| {
         e[mark..].contains("still serving the previous config")
     });
     let report = t.stderr()[mark..].to_string();
     assert!(
-        report.contains(
-            "trellis.yaml:3:15: services[0].authType: AWS_IAM auth is not supported by Trellis yet"
-        ),
+        report.contains("trellis.yaml:4:")
+            && report.contains("services[0].authPolicy.Statement[0].Condition")
+            && report.contains("StringEqualz"),
         "{report}"
     );
     assert!(!report.contains("reloaded"), "{report}");
     assert_eq!(get(&client, port, HOST, "/").await.status, 204);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mark = t.stderr().len();
+    let closed = good.replacen(
+        "  - name: svc\n",
+        "  - name: svc\n    authType: AWS_IAM\n",
+        1,
+    );
+    std::fs::write(t.config_path(), &closed).expect("edit the config");
+    t.wait_for_stderr(Duration::from_secs(20), "the reload", |e| {
+        e[mark..].contains("reloaded")
+    });
+    let refused = get(&client, port, HOST, "/").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .starts_with("AccessDeniedException: User: anonymous is not authorized")
+            && refused
+                .body
+                .contains("because no service-based policy allows"),
+        "{}",
+        refused.body
+    );
 }

@@ -1237,3 +1237,242 @@ async fn access_logs_go_to_service_and_network_destinations() {
         format!("127.0.0.1:{}", quiet.port).as_str()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. The path the rules see: normalised once, then matched, logged and forwarded as it is
+
+/// An answer to a request sent as raw bytes.
+struct Raw {
+    status: u16,
+    /// The status line and the headers, lower-cased.
+    head: String,
+    body: String,
+}
+
+impl Raw {
+    /// The value of header `name` (lower case).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key == name).then(|| value.trim())
+        })
+    }
+
+    /// Who answered: the backend's name, or `status N` for an answer no backend gave.
+    fn who(&self) -> String {
+        match self.header("x-backend") {
+            Some(name) => name.to_string(),
+            None => format!("status {}", self.status),
+        }
+    }
+}
+
+/// Sends `GET path` to trellis on `port` as raw bytes over a fresh connection, so that no client
+/// library can tidy the path first, and reads the answer to the end.
+async fn raw_get(port: u16, path: &str) -> Raw {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to trellis");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    Raw {
+        status: head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        head: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+/// `/%61dmin`, `//admin`, `/./admin`, `/x/../admin` and `/%2e%2e/admin` each meet the rule on
+/// `/admin`, and the target gets the path the rule matched (its query untouched); an encoded
+/// `/` stays data; malformed percent-encoding is a 400 that reaches no target. The access log
+/// records the normalised path.
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_match_the_normalised_path_and_the_target_gets_it() {
+    let admin = Backend::start("admin").await;
+    let public = Backend::start("public").await;
+    let port = free_port();
+    let dir = scratch_dir("pathnorm");
+    let log = dir.join("svc.log");
+    let listener = Listener::http(port)
+        .forward("public-tg")
+        .rule("admin", 10, path_prefix("/admin"), forward("admin-tg"))
+        .rule("secret", 20, path_prefix("/secret"), fixed_response(403));
+    let yaml = Config::new()
+        .service(
+            Service::new("svc")
+                .access_log(&format!("file:{}", log.display()))
+                .listener(listener),
+        )
+        .target_group(group("admin-tg", &[admin.port]))
+        .target_group(group("public-tg", &[public.port]))
+        .yaml();
+    let trellis = Trellis::start(&yaml, &[]);
+
+    // (sent, what answers, the path and query the backend sees)
+    let cases: &[(&str, &str, &str)] = &[
+        ("/admin", "admin", "/admin"),
+        ("/%61dmin", "admin", "/admin"),
+        ("//admin", "admin", "/admin"),
+        ("/./admin", "admin", "/admin"),
+        ("/x/../admin", "admin", "/admin"),
+        ("/%2e%2e/admin", "admin", "/admin"),
+        ("/%2E%2E/%2e/x/..//ADMIN/users/./", "admin", "/ADMIN/users/"),
+        (
+            "/public/../admin?next=/../x%2e",
+            "admin",
+            "/admin?next=/../x%2e",
+        ),
+        ("/admin%2fx%7e", "admin", "/admin%2Fx~"),
+        // `..%2F` is no dot segment: the encoded slash is data, and stays encoded.
+        ("/public/..%2Fadmin", "public", "/public/..%2Fadmin"),
+        ("/admin/../public/", "public", "/public/"),
+        ("/../../", "public", "/"),
+    ];
+    let mut wrong = Vec::new();
+    let mut ids = HashMap::new();
+    for (sent, expect, seen) in cases {
+        let answer = raw_get(port, sent).await;
+        let who = answer.who();
+        let backend = if *expect == "admin" { &admin } else { &public };
+        let got = if who == *expect {
+            backend.last_seen().uri
+        } else {
+            String::new()
+        };
+        if who != *expect || got != *seen {
+            wrong.push(format!(
+                "{sent}: expected {expect} to see {seen}, got {who} seeing {got:?} ({:?})",
+                answer.body
+            ));
+        }
+        if let Some(id) = answer.header("x-amzn-requestid") {
+            ids.insert(*sent, id.to_string());
+        }
+    }
+    // A fixed response is met the same ways.
+    for sent in [
+        "/%73ecret",
+        "//secret",
+        "/./secret",
+        "/x/../secret",
+        "/%2e%2e/secret",
+    ] {
+        let who = raw_get(port, sent).await.who();
+        if who != "status 403" {
+            wrong.push(format!("{sent}: expected status 403, got {who}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "misrouted requests:\n  {}\ntrellis stderr:\n{}",
+        wrong.join("\n  "),
+        trellis.stderr()
+    );
+
+    // Over HTTP/2 too.
+    let client = h2c_client();
+    let a = get(&client, port, HOST, "/x/..//%61dmin?q=1").await;
+    assert_eq!(who(&a), "admin", "{a:?}");
+    assert_eq!(admin.last_seen().uri, "/admin?q=1");
+
+    // Malformed percent-encoding: 400, with the reason, and no target sees it.
+    let hits = admin.hits.load(std::sync::atomic::Ordering::SeqCst)
+        + public.hits.load(std::sync::atomic::Ordering::SeqCst);
+    for sent in ["/admin%zz", "/%", "/x/%4/../admin"] {
+        let answer = raw_get(port, sent).await;
+        assert_eq!(answer.status, 400, "{sent}: {}", answer.body);
+        assert!(
+            answer.body.contains("malformed percent-encoding"),
+            "{sent}: {}",
+            answer.body
+        );
+        if let Some(id) = answer.header("x-amzn-requestid") {
+            ids.insert(sent, id.to_string());
+        }
+    }
+    let answer = raw_get(port, "/admin%zz").await;
+    assert!(answer.body.contains("\"%zz\" at byte 6"), "{}", answer.body);
+    assert_eq!(
+        admin.hits.load(std::sync::atomic::Ordering::SeqCst)
+            + public.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits
+    );
+
+    // The access log records the path the rules matched; a path with no normal form as sent.
+    let expected = cases.len() + 5 + 1 + 4;
+    let records = wait_for_records(&log, expected);
+    assert_eq!(records.len(), expected, "{records:#?}");
+    let path_of = |sent: &str| -> (serde_json::Value, serde_json::Value) {
+        let id = &ids[sent];
+        let r = records
+            .iter()
+            .find(|r| r["requestId"] == id.as_str())
+            .unwrap_or_else(|| panic!("no record for {sent}: {records:#?}"));
+        (r["requestPath"].clone(), r["failureReason"].clone())
+    };
+    assert_eq!(path_of("/%2e%2e/admin").0, "/admin");
+    assert_eq!(
+        path_of("/public/../admin?next=/../x%2e").0,
+        "/admin?next=/../x%2e"
+    );
+    assert_eq!(path_of("/admin%2fx%7e").0, "/admin%2Fx~");
+    assert_eq!(
+        path_of("/admin%zz"),
+        ("/admin%zz".into(), "ClientProtocolError".into())
+    );
+}
+
+/// Lambda events carry the normalised path: V2 in `path`, V1 in `raw_path` (each with the
+/// query as sent).
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_events_carry_the_normalised_path() {
+    let port = free_port();
+    let wasm = sample("hello-wasm.wasm");
+    let listener = Listener::http(port).forward("v2-tg").rule(
+        "to-v1",
+        10,
+        header_exact("x-event", "v1"),
+        forward("v1-tg"),
+    );
+    let yaml = Config::new()
+        .service(Service::new("svc").listener(listener))
+        .function(serde_json::json!({
+            "name": "events",
+            "runtime": "wasm",
+            "code": wasm.display().to_string(),
+        }))
+        .target_group(TargetGroup::lambda("v2-tg", "events", "V2"))
+        .target_group(TargetGroup::lambda("v1-tg", "events", "V1"))
+        .yaml();
+    let trellis =
+        Trellis::start_with_state(&yaml, &shared_state_dir(), &[], Duration::from_secs(120));
+    let client = http1_client();
+    // hello-wasm answers `/event` with the event it received.
+    let sent = "/x/..//./%65ven%74?a=%2e%2e&b=/../c";
+    let normal = "/event?a=%2e%2e&b=/../c";
+    for (version, field) in [("v2", "path"), ("v1", "raw_path")] {
+        let a = send(
+            &client,
+            port,
+            HOST,
+            "GET",
+            sent,
+            &[("x-event", version)],
+            "",
+        )
+        .await;
+        assert_eq!(a.status, 200, "{version}: {a:?}\n{}", trellis.stderr());
+        let event: serde_json::Value = serde_json::from_str(&a.body)
+            .unwrap_or_else(|e| panic!("{version}: the answer is no event ({e}): {}", a.body));
+        assert_eq!(event[field], normal, "{version}: {event}");
+    }
+}

@@ -14,3 +14,5 @@ pub mod policy;
 pub mod sigv4;
 
 pub use identity::{Caller, Identity, PrincipalType};
+pub use policy::{Decision, Denied, Layer, Policy, PolicyError, authorize};
+pub use sigv4::{SignatureError, SignedRequest, Verifier};

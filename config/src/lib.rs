@@ -45,7 +45,7 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         }],
     })?;
     let mut problems = decode::Problems::default();
-    let config = parse::config(&mut problems, &root);
+    let config = parse::config(&mut problems, &root, text);
     if problems.list.is_empty() {
         Ok(config)
     } else {

@@ -18,6 +18,18 @@ pub struct Config {
     pub services: Vec<Service>,
     pub target_groups: Vec<TargetGroup>,
     pub functions: Vec<Function>,
+    /// Who may sign requests; `None` when the file has no `identities` (then the key pair
+    /// `test`/`test` signs as `user/test`: see [`Config::signers`]).
+    pub identities: Option<Vec<trellis_auth::Identity>>,
+}
+
+impl Config {
+    /// The identities whose signatures verify: the file's, or the default `test`/`test`.
+    pub fn signers(&self) -> Vec<trellis_auth::Identity> {
+        self.identities
+            .clone()
+            .unwrap_or_else(|| vec![trellis_auth::Identity::default_for(&self.account_id)])
+    }
 }
 
 /// Where an object came from, for messages at run time.
@@ -77,6 +89,17 @@ pub enum AuthType {
     AwsIam,
 }
 
+/// A parsed, validated auth policy (shared: the routing table keeps it for the authorize
+/// phase).
+#[derive(Clone)]
+pub struct AuthPolicy(pub std::sync::Arc<trellis_auth::policy::Policy>);
+
+impl std::fmt::Debug for AuthPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.normalised())
+    }
+}
+
 /// Where access-log records go.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LogDestination {
@@ -90,8 +113,8 @@ pub struct ServiceNetwork {
     pub id: String,
     pub arn: String,
     pub auth_type: AuthType,
-    /// The IAM-style auth policy as JSON text, kept for the auth phase.
-    pub auth_policy: Option<String>,
+    /// The IAM auth policy, in force when `auth_type` is `AwsIam`.
+    pub auth_policy: Option<AuthPolicy>,
     /// Indices into [`Config::services`].
     pub services: Vec<usize>,
     /// Indices into [`Config::vpcs`].
@@ -109,7 +132,8 @@ pub struct Service {
     pub dns_name: String,
     pub custom_domain_name: Option<String>,
     pub auth_type: AuthType,
-    pub auth_policy: Option<String>,
+    /// The IAM auth policy, in force when `auth_type` is `AwsIam`.
+    pub auth_policy: Option<AuthPolicy>,
     pub idle_timeout_seconds: u32,
     pub access_logs: Vec<LogDestination>,
     pub listeners: Vec<Listener>,

@@ -1,7 +1,7 @@
-//! The path of one request, as named phases with one exit: snapshot, find service, admit,
-//! route, select, call target; then `Exchange::finish`, the one place where the outcome (a
-//! target's response, a fixed response or a [`Failure`]) becomes the response, the metrics and
-//! the access-log record. Read top to bottom.
+//! The path of one request, as named phases with one exit: snapshot, find service, normalise
+//! the path, admit, route, select, call target; then `Exchange::finish`, the one place where the
+//! outcome (a target's response, a fixed response or a [`Failure`]) becomes the response, the
+//! metrics and the access-log record. Read top to bottom.
 //!
 //! A phase is a function that takes the [`Exchange`] (what is known of the request so far) and
 //! returns what the next phase needs, or the `Failure` that ends the request. A new phase
@@ -20,17 +20,20 @@ use tracing::Instrument;
 
 use crate::accesslog::or_dash;
 use crate::body::{Counted, Progress};
-use crate::rescue::{Failure, local_response};
+use crate::path;
+use crate::rescue::{Failure, grpc_status, local_response};
 use crate::table::{
     ActionRoute, Admission, Choice, Forward, ListenerRoute, RoutingTable, ServiceRoute, TargetRoute,
 };
 use crate::target::{Body, CallContext, boxed};
 
+use auth::{add_identity_headers, authenticate, authorize, log_caller};
 pub use connection::{Connection, TlsInfo};
 pub use headers::strip_hop_by_hop;
 use headers::{RequestId, add_lattice_headers, host_of, is_grpc, prepare_request_headers};
 use log::{Log, log_sinks, start_record};
 
+mod auth;
 mod connection;
 mod headers;
 mod log;
@@ -62,7 +65,7 @@ where
 async fn proxy<B>(
     table: &RoutingTable,
     ex: &mut Exchange<'_>,
-    parts: Parts,
+    mut parts: Parts,
     body: B,
 ) -> Result<Answer, Failure>
 where
@@ -70,8 +73,18 @@ where
     B::Error: Into<crate::target::BoxError>,
 {
     let (service, listener) = find_service(table, ex)?;
+    // Normalised before admit opens the access-log record, so that the record shows the path
+    // the rules and the target see; a path with no normal form is refused only once the record
+    // is open, so that the refusal is logged (with the path as sent).
+    let normalized = normalize_path(&mut parts);
     let admission = admit(table, ex, &parts, service, listener)?;
-    // An authorize phase (SigV4, then the network's and the service's IAM policies) goes here.
+    // The signature covers the path as sent; the policies see the normalised one.
+    let as_sent = normalized?;
+    ex.caller = authenticate(table, ex, &mut parts, as_sent.as_ref(), service)?;
+    if let Some(caller) = &ex.caller {
+        log_caller(&mut ex.log, caller);
+    }
+    authorize(table, ex, &parts, service, &admission)?;
     let forward = match route(listener, &parts) {
         ActionRoute::Fixed(code) => return Ok(Answer::Fixed(fixed_status(*code))),
         ActionRoute::Forward(forward) => forward,
@@ -104,6 +117,8 @@ struct Exchange<'c> {
     start: Instant,
     started: SystemTime,
     log: Log,
+    /// Who signed the request, once the authenticate phase has verified it.
+    caller: Option<trellis_auth::Caller>,
 }
 
 impl<'c> Exchange<'c> {
@@ -129,6 +144,7 @@ impl<'c> Exchange<'c> {
             start,
             started: SystemTime::now(),
             log: Log::new(span),
+            caller: None,
         }
     }
 
@@ -144,9 +160,13 @@ impl<'c> Exchange<'c> {
         } = self;
         let (mut response, head_at) = match outcome {
             Ok(Answer::Target { response, head_at }) => (response, Some(head_at)),
-            Ok(Answer::Fixed(status)) => (local_response(status, String::new(), grpc), None),
+            Ok(Answer::Fixed(status)) => {
+                let grpc = grpc.then(|| grpc_status(status));
+                (local_response(status, String::new(), grpc), None)
+            }
             Err(failure) => {
                 log.edit(|r| r.failure_reason = failure.failure_reason().to_string());
+                let grpc = grpc.then(|| failure.grpc_status());
                 let response = local_response(failure.status(), failure.message(), grpc);
                 (response, None)
             }
@@ -177,6 +197,18 @@ fn find_service<'t>(
     ex.log.span.record("service", service.name.as_str());
     ex.log.metrics = Some(service.metrics.clone());
     Ok((service, listener))
+}
+
+/// Phase: normalise the path. From here on the rules, the authorize phase, the access log and
+/// the target all see one path, its normal form (`crate::path` says which, and why).
+fn normalize_path(parts: &mut Parts) -> Result<Option<http::Uri>, Failure> {
+    match path::normalize_uri(&parts.uri).map_err(Failure::BadPath)? {
+        Some(uri) => {
+            tracing::debug!(target: "trellis::request", "path normalised to {}", uri.path());
+            Ok(Some(std::mem::replace(&mut parts.uri, uri)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Phase: admit. The client's VPC must be associated with a network the service is in. The
@@ -267,6 +299,9 @@ where
         admission,
         choice.lattice_target(admission),
     );
+    if let Some(caller) = &ex.caller {
+        add_identity_headers(&mut parts.headers, caller);
+    }
     // The body is counted only for the access-log record.
     let progress = ex
         .log
@@ -287,6 +322,7 @@ where
         service_arn: &service.arn,
         service_network_arn: admission.network_arn(),
         source_vpc_arn: admission.vpc_arn(),
+        caller: ex.caller.as_ref(),
     };
     let method = parts.method.clone();
     let uri = parts.uri.clone();

@@ -9,6 +9,7 @@ mod body;
 pub mod handler;
 pub mod health;
 pub mod metrics;
+pub mod path;
 pub mod rescue;
 pub mod server;
 pub mod table;

@@ -53,6 +53,13 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    service: String,
+    /// Which check refused: `signature` (authentication), `network` or `service` (a policy).
+    layer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionLabels {
     function: String,
 }
@@ -148,6 +155,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_time: HistogramFamily<RouteLabels>,
+    auth_denied: Family<AuthLabels, Counter>,
     invocations: Family<OutcomeLabels, Counter>,
     duration: HistogramFamily<FunctionLabels>,
     cold_starts: Family<FunctionLabels, Counter>,
@@ -191,6 +199,12 @@ impl Metrics {
                 "request_time_seconds",
                 "Time from the first byte of a request to the last byte of its response: Lattice's RequestTime",
                 histograms(),
+            ),
+            auth_denied: register(
+                &mut r,
+                "auth_denied",
+                "Requests refused by auth, by service and layer: signature (a signed request that did not verify), network or service (an auth policy did not allow it)",
+                Family::default(),
             ),
             invocations: register(
                 &mut r,
@@ -258,6 +272,17 @@ impl Metrics {
             by_class: ["1XX", "2XX", "3XX", "4XX", "5XX"].map(counter),
             time: self.request_time.get_or_create(&route).clone(),
         })
+    }
+
+    /// Counts a request to `service` refused by auth at `layer` (`signature`, `network`,
+    /// `service`). Refusals are rare enough that looking the series up each time is fine.
+    pub fn auth_denied(&self, service: &str, layer: &str) {
+        self.auth_denied
+            .get_or_create(&AuthLabels {
+                service: service.to_owned(),
+                layer: layer.to_owned(),
+            })
+            .inc();
     }
 
     /// Where requests for no known service are counted (service and target group `"-"`).

@@ -2,6 +2,7 @@
 
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::path::PathError;
 use crate::target::{Body, TargetError, full};
 
 /// Everything that can stop a request before a target answers it.
@@ -11,6 +12,17 @@ pub enum Failure {
     UnknownHost { host: String, served: Vec<String> },
     /// The client's VPC is not associated with a network the service is in.
     NotAdmitted { host: String },
+    /// The request is signed, and its signature does not verify.
+    Unauthenticated(trellis_auth::sigv4::SignatureError),
+    /// An auth policy (of the network or the service) does not allow the caller.
+    AccessDenied {
+        /// Lattice's `AccessDeniedException: User: … is not authorized …` text.
+        message: String,
+        /// The access log's `authDeniedReason`: `Network` or `Service`.
+        layer: &'static str,
+    },
+    /// The request path has no normal form (malformed percent-encoding).
+    BadPath(PathError),
     /// The chosen target group has no targets.
     NoTarget { group: String },
     /// The target failed.
@@ -21,6 +33,8 @@ impl Failure {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => StatusCode::NOT_FOUND,
+            Failure::Unauthenticated(_) | Failure::AccessDenied { .. } => StatusCode::FORBIDDEN,
+            Failure::BadPath(_) => StatusCode::BAD_REQUEST,
             Failure::NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Target(TargetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Target(TargetError::PayloadTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -32,7 +46,10 @@ impl Failure {
     pub fn failure_reason(&self) -> &'static str {
         match self {
             Failure::UnknownHost { .. } => "-",
-            Failure::NotAdmitted { .. } => "ClientAccessDenied",
+            Failure::NotAdmitted { .. }
+            | Failure::Unauthenticated(_)
+            | Failure::AccessDenied { .. } => "ClientAccessDenied",
+            Failure::BadPath(_) => "ClientProtocolError",
             Failure::NoTarget { .. } => "TargetConnectionError",
             Failure::Target(e) => e.failure_reason(),
         }
@@ -52,6 +69,12 @@ impl Failure {
             Failure::NotAdmitted { host } => format!(
                 "Non Existent Service: \"{host}\" is not reachable from the client's VPC (no service network associates both)\n"
             ),
+            Failure::Unauthenticated(e) => format!(
+                "AccessDeniedException: the request signature could not be verified ({}): {e}\n",
+                e.reason()
+            ),
+            Failure::AccessDenied { message, .. } => format!("{message}\n"),
+            Failure::BadPath(e) => format!("Bad Request: {e}\n"),
             Failure::NoTarget { group } => {
                 format!("Service Unavailable: target group \"{group}\" has no targets\n")
             }
@@ -59,6 +82,15 @@ impl Failure {
                 "{}: {e}\n",
                 self.status().canonical_reason().unwrap_or("Error")
             ),
+        }
+    }
+
+    /// The gRPC status a gRPC caller gets: UNAUTHENTICATED for a bad signature (its HTTP
+    /// status, 403, would say PERMISSION_DENIED), else the one of the HTTP status.
+    pub fn grpc_status(&self) -> u8 {
+        match self {
+            Failure::Unauthenticated(_) => 16,
+            _ => grpc_status(self.status()),
         }
     }
 }
@@ -78,20 +110,21 @@ pub fn grpc_status(status: StatusCode) -> u8 {
     }
 }
 
-/// A response Trellis makes itself: a fixed response or a failure.
-pub fn local_response(status: StatusCode, message: String, grpc: bool) -> Response<Body> {
+/// A response Trellis makes itself: a fixed response or a failure. `grpc` is the gRPC status
+/// for a gRPC caller (which then gets the message in `grpc-message`, not a body).
+pub fn local_response(status: StatusCode, message: String, grpc: Option<u8>) -> Response<Body> {
     let mut builder = Response::builder().status(status);
-    if grpc {
+    if let Some(code) = grpc {
         builder = builder
             .header("content-type", "application/grpc")
-            .header("grpc-status", grpc_status(status).to_string());
+            .header("grpc-status", code.to_string());
         if let Ok(v) = HeaderValue::from_str(&percent_encode(message.trim_end())) {
             builder = builder.header("grpc-message", v);
         }
     } else if !message.is_empty() {
         builder = builder.header("content-type", "text/plain; charset=utf-8");
     }
-    let body = if grpc || message.is_empty() {
+    let body = if grpc.is_some() || message.is_empty() {
         crate::target::empty()
     } else {
         full(message)

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use trellis_config::{
-    Action, Config, HeaderMatchKind, HttpMatch, ListenerProtocol, PathMatchKind, ProtocolVersion,
-    TargetGroup, TargetGroupType, TargetProtocol,
+    Action, AuthType, Config, HeaderMatchKind, HttpMatch, ListenerProtocol, PathMatchKind,
+    ProtocolVersion, TargetGroup, TargetGroupType, TargetProtocol,
 };
 
 use crate::accesslog::{LogSink, LogSinks, SinkError};
@@ -102,10 +102,15 @@ pub enum BuildError {
         destination: String,
         reason: SinkError,
     },
+    #[error("identities: {0}")]
+    Identities(#[from] trellis_auth::identity::IdentityError),
 }
 
 pub struct RoutingTable {
     pub config: Arc<Config>,
+    /// Verifies every signed request (even to a service without auth): the config's
+    /// identities, or the default `test`/`test` key pair.
+    pub verifier: Arc<trellis_auth::sigv4::Verifier>,
     pub ports: BTreeMap<u16, Port>,
     pub services: Vec<ServiceRoute>,
     /// False when the config has no service networks: every client may reach every service.
@@ -133,6 +138,8 @@ struct VpcRoute {
 pub struct ServiceRoute {
     pub name: String,
     pub arn: String,
+    /// The service's own auth layer.
+    pub auth: AuthLayer,
     /// Networks this service is associated with: (network ARN, VPC indices, access logs).
     networks: Vec<NetworkRoute>,
     pub access_logs: Vec<Arc<LogSink>>,
@@ -143,6 +150,7 @@ pub struct ServiceRoute {
 
 struct NetworkRoute {
     arn: String,
+    auth: AuthLayer,
     vpcs: Vec<usize>,
     access_logs: Vec<Arc<LogSink>>,
 }
@@ -223,7 +231,38 @@ pub struct Admission<'t> {
     vpc: Option<&'t VpcRoute>,
 }
 
+/// One auth layer (a service network or a service): `None` when its `authType` is `NONE`;
+/// else its policy, where `AWS_IAM` without a policy denies everything.
+#[derive(Clone)]
+pub enum AuthLayer {
+    None,
+    Iam(Option<Arc<trellis_auth::policy::Policy>>),
+}
+
+impl AuthLayer {
+    fn of(auth_type: AuthType, policy: Option<&trellis_config::AuthPolicy>) -> AuthLayer {
+        match auth_type {
+            AuthType::None => AuthLayer::None,
+            AuthType::AwsIam => AuthLayer::Iam(policy.map(|p| p.0.clone())),
+        }
+    }
+
+    /// The policy to evaluate, when this layer is `AWS_IAM`.
+    pub fn policy(&self) -> Option<Option<&trellis_auth::policy::Policy>> {
+        match self {
+            AuthLayer::None => None,
+            AuthLayer::Iam(policy) => Some(policy.as_deref()),
+        }
+    }
+}
+
 impl<'t> Admission<'t> {
+    /// The auth layer of the network the client came through (`NONE` when none).
+    pub fn network_auth(&self) -> &'t AuthLayer {
+        static NONE: AuthLayer = AuthLayer::None;
+        self.network.map_or(&NONE, |(_, n)| &n.auth)
+    }
+
     /// ARN of the service network the client came through; `None` when networks are not
     /// enforced (a config without VPCs).
     pub fn network_arn(&self) -> Option<&'t str> {
@@ -336,6 +375,7 @@ impl RoutingTable {
             {
                 networks.push(NetworkRoute {
                     arn: sn.arn.clone(),
+                    auth: AuthLayer::of(sn.auth_type, sn.auth_policy.as_ref()),
                     vpcs: sn.vpcs.clone(),
                     access_logs: sn.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
                 });
@@ -377,6 +417,7 @@ impl RoutingTable {
             services.push(ServiceRoute {
                 name: svc.name.clone(),
                 arn: svc.arn.clone(),
+                auth: AuthLayer::of(svc.auth_type, svc.auth_policy.as_ref()),
                 networks,
                 access_logs: svc.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
                 listeners,
@@ -394,8 +435,10 @@ impl RoutingTable {
             })
             .collect();
         let networks_enforced = !config.service_networks.is_empty();
+        let verifier = trellis_auth::sigv4::Verifier::new(&config.signers(), &config.region)?;
         Ok(RoutingTable {
             config,
+            verifier: Arc::new(verifier),
             ports,
             services,
             networks_enforced,

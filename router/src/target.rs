@@ -64,6 +64,8 @@ pub struct CallContext<'a> {
     pub service_network_arn: Option<&'a str>,
     /// ARN of the client's VPC, if its address belongs to one.
     pub source_vpc_arn: Option<&'a str>,
+    /// Who signed the request, when it was signed (and verified).
+    pub caller: Option<&'a trellis_auth::Caller>,
 }
 
 /// Why a target did not produce a response. The router maps each kind to a status code in one

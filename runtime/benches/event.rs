@@ -62,6 +62,9 @@ fn codec(c: &mut Criterion) {
         source_vpc_arn: Some("arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0123456789abcdef0"),
         region: "us-east-1",
         identity_type: "NONE",
+        principal: None,
+        principal_org_id: None,
+        session_name: None,
         time: SystemTime::now(),
     };
     let mut group = c.benchmark_group("lattice_event");

@@ -43,6 +43,10 @@ pub struct EventRequest<'a> {
     /// `requestContext.identity.type`: `"NONE"` for unauthenticated callers, `"AWS_IAM"` after
     /// SigV4 authentication.
     pub identity_type: &'a str,
+    /// The verified caller's principal, organization and session (V2 `requestContext.identity`).
+    pub principal: Option<&'a str>,
+    pub principal_org_id: Option<&'a str>,
+    pub session_name: Option<&'a str>,
     /// When Lattice received the request (`requestContext.timeEpoch`).
     pub time: SystemTime,
 }
@@ -117,6 +121,12 @@ struct V2Identity<'a> {
     source_vpc_arn: Option<&'a str>,
     #[serde(rename = "type")]
     identity_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<&'a str>,
+    #[serde(rename = "principalOrgID", skip_serializing_if = "Option::is_none")]
+    principal_org_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_name: Option<&'a str>,
 }
 
 impl<'a> Event<'a> {
@@ -156,6 +166,9 @@ impl<'a> Event<'a> {
                     identity: V2Identity {
                         source_vpc_arn: req.source_vpc_arn,
                         identity_type: req.identity_type,
+                        principal: req.principal,
+                        principal_org_id: req.principal_org_id,
+                        session_name: req.session_name,
                     },
                     region: req.region,
                     time_epoch: req
@@ -569,6 +582,9 @@ pub fn sample_event(
         source_vpc_arn: Some(&vpc_arn),
         region,
         identity_type: "NONE",
+        principal: None,
+        principal_org_id: None,
+        session_name: None,
         time: SystemTime::now(),
     };
     let event = Event::build(&req, version);

@@ -30,6 +30,8 @@ const INIT_ALLOWANCE: Duration = Duration::from_secs(10);
 /// The `identity.type` of an unauthenticated caller. Powertools' examples show `"NONE"`; the
 /// user guide only documents `"AWS_IAM"` [infer].
 const IDENTITY_NONE: &str = "NONE";
+/// The `identity.type` of a caller whose SigV4 or SigV4A signature verified.
+const IDENTITY_IAM: &str = "AWS_IAM";
 
 /// A function registered in a LAMBDA target group.
 pub struct LambdaTarget {
@@ -135,7 +137,14 @@ impl LambdaTarget {
                 target_group_arn: ctx.target_group_arn,
                 source_vpc_arn: ctx.source_vpc_arn,
                 region: &self.region,
-                identity_type: IDENTITY_NONE,
+                identity_type: if ctx.caller.is_some() {
+                    IDENTITY_IAM
+                } else {
+                    IDENTITY_NONE
+                },
+                principal: ctx.caller.map(|c| c.arn.as_str()),
+                principal_org_id: ctx.caller.and_then(|c| c.org_id.as_deref()),
+                session_name: ctx.caller.and_then(|c| c.session_name.as_deref()),
                 time: SystemTime::now(),
             },
             self.version,
@@ -352,6 +361,7 @@ mod tests {
                 "arn:aws:vpc-lattice:us-west-2:123456789012:servicenetwork/sn-0123456789abcdef0",
             ),
             source_vpc_arn: Some("arn:aws:ec2:us-west-2:123456789012:vpc/vpc-0123456789abcdef0"),
+            caller: None,
         }
     }
 

@@ -50,6 +50,12 @@ impl Config {
         self.push("functions", function)
     }
 
+    /// A top-level key (e.g. `identities`) with any value.
+    pub fn set(mut self, key: &str, value: Value) -> Config {
+        self.0.insert(key.into(), value);
+        self
+    }
+
     /// The config file's text.
     pub fn yaml(&self) -> String {
         serde_json::to_string_pretty(&self.0).expect("a config is plain JSON")
@@ -77,6 +83,19 @@ impl Network {
         push_access_log(&mut self.0, destination);
         self
     }
+
+    /// `authType: AWS_IAM` with `policy` (a JSON policy document; `None`: no policy).
+    pub fn iam(mut self, policy: Option<Value>) -> Network {
+        set_iam(&mut self.0, policy);
+        self
+    }
+}
+
+fn set_iam(map: &mut Map<String, Value>, policy: Option<Value>) {
+    map.insert("authType".into(), "AWS_IAM".into());
+    if let Some(policy) = policy {
+        map.insert("authPolicy".into(), policy);
+    }
 }
 
 /// A service and its listeners.
@@ -101,6 +120,12 @@ impl Service {
     /// An access log destination (`stdout`, `file:PATH`).
     pub fn access_log(mut self, destination: &str) -> Service {
         push_access_log(&mut self.0, destination);
+        self
+    }
+
+    /// `authType: AWS_IAM` with `policy` (a JSON policy document; `None`: no policy).
+    pub fn iam(mut self, policy: Option<Value>) -> Service {
+        set_iam(&mut self.0, policy);
         self
     }
 }

@@ -295,7 +295,7 @@ pub struct Answer {
     pub trailers: Option<hyper::HeaderMap>,
 }
 
-type Plain = Client<HttpConnector, Full<Bytes>>;
+pub type Plain = Client<HttpConnector, Full<Bytes>>;
 
 /// An HTTP/1.1 client (pooled, keep-alive).
 pub fn http1_client() -> Plain {

@@ -5,8 +5,10 @@
 //! what spans sections is checked last, on the decoded config ([`checks`]). Every list section
 //! starts its items the same way ([`section`]).
 
+mod auth;
 mod checks;
 mod functions;
+mod identities;
 mod networks;
 mod rules;
 mod section;
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use crate::decode::{Fields, Loc, Problems, boolean, fields, int, item, list, one_of, string};
 use crate::ids::{lattice_arn, stable_id};
 use crate::model::*;
-use crate::yaml::{Node, Value};
+use crate::yaml::Node;
 
 pub use target_groups::parse_matcher;
 pub use vpcs::parse_cidr;
@@ -32,11 +34,12 @@ const TOP_KEYS: &[&str] = &[
     "services",
     "targetGroups",
     "functions",
+    "identities",
 ];
 
 /// Decodes a whole document. Problems are collected in `problems`; the returned config is only
 /// meaningful when there are none.
-pub fn config(problems: &mut Problems, root: &Node) -> Config {
+pub fn config(problems: &mut Problems, root: &Node, source: &str) -> Config {
     let top = Loc::default();
     let Some(f) = fields(problems, root, &top, TOP_KEYS) else {
         return empty_config();
@@ -59,6 +62,7 @@ pub fn config(problems: &mut Problems, root: &Node) -> Config {
     }
     let mut ctx = Ctx {
         problems,
+        source,
         region,
         account_id,
     };
@@ -68,6 +72,7 @@ pub fn config(problems: &mut Problems, root: &Node) -> Config {
     let target_groups = ctx.target_groups(&f, &functions);
     let services = ctx.services(&f, &target_groups);
     let service_networks = ctx.service_networks(&f, &services, &vpcs);
+    let identities = ctx.identities(&f);
     let config = Config {
         region: ctx.region,
         account_id: ctx.account_id,
@@ -76,6 +81,7 @@ pub fn config(problems: &mut Problems, root: &Node) -> Config {
         services,
         target_groups,
         functions,
+        identities,
     };
     checks::cross_checks(ctx.problems, &config);
     config
@@ -90,6 +96,7 @@ fn empty_config() -> Config {
         services: vec![],
         target_groups: vec![],
         functions: vec![],
+        identities: None,
     }
 }
 
@@ -116,6 +123,8 @@ fn check_region(problems: &mut Problems, region: &str, loc: &Loc) {
 /// The state the section decoders share: where problems go, and what ids and ARNs are made of.
 struct Ctx<'p> {
     problems: &'p mut Problems,
+    /// The file's text: where a JSON-string auth policy starts, for its problems' positions.
+    source: &'p str,
     region: String,
     account_id: String,
 }
@@ -157,26 +166,6 @@ impl Ctx<'_> {
             .and_then(|n| boolean(self.problems, n, &f.loc(key)))
     }
 
-    /// A service's or service network's `authType`. `AWS_IAM` is a problem until Trellis
-    /// verifies SigV4: serving it without would admit every request, so nothing starts.
-    fn auth_type(&mut self, f: &Fields<'_>) -> AuthType {
-        match self.enum_field(f, "authType", &["NONE", "AWS_IAM"]) {
-            Some(t) if t == "AWS_IAM" => {
-                self.problems.add(
-                    &f.loc("authType"),
-                    "AWS_IAM auth is not supported by Trellis yet",
-                    Some("Trellis does not verify SigV4 signatures or evaluate auth policies yet, so it would admit every request; use NONE".into()),
-                );
-                AuthType::AwsIam
-            }
-            _ => AuthType::None,
-        }
-    }
-
-    fn auth_policy(&mut self, f: &Fields<'_>) -> Option<String> {
-        f.get("authPolicy").map(to_json)
-    }
-
     /// A service's or service network's `accessLogs`.
     fn access_logs(&mut self, f: &Fields<'_>) -> Vec<LogDestination> {
         let loc = f.loc("accessLogs");
@@ -212,49 +201,4 @@ impl Ctx<'_> {
         }
         out
     }
-}
-
-/// Renders a YAML subtree as JSON text (auth policies are JSON documents).
-fn to_json(node: &Node) -> String {
-    match &node.value {
-        Value::Scalar { text, quoted } => {
-            if !quoted && (text.parse::<f64>().is_ok() || text == "true" || text == "false") {
-                text.clone()
-            } else if !quoted && crate::yaml::is_null(text) {
-                "null".into()
-            } else {
-                json_string(text)
-            }
-        }
-        Value::Seq(items) => format!(
-            "[{}]",
-            items.iter().map(to_json).collect::<Vec<_>>().join(",")
-        ),
-        Value::Map(entries) => format!(
-            "{{{}}}",
-            entries
-                .iter()
-                .map(|(k, v)| format!("{}:{}", json_string(k.key_text()), to_json(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

@@ -30,6 +30,7 @@ fn ctx(host: &'static str) -> CallContext<'static> {
         service_arn: "arn:svc",
         service_network_arn: None,
         source_vpc_arn: None,
+        caller: None,
     }
 }
 

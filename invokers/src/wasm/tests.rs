@@ -624,6 +624,7 @@ fn call_context() -> CallContext<'static> {
         service_arn: "arn:svc",
         service_network_arn: None,
         source_vpc_arn: None,
+        caller: None,
     }
 }
 

@@ -6,6 +6,7 @@ use http_body_util::BodyExt;
 
 use super::*;
 use crate::accesslog::LogSink;
+use crate::path::PathError;
 use crate::target::{BoxError, TargetError, full};
 
 type TestResult = Result<(), BoxError>;
@@ -67,7 +68,7 @@ type Case = (fn() -> Failure, u16, &'static str, &'static str);
 /// for gRPC callers, the gRPC status in the response and the record.
 #[tokio::test]
 async fn every_failure_leaves_through_the_one_exit() -> TestResult {
-    let failures: [Case; 9] = [
+    let failures: [Case; 10] = [
         (
             || Failure::UnknownHost {
                 host: "nope.test".into(),
@@ -84,6 +85,17 @@ async fn every_failure_leaves_through_the_one_exit() -> TestResult {
             404,
             "ClientAccessDenied",
             "12",
+        ),
+        (
+            || {
+                Failure::BadPath(PathError::BadPercent {
+                    at: 1,
+                    found: "%zz".into(),
+                })
+            },
+            400,
+            "ClientProtocolError",
+            "13",
         ),
         (
             || Failure::NoTarget { group: "tg".into() },

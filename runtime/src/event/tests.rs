@@ -39,6 +39,9 @@ fn request<'a>(path: &'a str, headers: &'a HeaderMap, body: &'a [u8]) -> EventRe
         source_vpc_arn: Some(VPC),
         region: "us-west-2",
         identity_type: "NONE",
+        principal: None,
+        principal_org_id: None,
+        session_name: None,
         time: UNIX_EPOCH + Duration::from_micros(1_724_875_399_456_789),
     }
 }
@@ -429,6 +432,9 @@ fn v2_fixtures_round_trip() {
             source_vpc_arn: identity.source_vpc_arn.as_deref(),
             region: &rc.region,
             identity_type: identity.identity_type.as_deref().unwrap_or("NONE"),
+            principal: identity.principal.as_deref(),
+            principal_org_id: identity.principal_org_id.as_deref(),
+            session_name: identity.session_name.as_deref(),
             time: UNIX_EPOCH + Duration::from_micros(micros),
         };
         let ours = v2(&req);
@@ -456,6 +462,12 @@ fn v2_fixtures_round_trip() {
             ours_identity.identity_type, identity.identity_type,
             "{name}"
         );
+        assert_eq!(ours_identity.principal, identity.principal, "{name}");
+        assert_eq!(
+            ours_identity.principal_org_id, identity.principal_org_id,
+            "{name}"
+        );
+        assert_eq!(ours_identity.session_name, identity.session_name, "{name}");
         assert!(
             ours.path
                 .as_deref()

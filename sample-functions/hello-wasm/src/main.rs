@@ -103,6 +103,20 @@ fn main() {
                 &format!("AWS_LAMBDA_FUNCTION_NAME={name}\nGREETING={greeting}\n"),
             )
         }
+        // Who called: a V2 event's requestContext.identity, or a V1 event's identity header.
+        "/whoami" => {
+            let identity = event
+                .pointer("/requestContext/identity")
+                .cloned()
+                .or_else(|| {
+                    event
+                        .pointer("/headers/x-amzn-lattice-identity")
+                        .cloned()
+                        .map(|header| json!({ "x-amzn-lattice-identity": header }))
+                })
+                .unwrap_or_else(|| json!({ "type": "NONE" }));
+            text_response(200, &format!("{identity}\n"))
+        }
         // The event itself, so tests can check what Trellis sent against an outside decoder.
         "/event" => text_response(200, &event.to_string()),
         _ => text_response(200, &greeting(&path, &method)),

@@ -1,0 +1,265 @@
+//! `identities:`: who may sign requests (the local stand-in for IAM's access keys). Each entry
+//! is checked by the auth crate's rules (`Identity::validate`), and access key ids must be
+//! unique, since a signature names only its key. Secrets may come from the environment
+//! (`${NAME}`) so that they need not be written in the file.
+
+use trellis_auth::Identity;
+
+use super::Ctx;
+use crate::decode::{Fields, Loc, fields, item, list, string};
+use crate::yaml::{Node, Value};
+
+const KEYS: &[&str] = &[
+    "arn",
+    "accessKeyId",
+    "secretAccessKey",
+    "sessionName",
+    "sessionToken",
+    "principalOrgID",
+    "tags",
+];
+
+/// A principal tag key: 1-128 characters; a value: up to 256 (IAM's tag limits).
+const TAG_KEY_MAX: usize = 128;
+const TAG_VALUE_MAX: usize = 256;
+
+impl Ctx<'_> {
+    /// The `identities` list; `None` when the file has none (then the `test`/`test` key pair
+    /// signs as `user/test`).
+    pub(super) fn identities(&mut self, top: &Fields<'_>) -> Option<Vec<Identity>> {
+        let node = top.get("identities")?;
+        let loc = top.loc("identities");
+        let mut out: Vec<(Identity, Loc)> = Vec::new();
+        for (i, node) in list(self.problems, Some(node), &loc).iter().enumerate() {
+            let at = item(&loc, i, node);
+            let Some(f) = fields(self.problems, node, &at, KEYS) else {
+                continue;
+            };
+            let Some(identity) = self.identity(&f) else {
+                continue;
+            };
+            if let Some((_, first)) = out
+                .iter()
+                .find(|(other, _)| other.access_key_id == identity.access_key_id)
+            {
+                self.problems.add(
+                    &f.loc("accessKeyId"),
+                    format!(
+                        "access key id \"{}\" is given twice (first at {})",
+                        identity.access_key_id, first.path
+                    ),
+                    Some(
+                        "a signature names only its access key: each identity needs its own".into(),
+                    ),
+                );
+                continue;
+            }
+            out.push((identity, at));
+        }
+        Some(out.into_iter().map(|(identity, _)| identity).collect())
+    }
+
+    fn identity(&mut self, f: &Fields<'_>) -> Option<Identity> {
+        let arn = self.required_secret(f, "arn", "arn:aws:iam::123456789012:role/NAME");
+        let access_key_id = self.required_secret(f, "accessKeyId", "e.g. AKIAEXAMPLE");
+        let secret_access_key =
+            self.required_secret(f, "secretAccessKey", "the secret, or ${ENV_NAME}");
+        let session_name = self.secret_field(f, "sessionName");
+        let session_token = self.secret_field(f, "sessionToken");
+        let principal_org_id = self.secret_field(f, "principalOrgID");
+        let tags = self.tags(f);
+        // Every field is checked even when another is missing, so one pass reports them all.
+        let complete = arn.is_some() && access_key_id.is_some() && secret_access_key.is_some();
+        let identity = Identity {
+            arn: arn.unwrap_or_default(),
+            access_key_id: access_key_id.unwrap_or_default(),
+            secret_access_key: secret_access_key.unwrap_or_default(),
+            session_name,
+            session_token,
+            principal_org_id,
+            tags,
+        };
+        let mut valid = complete;
+        for (key, value) in [
+            ("accessKeyId", &identity.access_key_id),
+            ("secretAccessKey", &identity.secret_access_key),
+        ] {
+            if complete && value.is_empty() {
+                self.problems
+                    .add(&f.loc(key), format!("{key} is empty"), None);
+                valid = false;
+            }
+        }
+        if !identity.arn.is_empty()
+            && let Err(e) = identity.validate()
+        {
+            let key = match e {
+                trellis_auth::identity::IdentityError::BadArn(_) => "arn",
+                _ => "sessionName",
+            };
+            self.problems.add(&f.loc(key), e.to_string(), None);
+            valid = false;
+        }
+        if let Some(org) = &identity.principal_org_id {
+            let ok = org.len() >= 12
+                && org.len() <= 34
+                && org.starts_with("o-")
+                && org[2..]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                self.problems.add(
+                    &f.loc("principalOrgID"),
+                    format!("\"{org}\" is not an organization id"),
+                    Some("an organization id is o- and 10-32 lower-case letters or digits, e.g. o-example123".into()),
+                );
+                valid = false;
+            }
+        }
+        valid.then_some(identity)
+    }
+
+    /// A required string field, with `${NAME}` replaced from the environment.
+    fn required_secret(&mut self, f: &Fields<'_>, key: &str, hint: &str) -> Option<String> {
+        f.require(self.problems, key, hint)?;
+        self.secret_field(f, key)
+    }
+
+    /// An optional string field, with `${NAME}` replaced from the environment.
+    fn secret_field(&mut self, f: &Fields<'_>, key: &str) -> Option<String> {
+        let text = self.str_field(f, key)?;
+        match expand_env(&text, |name| std::env::var(name).ok()) {
+            Ok(value) => Some(value),
+            Err(name) => {
+                self.problems.add(
+                    &f.loc(key),
+                    format!("environment variable {name} is not set"),
+                    Some(format!(
+                        "export {name}=… before starting Trellis, or write the value here"
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// `tags`: a mapping of principal tag keys to values.
+    fn tags(&mut self, f: &Fields<'_>) -> Vec<(String, String)> {
+        let Some(node) = f.get("tags") else {
+            return Vec::new();
+        };
+        let loc = f.loc("tags");
+        let Value::Map(entries) = &node.value else {
+            self.problems.add(
+                &loc,
+                format!(
+                    "expected a mapping of tag keys to values, found {}",
+                    node.kind()
+                ),
+                Some("e.g. tags: {team: payments}".into()),
+            );
+            return Vec::new();
+        };
+        let mut tags: Vec<(String, String)> = Vec::new();
+        for (key, value) in entries {
+            let name = key.key_text().to_string();
+            let at = loc.field(&name, key.pos);
+            let Some(value) = tag_value(value).or_else(|| {
+                string(self.problems, value, &at);
+                None
+            }) else {
+                continue;
+            };
+            if name.is_empty() || name.len() > TAG_KEY_MAX || value.len() > TAG_VALUE_MAX {
+                self.problems.add(
+                    &at,
+                    format!("tag \"{name}\" is out of bounds"),
+                    Some(format!(
+                        "a tag key is 1-{TAG_KEY_MAX} characters, a value up to {TAG_VALUE_MAX}"
+                    )),
+                );
+            } else if tags.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+                self.problems.add(
+                    &at,
+                    format!("tag \"{name}\" is given twice (tag keys ignore case)"),
+                    None,
+                );
+            } else {
+                tags.push((name, value));
+            }
+        }
+        tags
+    }
+}
+
+/// A tag's value: any scalar (`ready: true` is the string "true").
+fn tag_value(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Replaces each `${NAME}` in `text` with `lookup(NAME)`; `$$` is a literal `$`. `Err(NAME)`
+/// names the first variable `lookup` does not know.
+pub(super) fn expand_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let Some(end) = inner.find('}') else {
+                out.push('$');
+                rest = after;
+                continue;
+            };
+            let name = &inner[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if valid {
+                out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
+            } else {
+                out.push_str(&rest[at..at + 2 + end + 1]);
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_env;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SECRET").then(|| "s3cr3t".to_string())
+    }
+
+    #[test]
+    fn env_references_are_replaced_and_unknown_ones_named() {
+        assert_eq!(expand_env("${SECRET}", env).unwrap(), "s3cr3t");
+        assert_eq!(expand_env("a-${SECRET}-b", env).unwrap(), "a-s3cr3t-b");
+        assert_eq!(expand_env("plain", env).unwrap(), "plain");
+        assert_eq!(expand_env("$$${SECRET}", env).unwrap(), "$s3cr3t");
+        assert_eq!(expand_env("cost $5", env).unwrap(), "cost $5");
+        assert_eq!(expand_env("${not closed", env).unwrap(), "${not closed");
+        assert_eq!(expand_env("${1X}", env).unwrap(), "${1X}");
+        assert_eq!(expand_env("${MISSING}", env), Err("MISSING".to_string()));
+        assert_eq!(
+            expand_env("ünï${SECRET}cödé", env).unwrap(),
+            "ünïs3cr3tcödé"
+        );
+    }
+}

@@ -1,0 +1,907 @@
+//! IAM auth end to end: requests signed by signers nobody here wrote (botocore's SigV4, the
+//! AWS CRT's SigV4A through botocore, curl's `--aws-sigv4`) reach `trellis up` over real
+//! sockets; auth policies of networks and services allow or refuse them with Lattice's texts;
+//! tampered signatures are refused with their reason; the caller's identity reaches HTTP
+//! targets as headers and functions in their events.
+//!
+//! The signers run in the Python virtualenv `scripts/pyenv.sh` makes (`make test` passes its
+//! interpreter as `TRELLIS_PYTHON` and sets `TRELLIS_REQUIRE_ORACLES`, so that there the tests
+//! cannot skip); without it, each test says it is skipped and why.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper::Request;
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "123456789012";
+const ROLE: &str = "arn:aws:iam::123456789012:role/ordering";
+const SESSION_ARN: &str = "arn:aws:sts::123456789012:assumed-role/ordering/checkout";
+const AUDITOR: &str = "arn:aws:iam::123456789012:user/auditor";
+
+/// The Python that has botocore and awscrt, or `None` (with the reason printed) when the
+/// oracles are not installed and the run does not require them.
+fn python(test: &str) -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidate = std::env::var_os("TRELLIS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo.join("target"));
+            repo.join(target).join("pyenv/bin/python")
+        });
+    let works = Command::new(&candidate)
+        .args(["-c", "import botocore.auth, botocore.crt.auth, awscrt"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if works {
+        return Some(candidate);
+    }
+    let why = format!(
+        "{test}: SKIPPED: no Python with botocore and awscrt at {} (run `make test`, or scripts/pyenv.sh and set TRELLIS_PYTHON)",
+        candidate.display()
+    );
+    assert!(
+        std::env::var_os("TRELLIS_REQUIRE_ORACLES").is_none(),
+        "{why}, and TRELLIS_REQUIRE_ORACLES is set"
+    );
+    eprintln!("{why}");
+    None
+}
+
+/// A request as a client will send it: method, path with query, headers in order.
+#[derive(Debug, Clone)]
+struct Req {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_string(), value.to_string()));
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+}
+
+/// Signs a request with the oracle: `spec` is tests/oracles/sign.py's input (mode, method,
+/// url, key, secret, …).
+fn sign(python: &Path, spec: Value) -> Req {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(python)
+        .arg(repo.join("tests/oracles/sign.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sign.py");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(spec.to_string().as_bytes())
+        .expect("write spec");
+    let out = child.wait_with_output().expect("sign.py");
+    assert!(
+        out.status.success(),
+        "sign.py failed for {spec}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed: Value = serde_json::from_slice(&out.stdout).expect("sign.py output");
+    let url = signed["url"].as_str().expect("url");
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, path) = match after_scheme.find('/') {
+        Some(at) => after_scheme.split_at(at),
+        None => (after_scheme, "/"),
+    };
+    let mut headers: Vec<(String, String)> = signed["headers"]
+        .as_object()
+        .expect("headers")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        headers.insert(0, ("host".into(), authority.to_string()));
+    }
+    Req {
+        method: spec["method"].as_str().unwrap_or("GET").to_string(),
+        path: path.to_string(),
+        headers,
+    }
+}
+
+/// The spec of a request to `url` signed by `key`/`secret` in `mode`, in us-west-2.
+fn spec(mode: &str, method: &str, url: &str, key: &str, secret: &str) -> Value {
+    json!({
+        "mode": mode, "method": method, "url": url, "key": key, "secret": secret,
+        "region": if mode.ends_with("-a") || mode == "sigv4a" { "*" } else { "us-west-2" },
+    })
+}
+
+/// Sends `req` to Trellis on `port` exactly as given (over HTTP/1.1, or h2c with `h2`).
+async fn send_req(client: &Plain, port: u16, req: &Req) -> Answer {
+    let mut builder = Request::builder()
+        .method(req.method.as_str())
+        .uri(format!("http://127.0.0.1:{port}{}", req.path));
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let request = builder.body(Full::new(Bytes::new())).expect("request");
+    read(client.request(request).await.expect("request to trellis")).await
+}
+
+/// The identities of the tests: a role session with a token, org and tags; a plain user.
+fn identities() -> Value {
+    json!([
+        {"arn": ROLE, "accessKeyId": "AKIAORDERING", "secretAccessKey": "ordering-secret",
+         "sessionName": "checkout", "principalOrgID": "o-example123",
+         "tags": {"team": "payments"}},
+        {"arn": AUDITOR, "accessKeyId": "AKIAAUDITOR", "secretAccessKey": "auditor-secret"},
+        {"arn": "arn:aws:iam::123456789012:role/temp", "accessKeyId": "ASIATEMP",
+         "secretAccessKey": "temp-secret", "sessionName": "tmp", "sessionToken": "token-1"}
+    ])
+}
+
+/// "Authenticated only" (the console's template) plus a Deny on every `/admin` path.
+fn authenticated_only() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke",
+             "Resource": "*",
+             "Condition": {"StringNotEqualsIgnoreCase": {"aws:PrincipalType": "anonymous"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke",
+             "Resource": "*/admin*"}
+        ]
+    })
+}
+
+/// The service ARN of `service` in a running Trellis, from `trellis services`.
+fn service_arn(config: &Path, service: &str) -> String {
+    let (code, out, err) = run_cli(
+        &["services", "-f", &config.display().to_string()],
+        config.parent().expect("dir"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{service} ")))
+        .and_then(|l| l.split(['(', ',']).nth(1))
+        .filter(|id| id.starts_with("svc-"))
+        .unwrap_or_else(|| panic!("no id of {service} in:\n{out}"));
+    format!("arn:aws:vpc-lattice:us-west-2:{ACCOUNT}:service/{id}")
+}
+
+/// One service `whoami` with `policy` ("authenticated only" unless given) in front of the
+/// hello-wasm function, V2 events.
+fn whoami_config(port: u16, policy: Value) -> Config {
+    Config::new()
+        .set("identities", identities())
+        .service(
+            Service::new("whoami")
+                .iam(Some(policy))
+                .access_log("stdout")
+                .listener(Listener::http(port).forward("whoami-tg")),
+        )
+        .target_group(TargetGroup::lambda("whoami-tg", "whoami", "V2"))
+        .function(json!({
+            "name": "whoami", "runtime": "wasm",
+            "code": sample("hello-wasm.wasm").display().to_string(),
+        }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_callers_get_in_anonymous_ones_are_refused_with_lattices_text() {
+    let Some(py) = python("signed_callers_get_in") else {
+        return;
+    };
+    let port = free_port();
+    let t = Trellis::start(&whoami_config(port, authenticated_only()).yaml(), &[]);
+    let arn = service_arn(&t.config_path(), "whoami");
+    let client = http1_client();
+    let url = format!("http://whoami.trellis.localhost:{port}/whoami");
+
+    // Anonymous: refused by the service's policy, in Lattice's words.
+    let anonymous = get(
+        &client,
+        port,
+        &format!("whoami.trellis.localhost:{port}"),
+        "/whoami",
+    )
+    .await;
+    assert_eq!(anonymous.status, 403, "{}", anonymous.body);
+    assert_eq!(
+        anonymous.body.trim_end(),
+        format!(
+            "AccessDeniedException: User: anonymous is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/whoami because no service-based policy allows the vpc-lattice-svcs:Invoke action"
+        )
+    );
+
+    // SigV4 (botocore), SigV4A (CRT), both presigned, as the role session.
+    for mode in ["sigv4", "sigv4a", "presign", "presign-a"] {
+        let req = sign(
+            &py,
+            spec(mode, "GET", &url, "AKIAORDERING", "ordering-secret"),
+        );
+        let answer = send_req(&client, port, &req).await;
+        assert_eq!(answer.status, 200, "{mode}: {req:?}\n{}", answer.body);
+        let identity: Value = serde_json::from_str(answer.body.trim()).expect("identity JSON");
+        assert_eq!(identity["type"], "AWS_IAM", "{mode}: {identity}");
+        assert_eq!(identity["principal"], SESSION_ARN, "{mode}: {identity}");
+        assert_eq!(identity["sessionName"], "checkout", "{mode}: {identity}");
+        assert_eq!(
+            identity["principalOrgID"], "o-example123",
+            "{mode}: {identity}"
+        );
+    }
+
+    // A signed caller is still denied /admin by the explicit Deny.
+    let req = sign(
+        &py,
+        spec(
+            "sigv4",
+            "GET",
+            &format!("http://whoami.trellis.localhost:{port}/admin/users"),
+            "AKIAAUDITOR",
+            "auditor-secret",
+        ),
+    );
+    let denied = send_req(&client, port, &req).await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert!(
+        denied.body.starts_with(&format!(
+            "AccessDeniedException: User: {AUDITOR} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/admin/users"
+        )),
+        "{}",
+        denied.body
+    );
+    assert!(denied.body.contains("explicit deny"), "{}", denied.body);
+
+    // The access log names the caller, or says why it was refused.
+    // Records are written as the last byte goes out: give the writer a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records: Vec<Value> = t
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let anonymous_record = records
+        .iter()
+        .find(|r| r["responseCode"] == 403 && r["callerPrincipal"] == "-")
+        .unwrap_or_else(|| panic!("no anonymous 403 record:\n{}", t.stdout()));
+    assert_eq!(anonymous_record["authDeniedReason"], "Service");
+    assert_eq!(anonymous_record["failureReason"], "ClientAccessDenied");
+    assert_eq!(anonymous_record["resolvedUser"], "Anonymous");
+    let signed_record = records
+        .iter()
+        .find(|r| r["responseCode"] == 200)
+        .unwrap_or_else(|| panic!("no 200 record:\n{}", t.stdout()));
+    assert_eq!(signed_record["callerPrincipal"], SESSION_ARN);
+    assert_eq!(signed_record["callerPrincipalOrgID"], "o-example123");
+    let tags: Value = serde_json::from_str(
+        signed_record["callerPrincipalTags"]
+            .as_str()
+            .expect("tags string"),
+    )
+    .expect("tags JSON");
+    assert_eq!(tags["team"], "payments");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_aws_sigv4_signs_as_the_default_test_identity() {
+    // No `identities`: the key pair test/test signs as user/test.
+    let port = free_port();
+    let config = Config::new()
+        .service(
+            Service::new("whoami")
+                .iam(Some(authenticated_only()))
+                .listener(Listener::http(port).forward("whoami-tg")),
+        )
+        .target_group(TargetGroup::lambda("whoami-tg", "whoami", "V2"))
+        .function(json!({
+            "name": "whoami", "runtime": "wasm",
+            "code": sample("hello-wasm.wasm").display().to_string(),
+        }));
+    let _t = Trellis::start(&config.yaml(), &[]);
+    let curl = |user: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+            .args([
+                "--aws-sigv4",
+                "aws:amz:us-west-2:vpc-lattice-svcs",
+                "--user",
+                user,
+            ])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args([
+                "--connect-to",
+                &format!("whoami.trellis.localhost:{port}:127.0.0.1:{port}"),
+            ])
+            .arg(format!("http://whoami.trellis.localhost:{port}/whoami"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let answer = curl("test:test");
+    let (body, code) = answer.rsplit_once('\n').expect("status line");
+    assert_eq!(code, "200", "{answer}");
+    let identity: Value = serde_json::from_str(body.trim()).expect("identity JSON");
+    assert_eq!(
+        identity["principal"],
+        format!("arn:aws:iam::{ACCOUNT}:user/test")
+    );
+    assert!(identity.get("sessionName").is_none(), "{identity}");
+
+    let answer = curl("test:wrong-secret");
+    let (body, code) = answer.rsplit_once('\n').expect("status line");
+    assert_eq!(code, "403", "{answer}");
+    assert!(body.contains("SignatureDoesNotMatch"), "{body}");
+}
+
+/// What a tampered request is refused with: the reason code in the 403 body.
+struct Tamper {
+    what: &'static str,
+    reason: &'static str,
+    req: Req,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_signatures_are_refused_each_with_its_reason() {
+    let Some(py) = python("tampered_signatures_are_refused") else {
+        return;
+    };
+    let port = free_port();
+    // Allow everyone: every refusal below is the signature's, not a policy's.
+    let allow_all = json!({"Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]});
+    let t = Trellis::start(&whoami_config(port, allow_all).yaml(), &[]);
+    let client = http1_client();
+    let url = format!("http://whoami.trellis.localhost:{port}/whoami");
+    let sign_with = |changes: Value| {
+        let mut s = spec("sigv4", "GET", &url, "AKIAORDERING", "ordering-secret");
+        for (k, v) in changes.as_object().expect("changes") {
+            s[k] = v.clone();
+        }
+        sign(&py, s)
+    };
+    let good = sign_with(json!({}));
+    assert_eq!(send_req(&client, port, &good).await.status, 200, "{good:?}");
+
+    let changed = |what: &'static str, reason: &'static str, edit: &dyn Fn(&mut Req)| {
+        let mut req = good.clone();
+        edit(&mut req);
+        Tamper { what, reason, req }
+    };
+    let authorization = good.header("authorization").expect("signed").to_string();
+    let mut cases = vec![
+        changed("method", "SignatureDoesNotMatch", &|r| {
+            r.method = "POST".into()
+        }),
+        changed("path", "SignatureDoesNotMatch", &|r| {
+            r.path = "/whoamI".into()
+        }),
+        changed("query added", "SignatureDoesNotMatch", &|r| {
+            r.path = "/whoami?x=1".into()
+        }),
+        changed("host", "SignatureDoesNotMatch", &|r| {
+            r.set("host", &format!("WHOAMI.trellis.localhost:{port}"))
+        }),
+        changed("x-amz-date", "SignatureDoesNotMatch", &|r| {
+            let date = r.header("x-amz-date").expect("date").to_string();
+            let bumped = format!(
+                "{}{}",
+                &date[..date.len() - 2],
+                if date.ends_with("0Z") { "1Z" } else { "0Z" }
+            );
+            r.set("x-amz-date", &bumped)
+        }),
+        changed("x-amz-date removed", "IncompleteSignature", &|r| {
+            r.remove("x-amz-date")
+        }),
+        changed("content sha256 value", "UnsignedPayloadRequired", &|r| {
+            r.set(
+                "x-amz-content-sha256",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            )
+        }),
+        changed("signature", "SignatureDoesNotMatch", &|r| {
+            let auth = r.header("authorization").expect("auth").to_string();
+            let last = auth.chars().last().expect("hex");
+            let flipped = format!(
+                "{}{}",
+                &auth[..auth.len() - 1],
+                if last == '0' { '1' } else { '0' }
+            );
+            r.set("authorization", &flipped)
+        }),
+        changed("access key swapped", "SignatureDoesNotMatch", &|r| {
+            let auth = r
+                .header("authorization")
+                .expect("auth")
+                .replace("AKIAORDERING", "AKIAAUDITOR");
+            r.set("authorization", &auth)
+        }),
+        changed("duplicated Authorization", "IncompleteSignature", &|r| {
+            r.headers
+                .push(("authorization".into(), authorization.clone()))
+        }),
+        changed("garbled Authorization", "IncompleteSignature", &|r| {
+            r.set("authorization", "AWS4-HMAC-SHA256 Credential=nonsense")
+        }),
+        changed("header and query signature", "IncompleteSignature", &|r| {
+            r.path = "/whoami?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00".into()
+        }),
+    ];
+    for (what, reason, changes) in [
+        (
+            "wrong secret",
+            "SignatureDoesNotMatch",
+            json!({"secret": "not-the-secret"}),
+        ),
+        (
+            "unknown key",
+            "InvalidClientTokenId",
+            json!({"key": "AKIANOBODY"}),
+        ),
+        (
+            "stale date",
+            "RequestExpired",
+            json!({"time_offset_seconds": -600}),
+        ),
+        (
+            "future date",
+            "RequestExpired",
+            json!({"time_offset_seconds": 600}),
+        ),
+        (
+            "no token for temporary credentials",
+            "InvalidClientTokenId",
+            json!({"key": "ASIATEMP", "secret": "temp-secret"}),
+        ),
+        (
+            "wrong token",
+            "InvalidClientTokenId",
+            json!({"key": "ASIATEMP", "secret": "temp-secret", "token": "token-2"}),
+        ),
+        (
+            "token replayed on a long-term key",
+            "InvalidClientTokenId",
+            json!({"token": "token-1"}),
+        ),
+        (
+            "payload hash instead of UNSIGNED-PAYLOAD",
+            "UnsignedPayloadRequired",
+            json!({"payload": "hash", "body": ""}),
+        ),
+        (
+            "region",
+            "SignatureDoesNotMatch",
+            json!({"region": "us-east-1"}),
+        ),
+        (
+            "service",
+            "SignatureDoesNotMatch",
+            json!({"service": "vpc-lattice"}),
+        ),
+        (
+            "SigV4A region set without the region",
+            "SignatureDoesNotMatch",
+            json!({"mode": "sigv4a", "region": "eu-west-1"}),
+        ),
+        (
+            "presigned URL expired",
+            "RequestExpired",
+            json!({"mode": "presign", "expires": 1, "time_offset_seconds": -10}),
+        ),
+    ] {
+        cases.push(Tamper {
+            what,
+            reason,
+            req: sign_with(changes),
+        });
+    }
+    let mut presigned = sign_with(json!({"mode": "presign"}));
+    presigned.path = presigned
+        .path
+        .replace("X-Amz-Expires=3600", "X-Amz-Expires=3601");
+    cases.push(Tamper {
+        what: "presigned expiry changed",
+        reason: "SignatureDoesNotMatch",
+        req: presigned,
+    });
+    let mut extra = sign_with(
+        json!({"headers": {"x-custom": "signed", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}}),
+    );
+    extra.remove("x-custom");
+    cases.push(Tamper {
+        what: "signed header dropped",
+        reason: "SignatureDoesNotMatch",
+        req: extra,
+    });
+
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let answer = send_req(&client, port, &case.req).await;
+        if answer.status != 403 || !answer.body.contains(case.reason) {
+            wrong.push(format!(
+                "{}: expected 403 {}, got {} {}\n  {:?}",
+                case.what,
+                case.reason,
+                answer.status,
+                answer.body.trim(),
+                case.req
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Every refusal was counted, by layer.
+    let metrics = reqwest_metrics(&t).await;
+    let counted = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("trellis_auth_denied_total{service=\"whoami\",layer=\"signature\"} ")
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no signature denials in:\n{metrics}"));
+    assert_eq!(counted as usize, cases.len(), "{metrics}");
+}
+
+/// The admin port's `/metrics` text.
+async fn reqwest_metrics(t: &Trellis) -> String {
+    let url = t.metrics_url();
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("authority")
+        .to_string();
+    let port: u16 = authority
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("admin port");
+    get(&http1_client(), port, "127.0.0.1", "/metrics")
+        .await
+        .body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_and_service_policies_both_decide_and_targets_get_the_identity() {
+    let Some(py) = python("network_and_service_policies") else {
+        return;
+    };
+    let backend = Backend::start("api-backend").await;
+    let (api_port, plain_port) = (free_port(), free_port());
+    let network_policy = json!({"Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": [ROLE]}, "Action": "vpc-lattice-svcs:*", "Resource": "*"}]});
+    let service_policy = json!({"Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+         "Condition": {"StringEquals": {"vpc-lattice-svcs:RequestMethod": "GET"}}},
+        {"Effect": "Deny", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke",
+         "Resource": "*/admin*"}]});
+    let config = Config::new()
+        .set("identities", identities())
+        // The first VPC whose block holds the address is the client's: 127.0.0.2 is plain-vpc.
+        .vpc("plain-vpc", &["127.0.0.2/32"])
+        .vpc("api-vpc", &["127.0.0.0/8"])
+        .network(Network::new("api-net", &["api"], &["api-vpc"]).iam(Some(network_policy)))
+        .network(Network::new("plain-net", &["plain"], &["plain-vpc"]))
+        .service(
+            Service::new("api")
+                .iam(Some(service_policy))
+                .listener(Listener::http(api_port).forward("backend-tg")),
+        )
+        .service(Service::new("plain").listener(Listener::http(plain_port).forward("plain-tg")))
+        .target_group(TargetGroup::instance("backend-tg", &[backend.port]).no_health_checks())
+        .target_group(TargetGroup::instance("plain-tg", &[backend.port]).no_health_checks());
+    let t = Trellis::start(&config.yaml(), &[]);
+    let arn = service_arn(&t.config_path(), "api");
+    let client = http1_client();
+    let api = |path: &str| format!("http://api.trellis.localhost:{api_port}{path}");
+
+    // The network allows only the role (and so its sessions): the auditor is refused there.
+    let req = sign(
+        &py,
+        spec(
+            "sigv4",
+            "GET",
+            &api("/orders"),
+            "AKIAAUDITOR",
+            "auditor-secret",
+        ),
+    );
+    let answer = send_req(&client, api_port, &req).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(
+        answer.body.trim_end(),
+        format!(
+            "AccessDeniedException: User: {AUDITOR} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/orders because no network-based policy allows the vpc-lattice-svcs:Invoke action"
+        )
+    );
+
+    // The role session passes both; the target learns who called, and a client cannot claim it.
+    let mut req = sign(
+        &py,
+        spec(
+            "sigv4",
+            "GET",
+            &api("/orders?id=7"),
+            "AKIAORDERING",
+            "ordering-secret",
+        ),
+    );
+    req.headers.push((
+        "x-amzn-lattice-identity".into(),
+        "Principal=arn:aws:iam::999999999999:root".into(),
+    ));
+    let answer = send_req(&client, api_port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let seen = backend.last_seen();
+    assert_eq!(
+        seen.headers["x-amzn-lattice-identity"],
+        format!(
+            "Principal={SESSION_ARN};PrincipalOrgID=o-example123;PrincipalOrgPath=;SessionName=checkout;Type=AWS_IAM"
+        )
+    );
+    assert_eq!(
+        seen.headers
+            .get_all("x-amzn-lattice-identity")
+            .iter()
+            .count(),
+        1
+    );
+    assert_eq!(
+        seen.headers["x-amzn-lattice-identity-tags"],
+        format!(
+            "principal={SESSION_ARN};principalorgid=o-example123;principalorgpath=;team=payments"
+        )
+    );
+
+    // The service's condition: only GET.
+    let req = sign(
+        &py,
+        spec(
+            "sigv4",
+            "POST",
+            &api("/orders"),
+            "AKIAORDERING",
+            "ordering-secret",
+        ),
+    );
+    let answer = send_req(&client, api_port, &req).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(
+        answer
+            .body
+            .contains("because no service-based policy allows"),
+        "{}",
+        answer.body
+    );
+
+    // Every spelling of /admin meets the service's Deny: the policy sees the normalised path.
+    for path in [
+        "/admin",
+        "/%61dmin",
+        "//admin",
+        "/./admin",
+        "/x/../admin",
+        "/%2e%2e/admin",
+    ] {
+        let req = sign(
+            &py,
+            spec(
+                "sigv4",
+                "GET",
+                &api(path),
+                "AKIAORDERING",
+                "ordering-secret",
+            ),
+        );
+        let answer = send_req(&client, api_port, &req).await;
+        assert_eq!(answer.status, 403, "{path}: {}", answer.body);
+        assert!(
+            answer.body.contains(&format!("on resource: {arn}/admin "))
+                && answer.body.contains("explicit deny"),
+            "{path}: {}",
+            answer.body
+        );
+    }
+
+    // gRPC callers get gRPC statuses: PERMISSION_DENIED for a policy, UNAUTHENTICATED for a
+    // bad signature.
+    let h2 = h2c_client();
+    let mut grpc = Req {
+        method: "POST".into(),
+        path: "/pkg.Orders/Get".into(),
+        headers: vec![
+            ("host".into(), format!("api.trellis.localhost:{api_port}")),
+            ("content-type".into(), "application/grpc".into()),
+            ("te".into(), "trailers".into()),
+        ],
+    };
+    let answer = send_req(&h2, api_port, &grpc).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.headers["grpc-status"], "7", "{:?}", answer.headers);
+    grpc.headers.push(("authorization".into(), "AWS4-HMAC-SHA256 Credential=AKIAORDERING/20260101/us-west-2/vpc-lattice-svcs/aws4_request, SignedHeaders=host, Signature=00".into()));
+    let answer = send_req(&h2, api_port, &grpc).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.headers["grpc-status"], "16", "{:?}", answer.headers);
+
+    // A signed request over HTTP/2 verifies as over HTTP/1.1.
+    let req = sign(
+        &py,
+        spec(
+            "sigv4a",
+            "GET",
+            &api("/h2"),
+            "AKIAORDERING",
+            "ordering-secret",
+        ),
+    );
+    let answer = send_req(&h2, api_port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.version, hyper::Version::HTTP_2);
+
+    // A service without auth still refuses a signature that does not verify (Lattice
+    // authenticates every signed request), and passes on the identity of one that does.
+    let from_plain = client_from(lo(2));
+    let plain = format!("http://plain.trellis.localhost:{plain_port}/p");
+    let req = sign(
+        &py,
+        spec("sigv4", "GET", &plain, "AKIAAUDITOR", "wrong-secret"),
+    );
+    let answer = send_req(&from_plain, plain_port, &req).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(
+        answer.body.contains("SignatureDoesNotMatch"),
+        "{}",
+        answer.body
+    );
+    let req = sign(
+        &py,
+        spec("sigv4", "GET", &plain, "AKIAAUDITOR", "auditor-secret"),
+    );
+    let answer = send_req(&from_plain, plain_port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        backend.last_seen().headers["x-amzn-lattice-identity"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("Principal={AUDITOR};")),
+    );
+    let anonymous = get(
+        &from_plain,
+        plain_port,
+        &format!("plain.trellis.localhost:{plain_port}"),
+        "/p",
+    )
+    .await;
+    assert_eq!(anonymous.status, 200, "{}", anonymous.body);
+    assert!(
+        backend
+            .last_seen()
+            .headers
+            .get("x-amzn-lattice-identity")
+            .is_none()
+    );
+
+    // Refusals are counted by layer.
+    let metrics = reqwest_metrics(&t).await;
+    for (layer, at_least) in [("network", 1.0), ("service", 7.0), ("signature", 1.0)] {
+        let series = format!("trellis_auth_denied_total{{service=\"api\",layer=\"{layer}\"}} ");
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        assert!(value >= at_least, "{series}{value}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_v1_events_carry_the_identity_headers() {
+    let Some(py) = python("lambda_v1_events_carry_the_identity_headers") else {
+        return;
+    };
+    let port = free_port();
+    let config = Config::new()
+        .set("identities", identities())
+        .service(Service::new("v1svc").listener(Listener::http(port).forward("v1-tg")))
+        .target_group(TargetGroup::lambda("v1-tg", "whoami", "V1"))
+        .function(json!({
+            "name": "whoami", "runtime": "wasm",
+            "code": sample("hello-wasm.wasm").display().to_string(),
+        }));
+    let _t = Trellis::start(&config.yaml(), &[]);
+    let req = sign(
+        &py,
+        spec(
+            "sigv4",
+            "GET",
+            &format!("http://v1svc.trellis.localhost:{port}/whoami"),
+            "AKIAORDERING",
+            "ordering-secret",
+        ),
+    );
+    let answer = send_req(&http1_client(), port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let identity: Value = serde_json::from_str(answer.body.trim()).expect("JSON");
+    assert!(
+        identity["x-amzn-lattice-identity"]
+            .as_str()
+            .is_some_and(|h| h.starts_with(&format!("Principal={SESSION_ARN};"))),
+        "{identity}"
+    );
+}
+
+/// examples/auth.yaml with the README's curl lines (on a free port): anonymous is refused,
+/// the role session gets in and sees itself.
+#[test]
+fn the_auth_example_answers_the_readme_curl_lines() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = free_port();
+    let yaml = std::fs::read_to_string(repo.join("examples/auth.yaml"))
+        .expect("examples/auth.yaml")
+        .replace("8095", &port.to_string())
+        .replace(
+            "sample-functions/dist/hello-wasm.wasm",
+            &sample("hello-wasm.wasm").display().to_string(),
+        );
+    let _t = Trellis::start(&yaml, &[]);
+    let url = format!("http://whoami.trellis.localhost:{port}/whoami");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text
+            .rsplit_once('\n')
+            .map(|(b, c)| (b.to_string(), c.to_string()))
+            .unwrap_or_default();
+        (code, body)
+    };
+    let (code, body) = curl(&[]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.starts_with("AccessDeniedException: User: anonymous"),
+        "{body}"
+    );
+    let (code, body) = curl(&[
+        "--aws-sigv4",
+        "aws:amz:us-west-2:vpc-lattice-svcs",
+        "--user",
+        "AKIAORDERING:ordering-secret",
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let identity: Value = serde_json::from_str(body.trim()).expect("identity JSON");
+    assert_eq!(identity["principal"], SESSION_ARN, "{identity}");
+    assert_eq!(identity["type"], "AWS_IAM", "{identity}");
+}
