@@ -36,7 +36,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use trellis_router::target::{
-    Body, BoxError, BoxFuture, CallContext, ProbeOutcome, ProbeSpec, Target, TargetError,
+    Body, BoxError, BoxFuture, CallContext, ProbeOutcome, ProbeSpec, Target, TargetError, Unsent,
 };
 use trellis_router::tls::AcceptAnyCertificate;
 
@@ -251,6 +251,12 @@ impl HttpTarget {
             SendError::Connect(err) => TargetError::Connect {
                 target: self.address(),
                 reason: one_line(&*err),
+                unsent: None,
+            },
+            SendError::Refused(err, request) => TargetError::Connect {
+                target: self.address(),
+                reason: one_line(&*err),
+                unsent: Some(Unsent::new(request)),
             },
             SendError::Request(err) => self.classify_sent(&err),
         }

@@ -52,6 +52,10 @@ pub struct Record {
     pub source_ip_port: String,
     #[serde(serialize_with = "dash")]
     pub target_ip_port: String,
+    /// Not Lattice's: the target that refused the connection before the request was sent to
+    /// `targetIpPort` instead (Trellis retries such a request once, and ejects the target).
+    #[serde(serialize_with = "dash")]
+    pub refused_by_target_ip_port: String,
     #[serde(serialize_with = "dash")]
     pub source_vpc_id: String,
     #[serde(serialize_with = "dash")]
@@ -135,6 +139,7 @@ impl Record {
             response_from_target_duration: d(),
             source_ip_port: d(),
             target_ip_port: d(),
+            refused_by_target_ip_port: d(),
             source_vpc_id: d(),
             source_vpc_arn: d(),
             destination_vpc_id: d(),

@@ -22,10 +22,11 @@ use crate::accesslog::or_dash;
 use crate::body::{Counted, Progress};
 use crate::path;
 use crate::rescue::{Failure, grpc_status, local_response};
+use crate::table::EJECTION_PERIOD;
 use crate::table::{
     ActionRoute, Admission, Choice, Forward, ListenerRoute, RoutingTable, ServiceRoute, TargetRoute,
 };
-use crate::target::{Body, CallContext, boxed};
+use crate::target::{Body, CallContext, TargetError, Unsent, boxed};
 
 use auth::{add_identity_headers, authenticate, authorize, log_caller};
 pub use connection::{Connection, TlsInfo};
@@ -326,10 +327,25 @@ where
     };
     let method = parts.method.clone();
     let uri = parts.uri.clone();
-    let result = target
+    let mut result = target
         .target
         .call(ctx, Request::from_parts(parts, body))
         .await;
+    // A target that refused the connection got nothing of the request: out of rotation it
+    // goes, and the request goes once to another target of the group.
+    if let Err(TargetError::Connect { unsent, reason, .. }) = &mut result
+        && let Some(request) = unsent.take().map(Unsent::into_request)
+    {
+        target.health.eject(EJECTION_PERIOD);
+        tracing::warn!(target: "trellis::request", "{}: connection refused ({reason}); out of rotation for up to {}s", target.label, EJECTION_PERIOD.as_secs());
+        if let Some(other) = choice.group.pick_other(target) {
+            ex.log.edit(|r| {
+                r.refused_by_target_ip_port = target.target.address();
+                r.target_ip_port = other.target.address();
+            });
+            result = other.target.call(ctx, request).await;
+        }
+    }
     let head_at = Instant::now();
     if let Some(progress) = progress {
         ex.log.edit(|r| {

@@ -7,9 +7,9 @@
 //! keeps a target keeps its health.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
@@ -52,22 +52,61 @@ impl Status {
     }
 }
 
-/// The shared, lock-free status of one target.
+/// The shared, lock-free status of one target: its health-check status, and whether it is
+/// ejected (taken out of rotation because it refused a connection, until a probe passes or the
+/// ejection runs out).
 #[derive(Debug)]
-pub struct HealthCell(AtomicU8);
+pub struct HealthCell {
+    status: AtomicU8,
+    /// Milliseconds since [`EPOCH`] until which the target is ejected; 0 when it is not.
+    ejected_until: AtomicU64,
+}
+
+/// The clock ejections are measured on.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 impl HealthCell {
     /// A cell starting in `status`.
     pub fn with(status: Status) -> HealthCell {
-        HealthCell(AtomicU8::new(status as u8))
+        HealthCell {
+            status: AtomicU8::new(status as u8),
+            ejected_until: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self) -> Status {
-        Status::from_u8(self.0.load(Ordering::Relaxed))
+        Status::from_u8(self.status.load(Ordering::Relaxed))
     }
 
     fn set(&self, status: Status) {
-        self.0.store(status as u8, Ordering::Relaxed);
+        self.status.store(status as u8, Ordering::Relaxed);
+    }
+
+    /// Whether the target gets traffic: in service by its status and not ejected.
+    pub fn in_rotation(&self) -> bool {
+        self.get().in_service() && !self.ejected()
+    }
+
+    /// Takes the target out of rotation for `period` (passive ejection: it refused a
+    /// connection). A passing health probe puts it back sooner.
+    pub fn eject(&self, period: Duration) {
+        let until = now_ms().saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX));
+        self.ejected_until.store(until.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether an ejection is in force.
+    pub fn ejected(&self) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && now_ms() < until
+    }
+
+    /// Ends an ejection (a probe passed).
+    fn readmit(&self) {
+        self.ejected_until.store(0, Ordering::Relaxed);
     }
 }
 
@@ -235,6 +274,10 @@ async fn probe_loop(
             ),
             ProbeOutcome::Failed(reason) => (false, reason.clone()),
         };
+        if passed && cell.ejected() {
+            cell.readmit();
+            tracing::info!(target: "trellis::health", "{label}: back in rotation after an ejection ({detail})");
+        }
         let before = cell.get();
         let after = counter.next(before, passed, &settings);
         if after != before {
@@ -250,6 +293,23 @@ async fn probe_loop(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_ejection_takes_a_target_out_of_rotation_until_it_runs_out_or_a_probe_readmits_it() {
+        let cell = HealthCell::with(Status::Healthy);
+        assert!(cell.in_rotation());
+        cell.eject(Duration::from_millis(80));
+        assert!(cell.ejected() && !cell.in_rotation());
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!cell.ejected() && cell.in_rotation());
+        cell.eject(Duration::from_secs(60));
+        assert!(!cell.in_rotation());
+        cell.readmit();
+        assert!(cell.in_rotation());
+        // An unhealthy target stays out whatever the ejection says.
+        cell.set(Status::Unhealthy);
+        assert!(!cell.in_rotation());
+    }
     use super::*;
 
     fn settings(healthy: u32, unhealthy: u32) -> CheckSettings {

@@ -78,6 +78,7 @@ impl Target for Inert {
             Err(crate::target::TargetError::Connect {
                 target: "inert".into(),
                 reason: "an inert target (InertFactory) is not meant to be called".into(),
+                unsent: None,
             })
         })
     }
@@ -202,6 +203,11 @@ impl Choice {
         self.lattice_targets.get(at)?.as_ref()
     }
 }
+
+/// The longest a target that refused a connection stays out of rotation (a passing health
+/// probe readmits it sooner): long enough to spare clients a burst of 502s, short enough that a
+/// restarted target without health checks gets traffic again soon.
+pub const EJECTION_PERIOD: Duration = Duration::from_secs(10);
 
 pub struct GroupRoute {
     pub name: String,
@@ -627,20 +633,37 @@ impl Forward {
 
 impl GroupRoute {
     /// Round robin over targets in service; when none is, over all of them (Lattice fails open).
+    /// Ejected targets (which refused a connection) are left out like unhealthy ones.
     pub fn pick(&self) -> Option<&TargetRoute> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let healthy = self
             .targets
             .iter()
-            .filter(|t| t.health.get().in_service())
+            .filter(|t| t.health.in_rotation())
             .count();
         if healthy == 0 {
             return self.targets.get(n % self.targets.len().max(1));
         }
         self.targets
             .iter()
-            .filter(|t| t.health.get().in_service())
+            .filter(|t| t.health.in_rotation())
             .nth(n % healthy)
+    }
+
+    /// Another target than `failed` to send a request it refused to, if one is in rotation.
+    /// No fail-open here: retrying on a target known to be out of service helps nobody.
+    pub fn pick_other(&self, failed: &TargetRoute) -> Option<&TargetRoute> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let others = || {
+            self.targets
+                .iter()
+                .filter(move |t| t.key != failed.key && t.health.in_rotation())
+        };
+        let count = others().count();
+        if count == 0 {
+            return None;
+        }
+        others().nth(n % count)
     }
 }
 

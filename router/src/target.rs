@@ -68,13 +68,42 @@ pub struct CallContext<'a> {
     pub caller: Option<&'a trellis_auth::Caller>,
 }
 
+/// A request a target gave back without sending any of it. (Behind a mutex only so that
+/// `TargetError` stays `Sync`, as errors that are boxed must be: a body is not.)
+pub struct Unsent(std::sync::Mutex<Box<http::Request<Body>>>);
+
+impl Unsent {
+    pub fn new(request: Box<http::Request<Body>>) -> Unsent {
+        Unsent(std::sync::Mutex::new(request))
+    }
+
+    /// The request, to send elsewhere.
+    pub fn into_request(self) -> http::Request<Body> {
+        *self
+            .0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unsent(..)")
+    }
+}
+
 /// Why a target did not produce a response. The router maps each kind to a status code in one
 /// place (`rescue`), so targets only say what happened.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     /// The target could not be reached (connection refused, no route, DNS failure).
     #[error("cannot connect to target {target}: {reason}")]
-    Connect { target: String, reason: String },
+    Connect {
+        target: String,
+        reason: String,
+        /// The request, when none of it was sent: the router may send it to another target.
+        unsent: Option<Unsent>,
+    },
     /// The connection was closed or reset before a complete response arrived.
     #[error("target {target} closed the connection: {reason}")]
     Closed { target: String, reason: String },

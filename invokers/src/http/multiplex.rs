@@ -21,7 +21,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
-use trellis_router::target::Body;
+use trellis_router::target::{Body, BoxError};
 
 use super::Connector;
 use super::pool::{SendError, drive};
@@ -48,6 +48,14 @@ pub(super) struct Http2Pool {
 struct Multiplexed {
     sender: SendRequest<Body>,
     activity: Arc<Activity>,
+}
+
+/// Why a connection could not be opened.
+enum Opening {
+    /// No connection at all (refused, unreachable): nothing was sent.
+    Unreachable(BoxError),
+    /// Connected, but the TLS or HTTP/2 handshake failed.
+    Handshake(BoxError),
 }
 
 impl Http2Pool {
@@ -88,7 +96,14 @@ impl Http2Pool {
                 // Opened while this request waited.
                 Some(conn) => conn,
                 None => {
-                    let conn = self.connect(connector, target).await?;
+                    let conn = match self.connect(connector, target).await {
+                        Ok(conn) => conn,
+                        // Nothing was sent: the request goes back to the caller.
+                        Err(Opening::Unreachable(err)) => {
+                            return Err(SendError::Refused(err, Box::new(request)));
+                        }
+                        Err(Opening::Handshake(err)) => return Err(SendError::Connect(err)),
+                    };
                     if let Ok(mut current) = slot.conn.lock() {
                         *current = Some(conn.clone());
                     }
@@ -105,15 +120,15 @@ impl Http2Pool {
         Ok(counted(response, activity))
     }
 
-    async fn connect(&self, connector: &Connector, target: &Uri) -> Result<Multiplexed, SendError> {
+    async fn connect(&self, connector: &Connector, target: &Uri) -> Result<Multiplexed, Opening> {
         let io = tower_service::Service::call(&mut connector.clone(), target.clone())
             .await
-            .map_err(SendError::Connect)?;
+            .map_err(Opening::Unreachable)?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
             .await
-            .map_err(|err| SendError::Connect(err.into()))?;
+            .map_err(|err| Opening::Handshake(err.into()))?;
         let activity = Arc::new(Activity::new());
         let idle = Arc::clone(&activity);
         tokio::spawn(drive(conn, move || idle.idle_for(), self.idle_timeout));

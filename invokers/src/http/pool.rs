@@ -46,8 +46,11 @@ pub(super) struct Pooled {
 
 /// What [`Http1Pool::send`] could not do.
 pub(super) enum SendError {
-    /// Opening a new connection failed (connect, TLS or HTTP/1.1 handshake).
+    /// Opening a new connection failed (TLS or HTTP handshake).
     Connect(BoxError),
+    /// The target could not be connected to, so nothing of the request was sent: it comes
+    /// back with the error.
+    Refused(BoxError, Box<Request<Body>>),
     /// The request failed on a connection.
     Request(hyper::Error),
 }
@@ -80,9 +83,11 @@ impl Http1Pool {
                 },
             }
         }
-        let io = tower_service::Service::call(&mut connector.clone(), target.clone())
-            .await
-            .map_err(SendError::Connect)?;
+        let io = match tower_service::Service::call(&mut connector.clone(), target.clone()).await {
+            Ok(io) => io,
+            // Nothing was sent: the request goes back to the caller, who may try elsewhere.
+            Err(err) => return Err(SendError::Refused(err, Box::new(request))),
+        };
         let (mut sender, conn) = http1::handshake(io)
             .await
             .map_err(|err| SendError::Connect(err.into()))?;

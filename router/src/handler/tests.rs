@@ -48,7 +48,11 @@ async fn finish(grpc: bool, outcome: Result<Answer, Failure>) -> Result<Finished
 fn target_error(kind: &str) -> TargetError {
     let (target, reason) = ("10.0.0.1:80".to_owned(), "test".to_owned());
     match kind {
-        "connect" => TargetError::Connect { target, reason },
+        "connect" => TargetError::Connect {
+            target,
+            reason,
+            unsent: None,
+        },
         "closed" => TargetError::Closed { target, reason },
         "protocol" => TargetError::Protocol { target, reason },
         "function" => TargetError::Function { target, reason },
