@@ -66,29 +66,49 @@ pub(super) async fn serve(listener: TcpListener, api: EnvironmentApi) {
 
 async fn handle(api: Arc<EnvironmentApi>, request: Request<Incoming>) -> Result<Reply, Infallible> {
     let path = request.uri().path().to_owned();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Ok(not_found());
+    let reply = match route(request.method(), &path) {
+        Route::Next => next(&api).await,
+        Route::InitError => init_error(&api, request).await,
+        Route::Response(id) => response(&api, id, request).await,
+        Route::Error(id) => invocation_error(&api, id, request).await,
+        Route::MethodNotAllowed => status_only(StatusCode::METHOD_NOT_ALLOWED),
+        Route::NotFound => not_found(),
     };
-    let post = request.method() == Method::POST;
-    let reply = match rest {
-        "invocation/next" if request.method() == Method::GET => next(&api).await,
-        "init/error" if post => init_error(&api, request).await,
-        "invocation/next" | "init/error" => status_only(StatusCode::METHOD_NOT_ALLOWED),
+    Ok(reply)
+}
+
+/// What a Runtime API request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'p> {
+    Next,
+    InitError,
+    Response(&'p str),
+    Error(&'p str),
+    MethodNotAllowed,
+    NotFound,
+}
+
+/// Reads a Runtime API request line: a pure function of the method and path, so that any path a
+/// runtime may send is fuzzed without a server.
+fn route<'p>(method: &Method, path: &'p str) -> Route<'p> {
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Route::NotFound;
+    };
+    let post = method == Method::POST;
+    match rest {
+        "invocation/next" if method == Method::GET => Route::Next,
+        "init/error" if post => Route::InitError,
+        "invocation/next" | "init/error" => Route::MethodNotAllowed,
         _ => match rest
             .strip_prefix("invocation/")
             .and_then(|r| r.split_once('/'))
         {
-            Some((id, "response")) if post && !id.is_empty() => response(&api, id, request).await,
-            Some((id, "error")) if post && !id.is_empty() => {
-                invocation_error(&api, id, request).await
-            }
-            Some((id, "response" | "error")) if !id.is_empty() => {
-                status_only(StatusCode::METHOD_NOT_ALLOWED)
-            }
-            _ => not_found(),
+            Some((id, "response")) if post && !id.is_empty() => Route::Response(id),
+            Some((id, "error")) if post && !id.is_empty() => Route::Error(id),
+            Some((id, "response" | "error")) if !id.is_empty() => Route::MethodNotAllowed,
+            _ => Route::NotFound,
         },
-    };
-    Ok(reply)
+    }
 }
 
 /// `GET …/invocation/next`: waits for an invocation and sends it with its headers.
@@ -343,7 +363,72 @@ fn status_only(status: StatusCode) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_error;
+    use super::{Method, PREFIX, Route, parse_error, route};
+    use proptest::prelude::*;
+
+    #[test]
+    fn routes_of_the_runtime_api() {
+        let at = |tail: &str| format!("{PREFIX}{tail}");
+        assert_eq!(route(&Method::GET, &at("invocation/next")), Route::Next);
+        assert_eq!(
+            route(&Method::POST, &at("invocation/next")),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(route(&Method::POST, &at("init/error")), Route::InitError);
+        assert_eq!(
+            route(&Method::POST, &at("invocation/r-1/response")),
+            Route::Response("r-1")
+        );
+        assert_eq!(
+            route(&Method::POST, &at("invocation/r-1/error")),
+            Route::Error("r-1")
+        );
+        assert_eq!(
+            route(&Method::GET, &at("invocation/r-1/error")),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(
+            route(&Method::POST, &at("invocation//response")),
+            Route::NotFound
+        );
+        assert_eq!(
+            route(&Method::POST, &at("invocation/r-1/other")),
+            Route::NotFound
+        );
+        assert_eq!(route(&Method::GET, "/elsewhere"), Route::NotFound);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Any path and method: a route, never a panic; an id is a non-empty segment of the
+        /// path as sent.
+        #[test]
+        fn any_request_line_gets_a_route(method in "[A-Z]{1,8}", tail in "[a-z/%.0-9-]{0,40}") {
+            let Ok(method) = Method::from_bytes(method.as_bytes()) else { return Ok(()) };
+            let path = format!("{PREFIX}{tail}");
+            match route(&method, &path) {
+                Route::Response(id) | Route::Error(id) => {
+                    prop_assert!(!id.is_empty());
+                    let segment = format!("/invocation/{id}/");
+                    prop_assert!(path.contains(&segment));
+                }
+                _ => {}
+            }
+        }
+
+        /// Any bytes a runtime posts as an error: a type and a bounded message, never a panic.
+        #[test]
+        fn any_error_body_is_read(body in proptest::collection::vec(any::<u8>(), 0..2048),
+                                  header in proptest::option::of("[ -~]{0,40}")) {
+            let named = header.as_deref().is_none_or(|h| !h.is_empty());
+            let (error_type, message) = parse_error(&body, header);
+            if named {
+                prop_assert!(!error_type.is_empty());
+            }
+            prop_assert!(message.len() <= body.len().max(super::MAX_RAW_ERROR));
+        }
+    }
 
     #[test]
     fn error_bodies_prefer_the_json_type_and_keep_raw_text() {
