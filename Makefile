@@ -17,7 +17,7 @@ DIST := sample-functions/dist
 SAMPLES_TARGET := $(or $(CARGO_TARGET_DIR),sample-functions/target)
 HELLO_INSTANCE := $(DIST)/hello-instance
 
-.PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets python-h2 clean bench
+.PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets python-h2 clean bench soak
 
 all: build
 
@@ -97,6 +97,14 @@ test: toolchain unit demo-check compose-check lint
 bench: sample-functions
 	$(CARGO) build --release --bin trellis
 	TRELLIS=$(abspath $(or $(CARGO_TARGET_DIR),target)/release/trellis) QUICK=$(QUICK) bench/run.sh
+
+# The soak (bench/soak.py; results in docs/BENCHMARKS.md): 60 s at 256 connections across rules and a
+# LAMBDA target, a target killed under load, a reload every second. Not part of `make test`.
+soak: sample-functions
+	$(CARGO) build --release --bin trellis
+	@[ -x bench/.tools/bin/oha ] || { echo "installing oha into bench/.tools (a few minutes)"; \
+	  CARGO_TARGET_DIR=bench/.tools/target $(CARGO) install oha --locked --root bench/.tools; }
+	TRELLIS=$(abspath $(or $(CARGO_TARGET_DIR),target)/release/trellis) python3 bench/soak.py
 
 fmt:
 	$(CARGO) fmt --all
