@@ -141,9 +141,15 @@ fn spec(mode: &str, method: &str, url: &str, key: &str, secret: &str) -> Value {
 
 /// Sends `req` to Trellis on `port` exactly as given (over HTTP/1.1, or h2c with `h2`).
 async fn send_req(client: &Plain, port: u16, req: &Req) -> Answer {
+    // The signed host goes in the URI too: over HTTP/2 it is the `:authority`, which wins.
+    let host = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or("", |(_, v)| v.as_str());
     let mut builder = Request::builder()
         .method(req.method.as_str())
-        .uri(format!("http://127.0.0.1:{port}{}", req.path));
+        .uri(uri_for(port, host, &req.path));
     for (k, v) in &req.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }

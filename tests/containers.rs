@@ -31,10 +31,7 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// What hello-lambda answers at `/`.
 const GREETING: &str = "Hello from the function\n";
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
+type Client = Plain;
 
 /// A function name of its own for each test (and each test process).
 fn function_name(test: &str) -> String {

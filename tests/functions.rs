@@ -107,10 +107,7 @@ async fn get_fn(client: &Client, port: u16, function: &str, path: &str) -> Answe
     call(client, port, function, "GET", path, &[], Vec::new()).await
 }
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
+type Client = Plain;
 
 /// The greeting hello-wasm and hello-lambda answer with.
 fn greeting(path: &str, method: &str) -> String {

@@ -675,7 +675,7 @@ async fn grpc_call_passes_body_and_trailers() {
     let expected = grpc_frame(&proto_string("Hello trellis"));
 
     // h2c client.
-    let uri = format!("http://127.0.0.1:{port}/pkg.Greeter/SayHello");
+    let uri = uri_for(port, "svc.trellis.localhost", "/pkg.Greeter/SayHello");
     let req = grpc_request(&uri, Some("svc.trellis.localhost"), "trellis");
     let resp = h2c_client().request(req).await.expect("gRPC over h2c");
     let a = read(resp).await;
@@ -752,7 +752,7 @@ async fn grpc_call_to_dead_target_gets_grpc_status() {
         TargetGroup::instance("web-tg", &[dead]).config("protocolVersion", "GRPC"),
     );
     let trellis = Trellis::start(&yaml, &[]);
-    let uri = format!("http://127.0.0.1:{port}/pkg.Greeter/SayHello");
+    let uri = uri_for(port, "svc.trellis.localhost", "/pkg.Greeter/SayHello");
     let req = grpc_request(&uri, Some("svc.trellis.localhost"), "x");
     let a = read(h2c_client().request(req).await.expect("request")).await;
     assert!(

@@ -206,7 +206,7 @@ impl HttpTarget {
                     parts.uri = Uri::from(path_and_query(&parts.uri));
                 }
                 parts.version = Version::HTTP_11;
-                // The client's own `Host` stays as it sent it.
+                // The `Host` the router set (the host it routed by) stays.
                 if !parts.headers.contains_key(header::HOST) {
                     let host = HeaderValue::from_str(host)
                         .ok()

@@ -1,9 +1,9 @@
-//! Body wrappers that count bytes and note when a body ends, for the access log, without
-//! buffering anything.
+//! Body wrappers that count bytes and note when a body ends, for the access log, and note why
+//! a client's body failed, without buffering anything.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -18,9 +18,13 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// Microseconds after the request started at which the last byte went out; 0 = not yet.
     pub done_after_us: AtomicU64,
+    /// Why the client's body failed, if it did. A target call that fails after this was set
+    /// failed because of the client (bad chunk framing, a reset stream), not the target: the
+    /// invokers only see their request body break off, and cannot tell whose fault it was.
+    pub client_error: OnceLock<String>,
 }
 
-/// Counts a request body's bytes and notes when it has been sent in full.
+/// Counts a request body's bytes, notes when it has been sent in full and why it failed.
 pub struct Counted {
     inner: Body,
     progress: Arc<Progress>,
@@ -60,7 +64,10 @@ impl HttpBody for Counted {
                     .done_after_us
                     .store(us.max(1), Ordering::Relaxed);
             }
-            _ => {}
+            Poll::Ready(Some(Err(e))) => {
+                self.progress.client_error.get_or_init(|| error_chain(&**e));
+            }
+            Poll::Pending => {}
         }
         polled
     }
@@ -72,6 +79,19 @@ impl HttpBody for Counted {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// An error and its sources on one line (hyper's own message is only its kind, such as "error
+/// reading a body from connection"; the source says what was wrong).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
 }
 
 /// Runs `on_end(bytes sent)` once, when the response body ends or is dropped (the client went

@@ -1,5 +1,6 @@
-//! The path of one request, as named phases with one exit: snapshot, find service, normalise
-//! the path, admit, route, select, call target; then `Exchange::finish`, the one place where the
+//! The path of one request, as named phases with one exit: snapshot, screen, find service,
+//! normalise the path, admit, refuse tunnels, authenticate, authorize, route, select, call
+//! target; then `Exchange::finish`, the one place where the
 //! outcome (a target's response, a fixed response or a [`Failure`]) becomes the response, the
 //! metrics and the access-log record. Read top to bottom.
 //!
@@ -73,12 +74,15 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::target::BoxError>,
 {
+    screen(&parts)?;
     let (service, listener) = find_service(table, ex)?;
     // Normalised before admit opens the access-log record, so that the record shows the path
     // the rules and the target see; a path with no normal form is refused only once the record
     // is open, so that the refusal is logged (with the path as sent).
     let normalized = normalize_path(&mut parts);
     let admission = admit(table, ex, &parts, service, listener)?;
+    // Refused once the record is open, so that the service's access log shows the 405.
+    refuse_tunnels(&parts)?;
     // The signature covers the path as sent; the policies see the normalised one.
     let as_sent = normalized?;
     ex.caller = authenticate(table, ex, &mut parts, as_sent.as_ref(), service)?;
@@ -113,7 +117,8 @@ struct Exchange<'c> {
     request_id: RequestId,
     /// Failures are answered with gRPC statuses.
     grpc: bool,
-    /// The host as the router resolved it: `Host`, else `:authority`, else the TLS SNI.
+    /// The host as the router resolved it: the URI's authority (absolute form, `:authority`),
+    /// else `Host`, else the TLS SNI.
     host: String,
     start: Instant,
     started: SystemTime,
@@ -177,6 +182,29 @@ impl<'c> Exchange<'c> {
     }
 }
 
+/// Phase: screen. A request naming its host twice is refused before any service is looked
+/// up (RFC 9112, section 3.2: 400), as which `Host` picks the service would be a guess, and
+/// a proxy and its target could guess differently.
+fn screen(parts: &Parts) -> Result<(), Failure> {
+    let hosts = parts.headers.get_all(http::header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(Failure::AmbiguousHost { count: hosts });
+    }
+    Ok(())
+}
+
+/// `CONNECT` asks for a tunnel rather than an HTTP exchange: forwarded, it would reach the
+/// target as `CONNECT /` and leave the client waiting on a tunnel nobody opened.
+fn refuse_tunnels(parts: &Parts) -> Result<(), Failure> {
+    if parts.method == http::Method::CONNECT {
+        return Err(Failure::MethodNotAllowed(parts.method.clone()));
+    }
+    Ok(())
+}
+
+/// How many host names the unknown-host answer suggests at most.
+const SUGGESTED_HOSTS: usize = 5;
+
 /// Phase: find service. The service and listener that answer to the host on this port.
 fn find_service<'t>(
     table: &'t RoutingTable,
@@ -185,14 +213,12 @@ fn find_service<'t>(
     let port = ex.conn.port;
     let Some((service, listener)) = table.find(port, &ex.host) else {
         tracing::debug!(target: "trellis::request", "unknown host");
-        let served = table
-            .ports
-            .get(&port)
-            .map(|p| p.host_names.clone())
-            .unwrap_or_default();
+        let client = ex.conn.client.ip();
+        let (closest, more) = table.closest_hosts(port, &ex.host, client, SUGGESTED_HOSTS);
         return Err(Failure::UnknownHost {
             host: ex.host.clone(),
-            served,
+            closest,
+            more,
         });
     };
     ex.log.span.record("service", service.name.as_str());
@@ -303,16 +329,10 @@ where
     if let Some(caller) = &ex.caller {
         add_identity_headers(&mut parts.headers, caller);
     }
-    // The body is counted only for the access-log record.
-    let progress = ex
-        .log
-        .record
-        .is_some()
-        .then(|| Arc::new(Progress::default()));
-    let body = match &progress {
-        Some(progress) => boxed(Counted::new(boxed(body), progress.clone(), ex.start)),
-        None => boxed(body),
-    };
+    // The body is counted for the access-log record, and watched for a failure of the
+    // client's: the target call fails then too, but it is not the target's failure.
+    let progress = Arc::new(Progress::default());
+    let body = boxed(Counted::new(boxed(body), progress.clone(), ex.start));
     let ctx = CallContext {
         request_id: &ex.request_id.text,
         host: &ex.host,
@@ -347,7 +367,7 @@ where
         }
     }
     let head_at = Instant::now();
-    if let Some(progress) = progress {
+    if ex.log.record.is_some() {
         ex.log.edit(|r| {
             r.bytes_received += progress.bytes.load(Ordering::Relaxed);
             let sent_us = progress.done_after_us.load(Ordering::Relaxed);
@@ -357,9 +377,25 @@ where
         });
     }
     match result {
+        // No request is forwarded with an `Upgrade` (it is hop-by-hop), so a 101 (or any 1xx
+        // the target's client library passes on) answers nothing that was asked: passed on,
+        // it would leave the client's connection in a protocol nobody agreed to.
+        Ok(response) if response.status().is_informational() => {
+            let status = response.status();
+            tracing::warn!(target: "trellis::request", "{method} {}{}: unsolicited {status} from the target", ex.host, uri.path());
+            Err(Failure::Target(TargetError::Protocol {
+                target: target.target.address(),
+                reason: format!("unsolicited {status} (the request asked for no upgrade)"),
+            }))
+        }
         Ok(mut response) => {
             strip_hop_by_hop(response.headers_mut());
             Ok(Answer::Target { response, head_at })
+        }
+        Err(_) if progress.client_error.get().is_some() => {
+            let reason = progress.client_error.get().cloned().unwrap_or_default();
+            tracing::info!(target: "trellis::request", "{method} {}{}: the client's request body failed: {reason}", ex.host, uri.path());
+            Err(Failure::ClientBody(reason))
         }
         Err(e) => {
             tracing::warn!(target: "trellis::request", "{method} {}{}: {e}", ex.host, uri.path());

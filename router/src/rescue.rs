@@ -8,8 +8,22 @@ use crate::target::{Body, TargetError, full};
 /// Everything that can stop a request before a target answers it.
 #[derive(Debug)]
 pub enum Failure {
-    /// No service on this port answers to the request's host.
-    UnknownHost { host: String, served: Vec<String> },
+    /// No service on this port answers to the request's host. `closest` are the host names
+    /// served here (of services the client may reach) nearest to it, `more` how many others
+    /// there are: a few suggestions, never the whole list.
+    UnknownHost {
+        host: String,
+        closest: Vec<String>,
+        more: usize,
+    },
+    /// The request names its host more than once (two `Host` headers): which one would pick
+    /// the service is ambiguous, so neither does.
+    AmbiguousHost { count: usize },
+    /// A method a proxy of HTTP services does not forward (`CONNECT`: a tunnel, not a request).
+    MethodNotAllowed(http::Method),
+    /// The client's request body broke off or was malformed (bad chunk framing, a reset HTTP/2
+    /// stream) while it was being sent on to the target: the client's fault, not the target's.
+    ClientBody(String),
     /// The client's VPC is not associated with a network the service is in.
     NotAdmitted { host: String },
     /// The request is signed, and its signature does not verify.
@@ -34,7 +48,10 @@ impl Failure {
         match self {
             Failure::UnknownHost { .. } | Failure::NotAdmitted { .. } => StatusCode::NOT_FOUND,
             Failure::Unauthenticated(_) | Failure::AccessDenied { .. } => StatusCode::FORBIDDEN,
-            Failure::BadPath(_) => StatusCode::BAD_REQUEST,
+            Failure::BadPath(_) | Failure::AmbiguousHost { .. } | Failure::ClientBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Failure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Target(TargetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Target(TargetError::PayloadTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -49,7 +66,10 @@ impl Failure {
             Failure::NotAdmitted { .. }
             | Failure::Unauthenticated(_)
             | Failure::AccessDenied { .. } => "ClientAccessDenied",
-            Failure::BadPath(_) => "ClientProtocolError",
+            Failure::BadPath(_)
+            | Failure::AmbiguousHost { .. }
+            | Failure::MethodNotAllowed(_)
+            | Failure::ClientBody(_) => "ClientProtocolError",
             Failure::NoTarget { .. } => "TargetConnectionError",
             Failure::Target(e) => e.failure_reason(),
         }
@@ -58,14 +78,20 @@ impl Failure {
     /// The body: a one-line explanation a person can act on.
     pub fn message(&self) -> String {
         match self {
-            Failure::UnknownHost { host, served } => format!(
-                "Non Existent Service: no service answers to host \"{host}\" on this port.\nHost names served here:\n{}\n",
-                served
-                    .iter()
-                    .map(|h| format!("  {h}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            Failure::UnknownHost {
+                host,
+                closest,
+                more,
+            } => unknown_host_message(host, closest, *more),
+            Failure::AmbiguousHost { count } => format!(
+                "Bad Request: the request names its host {count} times (Host headers); send exactly one\n"
             ),
+            Failure::MethodNotAllowed(method) => format!(
+                "Method Not Allowed: {method} is not forwarded; VPC Lattice services answer HTTP requests, not tunnels\n"
+            ),
+            Failure::ClientBody(reason) => {
+                format!("Bad Request: the request body could not be read: {reason}\n")
+            }
             Failure::NotAdmitted { host } => format!(
                 "Non Existent Service: \"{host}\" is not reachable from the client's VPC (no service network associates both)\n"
             ),
@@ -93,6 +119,24 @@ impl Failure {
             _ => grpc_status(self.status()),
         }
     }
+}
+
+/// The unknown-host body: the closest host names, and how many others there are.
+fn unknown_host_message(host: &str, closest: &[String], more: usize) -> String {
+    let mut text =
+        format!("Non Existent Service: no service answers to host \"{host}\" on this port.\n");
+    if !closest.is_empty() {
+        text.push_str("Closest host names served here:\n");
+        for name in closest {
+            text.push_str("  ");
+            text.push_str(name);
+            text.push('\n');
+        }
+    }
+    if more > 0 {
+        text.push_str(&format!("  ... and {more} more\n"));
+    }
+    text
 }
 
 /// The gRPC status code for an HTTP status Trellis produced itself.

@@ -217,10 +217,15 @@ fn tls_for_port(
             resolver.add(host, g.clone());
         }
     }
-    for (hosts, key) in configured {
+    for (hosts, key) in &configured {
         for host in hosts {
-            resolver.add(&host, key.clone());
+            resolver.add(host, key.clone());
         }
+    }
+    // Then each configured certificate's own names (wildcards too), where no service's name
+    // chose a certificate already.
+    for (_, key) in &configured {
+        resolver.add_certificate_names(key);
     }
     Ok((tls::server_config(Arc::new(resolver))?, generated_path))
 }

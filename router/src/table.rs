@@ -124,8 +124,9 @@ pub struct Port {
     pub protocol: ListenerProtocol,
     /// Lower-case host name → (service index, listener index).
     hosts: HashMap<String, (usize, usize)>,
-    /// Every host name served here, for the unknown-host answer.
-    pub host_names: Vec<String>,
+    /// Every host name served here, with the index of its service, for the unknown-host
+    /// answer's suggestions.
+    host_names: Vec<(String, usize)>,
 }
 
 struct VpcRoute {
@@ -400,8 +401,10 @@ impl RoutingTable {
                     host_names: Vec::new(),
                 });
                 for host in svc.host_names() {
+                    // The config refuses a host name that leads to two services on a port,
+                    // so no insert here replaces another service's entry.
                     port.hosts.insert(host.to_ascii_lowercase(), (si, li));
-                    port.host_names.push(host);
+                    port.host_names.push((host, si));
                 }
                 listeners.push(ListenerRoute {
                     name: l.name.clone(),
@@ -457,6 +460,49 @@ impl RoutingTable {
         let (si, li) = *self.ports.get(&port)?.hosts.get(&normalize_host(host))?;
         let svc = self.services.get(si)?;
         Some((svc, svc.listeners.get(li)?))
+    }
+
+    /// What the unknown-host answer suggests: at most `limit` host names served on `port`,
+    /// the closest to `host` by edit distance, and how many others there are. Only names of
+    /// services a client at `ip` may reach count: a client whose VPC reaches none learns none.
+    /// Bounded by the table (one distance per name), not by the request: `host` is cut to a
+    /// DNS name's 253 characters first.
+    pub fn closest_hosts(
+        &self,
+        port: u16,
+        host: &str,
+        ip: IpAddr,
+        limit: usize,
+    ) -> (Vec<String>, usize) {
+        let Some(port) = self.ports.get(&port) else {
+            return (Vec::new(), 0);
+        };
+        let wanted: String = normalize_host(host).chars().take(253).collect();
+        // Whether the client may reach each service, found once per service.
+        let mut reachable: Vec<Option<bool>> = vec![None; self.services.len()];
+        let mut candidates: Vec<(usize, &str)> = Vec::new();
+        for (name, si) in &port.host_names {
+            let Some(slot) = reachable.get_mut(*si) else {
+                continue;
+            };
+            let admitted = *slot.get_or_insert_with(|| {
+                self.services
+                    .get(*si)
+                    .is_some_and(|svc| self.admit(svc, ip).is_some())
+            });
+            if admitted {
+                let distance = strsim::levenshtein(&wanted, &name.to_ascii_lowercase());
+                candidates.push((distance, name));
+            }
+        }
+        candidates.sort_unstable();
+        let more = candidates.len().saturating_sub(limit);
+        let closest = candidates
+            .into_iter()
+            .take(limit)
+            .map(|(_, name)| name.to_string())
+            .collect();
+        (closest, more)
     }
 
     /// Whether a client at `ip` may reach `svc`: its VPC must be associated with a network the

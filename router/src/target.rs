@@ -48,7 +48,8 @@ pub struct CallContext<'a> {
     /// The `x-amzn-requestid` of this request.
     pub request_id: &'a str,
     /// The host the client asked for, as the router resolved it to find the service: its
-    /// `Host` header, else its HTTP/2 `:authority`, else the TLS SNI. Empty when it named none.
+    /// request target's authority (absolute form, HTTP/2 `:authority`), else its `Host`
+    /// header, else the TLS SNI. Empty when it named none.
     pub host: &'a str,
     /// The client's address.
     pub client: SocketAddr,

@@ -214,6 +214,29 @@ impl SniResolver {
         };
     }
 
+    /// Serves `key` also for the DNS names its certificate holds (a `*.example.com` name
+    /// covering every `<label>.example.com`, one level deep), where no name added before
+    /// chose another certificate. So a client naming a host under a listener's wildcard
+    /// certificate gets that certificate, as from Lattice, rather than the port's default
+    /// (whose names it would not trust); the routing table then tells whether a service
+    /// answers to the host. Names the certificate's own parser cannot read are skipped.
+    pub fn add_certificate_names(&mut self, key: &Arc<CertifiedKey>) {
+        let Some(der) = key.cert.first() else {
+            return;
+        };
+        let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
+            return;
+        };
+        for name in cert.valid_dns_names() {
+            let name = normalize(name);
+            let map = match name.strip_prefix("*.") {
+                Some(suffix) => self.wildcard.entry(suffix.to_owned()),
+                None => self.exact.entry(name),
+            };
+            map.or_insert_with(|| Arc::clone(key));
+        }
+    }
+
     /// The certificate for `server_name` (`None`: the client sent no SNI).
     pub fn lookup(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
         server_name
@@ -409,6 +432,37 @@ mod tests {
         ));
         assert!(Arc::ptr_eq(&resolver.lookup(Some("example.com")), &default));
         assert!(Arc::ptr_eq(&resolver.lookup(None), &default));
+        Ok(())
+    }
+
+    /// A configured certificate's own names serve it, its wildcard one level deep, without
+    /// taking a name another certificate was chosen for.
+    #[test]
+    fn certificate_names_serve_their_certificate_where_no_other_was_chosen() -> TestResult {
+        let default = self_signed(&[])?.certified_key;
+        let service = self_signed(&hosts(&["taken.example.com"]))?.certified_key;
+        let wild = self_signed(&hosts(&["*.example.com", "apex.example.org"]))?.certified_key;
+        let mut resolver = SniResolver::new(Arc::clone(&default));
+        resolver.add("taken.example.com", Arc::clone(&service));
+        resolver.add_certificate_names(&wild);
+
+        assert!(Arc::ptr_eq(
+            &resolver.lookup(Some("parking.example.com")),
+            &wild
+        ));
+        assert!(Arc::ptr_eq(
+            &resolver.lookup(Some("apex.example.org")),
+            &wild
+        ));
+        assert!(Arc::ptr_eq(
+            &resolver.lookup(Some("taken.example.com")),
+            &service
+        ));
+        assert!(Arc::ptr_eq(
+            &resolver.lookup(Some("a.b.example.com")),
+            &default
+        ));
+        assert!(Arc::ptr_eq(&resolver.lookup(Some("example.com")), &default));
         Ok(())
     }
 

@@ -23,6 +23,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// The binary under test.
@@ -295,23 +296,77 @@ pub struct Answer {
     pub trailers: Option<hyper::HeaderMap>,
 }
 
-pub type Plain = Client<HttpConnector, Full<Bytes>>;
+pub type Plain = Client<HttpConnector<Loopback>, Full<Bytes>>;
+
+/// Resolves every name to 127.0.0.1. The clients put the host a request names in its URI, so
+/// that an HTTP/2 request carries it as `:authority` (which wins over `Host`, RFC 9113
+/// 8.3.1), as curl and other real clients do; the tests only ever talk to loopback.
+#[derive(Debug, Clone, Copy)]
+pub struct Loopback;
+
+impl tower_service::Service<Name> for Loopback {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Name) -> Self::Future {
+        // The port is the URI's: the connector sets it.
+        std::future::ready(Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))].into_iter()))
+    }
+}
+
+fn loopback_connector() -> HttpConnector<Loopback> {
+    HttpConnector::new_with_resolver(Loopback)
+}
+
+/// The URI of a request to trellis on `port` for `host` (a `Host` value, with or without a
+/// port): `http://host:port/path`, always with `port`, where the connection goes; or
+/// `http://127.0.0.1:port/path` when `host` makes no valid authority.
+pub fn uri_for(port: u16, host: &str, path: &str) -> String {
+    let name = match host.rsplit_once(':') {
+        Some((h, p))
+            if !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            h
+        }
+        _ => host,
+    };
+    let uri = format!("http://{name}:{port}{path}");
+    if !name.is_empty()
+        && uri
+            .parse::<hyper::Uri>()
+            .is_ok_and(|u| u.authority().is_some())
+    {
+        uri
+    } else {
+        format!("http://127.0.0.1:{port}{path}")
+    }
+}
 
 /// An HTTP/1.1 client (pooled, keep-alive).
 pub fn http1_client() -> Plain {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+    Client::builder(TokioExecutor::new()).build(loopback_connector())
 }
 
 /// An h2c (HTTP/2 prior knowledge) client.
 pub fn h2c_client() -> Plain {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build(HttpConnector::new())
+        .build(loopback_connector())
 }
 
 /// An HTTP/1.1 client whose connections come from `source` (e.g. 127.0.0.2).
 pub fn client_from(source: IpAddr) -> Plain {
-    let mut connector = HttpConnector::new();
+    let mut connector = loopback_connector();
     connector.set_local_address(Some(source));
     Client::builder(TokioExecutor::new()).build(connector)
 }
@@ -328,7 +383,7 @@ pub async fn send(
 ) -> Answer {
     let mut builder = Request::builder()
         .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"));
+        .uri(uri_for(port, host, path));
     builder = builder.header("host", host);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -582,7 +637,7 @@ pub async fn send_bytes(
 ) -> Result<Answer, String> {
     let mut builder = Request::builder()
         .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .uri(uri_for(port, host, path))
         .header("host", host);
     for (k, v) in headers {
         builder = builder.header(*k, *v);

@@ -2,6 +2,7 @@
 //! resolved with a suggestion, and the rules that span sections, checked on the decoded config.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::decode::{Loc, Problems, did_you_mean};
 use crate::model::*;
@@ -76,6 +77,70 @@ pub(super) fn resolve(
     });
     problems.add(loc, format!("unknown {what} \"{text}\""), hint);
     None
+}
+
+/// Reports a custom domain that leads to two services on one port: the same custom domain
+/// on two services, or a custom domain equal to another service's generated names (its DNS
+/// name, `<name>.trellis.localhost`). The router could only pick one of them, silently;
+/// Lattice requires a custom domain name to be unique within a service network. `domain_at`
+/// holds where each service's `customDomainName` is written, in the order of `services`.
+pub(super) fn check_host_names(problems: &mut Problems, services: &[Service], domain_at: &[Loc]) {
+    // (port, lower-case host) → the service answering to it there. Generated names go in
+    // first: they cannot clash with each other (service names are unique), so whatever clashes
+    // is a custom domain, and the problem points at it.
+    let mut owner: HashMap<(u16, String), usize> = HashMap::new();
+    for (i, svc) in services.iter().enumerate() {
+        let generated = [
+            svc.dns_name.to_ascii_lowercase(),
+            format!("{}.trellis.localhost", svc.name.to_ascii_lowercase()),
+        ];
+        for l in &svc.listeners {
+            for host in &generated {
+                owner.entry((l.port, host.clone())).or_insert(i);
+            }
+        }
+    }
+    for (i, svc) in services.iter().enumerate() {
+        let Some(domain) = &svc.custom_domain_name else {
+            continue;
+        };
+        let host = domain.to_ascii_lowercase();
+        for l in &svc.listeners {
+            let first = match owner.entry((l.port, host.clone())) {
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                    continue;
+                }
+                Entry::Occupied(o) if *o.get() == i => continue,
+                Entry::Occupied(o) => *o.get(),
+            };
+            let Some(other) = services.get(first) else {
+                continue;
+            };
+            let kind = if other
+                .custom_domain_name
+                .as_ref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(domain))
+            {
+                "custom domain"
+            } else {
+                "generated host name"
+            };
+            problems.add(
+                domain_at.get(i).unwrap_or(&svc.at),
+                format!(
+                    "custom domain \"{domain}\" of service \"{}\" is also the {kind} of service \"{}\" on port {}",
+                    svc.name, other.name, l.port
+                ),
+                Some(format!(
+                    "a host name must lead to one service on a port (VPC Lattice requires custom domain names to be unique); service \"{}\" is at line {}: give one of them another name",
+                    other.name, other.at.pos.line
+                )),
+            );
+            // One problem per custom domain, however many ports the two services share.
+            break;
+        }
+    }
 }
 
 /// Checks that span sections: ports shared by listeners, target groups shared by services,

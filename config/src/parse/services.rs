@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Ctx;
-use super::checks::{Named, named};
+use super::checks::{Named, check_host_names, named};
 use super::section::{Item, NameRule, NameSyntax, Section};
 use crate::decode::{Fields, Loc, fields, one_of, string};
 use crate::ids::service_dns_name;
@@ -54,7 +54,15 @@ const DEFAULT_ACTION_HINT: &str = "what to do when no rule matches, e.g. {forwar
 impl Ctx<'_> {
     pub(super) fn services(&mut self, top: &Fields<'_>, tgs: &[TargetGroup]) -> Vec<Service> {
         let named = named(tgs, |x| (&x.name, &x.id, &x.arn));
-        self.section(top, &SERVICES, |ctx, item| ctx.service(item, &named))
+        // Where each service's custom domain is written, in the order of the services, for
+        // the host-name clashes checked once every service is known.
+        let mut domain_at = Vec::new();
+        let services = self.section(top, &SERVICES, |ctx, item| {
+            domain_at.push(item.f.loc("customDomainName"));
+            ctx.service(item, &named)
+        });
+        check_host_names(self.problems, &services, &domain_at);
+        services
     }
 
     fn service(&mut self, Item { f, at, name }: Item<'_>, tgs: &[Named<'_>]) -> Service {
@@ -63,13 +71,19 @@ impl Ctx<'_> {
         let arn = self.arn(&format!("service/{id}"));
         let dns_name = service_dns_name(&name, &id17, &self.region);
         let custom_domain_name = self.str_field(&f, "customDomainName");
-        if let Some(d) = &custom_domain_name {
+        if let Some(d) = custom_domain_name.as_ref().filter(|d| d.contains('*')) {
+            // Lattice has wildcards only in certificates' names, never in a custom domain:
+            // a request must name one service.
+            self.problems.add(
+                &f.loc("customDomainName"),
+                format!("\"{d}\" is a wildcard; a custom domain names exactly one host"),
+                Some("give the service one name such as parking.example.com; a *.example.com name belongs in the certificate of an HTTPS listener (tls.certificate), which then serves every service under example.com".into()),
+            );
+        } else if let Some(d) = &custom_domain_name {
             let ok = (3..=255).contains(&d.len())
                 && d.split('.').count() >= 2
                 && d.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 });
             if !ok {
                 self.problems.add(

@@ -72,14 +72,24 @@ pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
-/// The host the client asked for: `Host`, else the HTTP/2 authority, else the TLS SNI.
+/// The host the client asked for: the request target's authority (an HTTP/1.1 absolute-form
+/// `GET http://host/path`, HTTP/2's `:authority`), else `Host`, else the TLS SNI. The
+/// authority wins over a `Host` that differs (RFC 9112, section 3.2.2: a server ignores `Host`
+/// then; RFC 9113, section 8.3.1: `:authority` is the host of an HTTP/2 request). The one host
+/// found here picks the service and is the `Host` (or `:authority`) the target receives, so
+/// the router and the target never see two different hosts.
 pub(super) fn host_of(parts: &http::request::Parts, conn: &Connection) -> String {
     parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
         .or_else(|| conn.tls.as_ref().and_then(|t| t.sni.clone()))
         .unwrap_or_default()
 }
@@ -137,7 +147,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Makes the client's headers the target's: without hop-by-hop headers or claimed Lattice
-/// identity, with `Host`, the `x-forwarded-*` headers and the request id.
+/// identity, with `Host` (the host the router resolved, whatever the client's `Host` said: see
+/// [`host_of`]), the `x-forwarded-*` headers and the request id.
 pub(super) fn prepare_request_headers(
     headers: &mut HeaderMap,
     conn: &Connection,
@@ -156,8 +167,8 @@ pub(super) fn prepare_request_headers(
     for name in spoofed {
         headers.remove(name);
     }
-    if !headers.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(host)
+    if let Ok(v) = HeaderValue::from_str(host)
+        && !host.is_empty()
     {
         headers.insert(header::HOST, v);
     }

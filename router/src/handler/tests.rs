@@ -72,11 +72,12 @@ type Case = (fn() -> Failure, u16, &'static str, &'static str);
 /// for gRPC callers, the gRPC status in the response and the record.
 #[tokio::test]
 async fn every_failure_leaves_through_the_one_exit() -> TestResult {
-    let failures: [Case; 10] = [
+    let failures: [Case; 13] = [
         (
             || Failure::UnknownHost {
                 host: "nope.test".into(),
-                served: vec!["svc.test".into()],
+                closest: vec!["svc.test".into()],
+                more: 0,
             },
             404,
             "-",
@@ -97,6 +98,24 @@ async fn every_failure_leaves_through_the_one_exit() -> TestResult {
                     found: "%zz".into(),
                 })
             },
+            400,
+            "ClientProtocolError",
+            "13",
+        ),
+        (
+            || Failure::AmbiguousHost { count: 2 },
+            400,
+            "ClientProtocolError",
+            "13",
+        ),
+        (
+            || Failure::MethodNotAllowed(http::Method::CONNECT),
+            405,
+            "ClientProtocolError",
+            "2",
+        ),
+        (
+            || Failure::ClientBody("invalid chunk size".into()),
             400,
             "ClientProtocolError",
             "13",
