@@ -60,6 +60,10 @@ enum Command {
         after_help = "Prints one line per listener with a curl command to try it.\n\
                             Access logs go to the destinations in the config; Trellis's own log goes to stderr\n\
                             (set RUST_LOG=debug for one line per request; --log-format json for JSON lines).\n\
+                            Config reload (--reload): by default an edit is applied once the file has not changed\n\
+                            for 0.5 s, and SIGHUP (kill -HUP PID) reloads at once; an invalid file is refused and\n\
+                            the previous config keeps serving. To replace the file in one step, write a temporary\n\
+                            file in the same directory and rename it over: mv trellis.yaml.new trellis.yaml\n\
                             Exit codes: 0 after a clean shutdown, 1 invalid config, 2 runtime failure or\n\
                             invalid arguments (checked before anything starts)."
     )]

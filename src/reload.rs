@@ -2,9 +2,16 @@
 //! a new routing table that replaces the old one atomically (requests in flight finish on the
 //! table they started with). A bad edit keeps the old config serving and prints the problems.
 //!
+//! `--reload` chooses what triggers a reload: `watch` (the default) notices edits and also
+//! reloads on `SIGHUP`; `signal` reloads only on `SIGHUP`; `off` never reloads.
+//!
 //! The file is polled (size and modification time, every 300 ms) rather than watched with
 //! inotify: polling also sees editors that replace the file by renaming, bind mounts and
-//! network file systems, and costs one `stat` per tick.
+//! network file systems, and costs one `stat` per tick. A change is applied only once the
+//! file has settled — size, modification time and content unchanged for [`QUIET`] — so that a
+//! file written in several steps is never served half-written (the first half of a config may
+//! well be valid on its own, and lack a deny rule of the second). `SIGHUP` reloads at once: it
+//! is how a tool that wrote the file says it is complete.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::signal::unix::Signal;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::Invokers;
 use trellis_router::RoutingTable;
@@ -22,7 +31,24 @@ use trellis_runtime::stamp::FileStamp;
 
 use crate::log::TARGET;
 
+/// How often the file is checked for a change.
 const POLL: Duration = Duration::from_millis(300);
+/// How often a changed file is looked at again while it settles.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+/// How long a changed file must stay the same before it is loaded.
+pub const QUIET: Duration = Duration::from_millis(500);
+
+/// `trellis up --reload`: what reloads the config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReloadMode {
+    /// Never reload (SIGHUP is logged and ignored).
+    Off,
+    /// Reload an edit once the file has not changed for half a second, and at once on SIGHUP.
+    #[default]
+    Watch,
+    /// Reload only on SIGHUP (edits are not looked at).
+    Signal,
+}
 
 /// Everything a reload needs to build and install a new table.
 pub struct Live {
@@ -45,35 +71,123 @@ pub fn ports_of(config: &Config) -> BTreeMap<u16, ListenerProtocol> {
         .collect()
 }
 
-/// Polls the config file until `stop` turns true, reloading on every change.
-pub async fn watch_config(live: Live, mut stop: watch::Receiver<bool>) {
-    let mut stamp = FileStamp::of(&live.file);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = stop.changed() => return,
+/// The file as last looked at: its stamp and its bytes (at most the config size limit + 1).
+#[derive(PartialEq)]
+struct Snapshot {
+    stamp: Option<FileStamp>,
+    bytes: Option<Vec<u8>>,
+}
+
+impl Snapshot {
+    fn take(live: &Live) -> Snapshot {
+        Snapshot {
+            stamp: FileStamp::of(&live.file),
+            bytes: trellis_config::read_capped(&live.file).ok(),
         }
-        let now = FileStamp::of(&live.file);
-        if now.is_none() || now == stamp {
-            continue;
-        }
-        // Let a writer that saves in several steps finish.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        stamp = FileStamp::of(&live.file);
-        reload(&live).await;
     }
 }
 
-async fn reload(live: &Live) {
+/// A change seen and waiting to settle: the file as last seen, and since when it is so.
+struct Settling {
+    seen: Snapshot,
+    since: Instant,
+}
+
+/// Reloads the config as `mode` says until `stop` turns true: on SIGHUP (`hup`), and under
+/// `watch` on every edit once the file has settled.
+pub async fn watch_config(
+    live: Live,
+    mode: ReloadMode,
+    mut hup: Signal,
+    mut stop: watch::Receiver<bool>,
+) {
+    let file = live.file.display().to_string();
+    // The stamp of the file as last loaded (or refused): a change from it starts a reload.
+    let mut loaded = FileStamp::of(&live.file);
+    let mut settling: Option<Settling> = None;
+    let polling = mode == ReloadMode::Watch;
+    loop {
+        let tick = if settling.is_some() {
+            SETTLE_POLL
+        } else {
+            POLL
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            Some(()) = hup.recv() => {
+                if mode == ReloadMode::Off {
+                    tracing::info!(target: TARGET, %file, "SIGHUP received; ignored, as reloading is off (--reload=off)");
+                    continue;
+                }
+                tracing::info!(target: TARGET, %file, "SIGHUP received; reloading {file}");
+                settling = None;
+                let now = Snapshot::take(&live);
+                loaded = now.stamp;
+                match now.bytes {
+                    Some(bytes) => reload(&live, &bytes).await,
+                    None => unreadable(&live),
+                }
+                continue;
+            }
+            _ = tokio::time::sleep(tick), if polling => {}
+        }
+        match settling.take() {
+            None => {
+                let stamp = FileStamp::of(&live.file);
+                // A missing file (being replaced, or deleted) is not a change: the old config
+                // keeps serving until a file is there again.
+                if stamp.is_some() && stamp != loaded {
+                    settling = Some(Settling {
+                        seen: Snapshot::take(&live),
+                        since: Instant::now(),
+                    });
+                }
+            }
+            Some(mut settle) => {
+                let now = Snapshot::take(&live);
+                if now.stamp.is_none() {
+                    continue;
+                }
+                if now != settle.seen {
+                    settling = Some(Settling {
+                        seen: now,
+                        since: Instant::now(),
+                    });
+                } else if settle.since.elapsed() < QUIET {
+                    settling = Some(settle);
+                } else {
+                    loaded = now.stamp;
+                    match settle.seen.bytes.take() {
+                        Some(bytes) => reload(&live, &bytes).await,
+                        None => unreadable(&live),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The file could not be read (permissions, or it vanished): the old config keeps serving.
+fn unreadable(live: &Live) {
+    let file = live.file.display();
+    let error = trellis_config::read_capped(&live.file).err().map_or_else(
+        || "it changed while being read".to_string(),
+        |e| e.to_string(),
+    );
+    tracing::warn!(target: TARGET, %file, "cannot read {file} ({error}); still serving the previous config");
+}
+
+/// Validates `bytes` (the config file's content) and, if good, serves them.
+async fn reload(live: &Live, bytes: &[u8]) {
     let file = live.file.display();
     // An editor saving in place truncates the file before writing it: caught in between, the
     // file is empty, which would parse as a config with no services (and stop every function).
     // The write that follows changes the file again and is reloaded then.
-    if std::fs::metadata(&live.file).is_ok_and(|m| m.len() == 0) {
+    if bytes.is_empty() {
         tracing::warn!(target: TARGET, %file, "{file} is empty; still serving the previous config");
         return;
     }
-    let config = match trellis_config::load(&live.file) {
+    let config = match trellis_config::parse_bytes(bytes, &file.to_string()) {
         Ok(config) => config,
         Err(e) => {
             // The problems keep their `FILE:LINE:COL` lines, as `validate` prints them.

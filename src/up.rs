@@ -10,7 +10,7 @@ use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::{Invokers, Options};
 
 use crate::admin::{self, AdminAddr};
-use crate::reload::{Live, ports_of, watch_config};
+use crate::reload::{Live, ReloadMode, ports_of, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
@@ -41,6 +41,10 @@ pub struct UpArgs {
     /// port 0 for any free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     admin: AdminAddr,
+    /// What reloads the config file: watch (an edit, once the file has not changed for half a
+    /// second, and SIGHUP), signal (only SIGHUP) or off (nothing; SIGHUP is logged and ignored).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ReloadMode::Watch)]
+    reload: ReloadMode,
     #[command(flatten)]
     state: crate::StateDirArg,
     #[command(flatten)]
@@ -83,6 +87,9 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let sinks = LogSinks::new();
     let table = RoutingTable::build(config.clone(), invokers.as_ref(), &monitor, &sinks)
         .context("cannot build the routing table")?;
+    // Listened for before "ready", so that a SIGHUP never finds its default action (exit).
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
     let cert_dir = args.state.state_dir.join("certs");
     let ports = server::bind(&table, args.bind, &cert_dir).await?;
     let admin = admin::bind(args.admin).await;
@@ -115,7 +122,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         table,
         ports: ports_of(&config),
     };
-    let watcher = tokio::spawn(watch_config(live, stop_rx));
+    let watcher = tokio::spawn(watch_config(live, args.reload, hup, stop_rx));
     let signal = wait_for_signal().await?;
     tracing::info!(
         target: log::TARGET,

@@ -21,16 +21,72 @@ pub use error::{ConfigError, Diagnostic};
 pub use ids::{DNS_PARTITION_LABEL, service_dns_name, stable_id};
 pub use model::*;
 pub use parse::{parse_cidr, parse_matcher};
-pub use yaml::Pos;
+pub use yaml::{MAX_ALIAS_BYTES, MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH, Pos};
+
+/// The largest config file Trellis reads: 4 MiB holds thousands of services, and the bound
+/// keeps a wrong or hostile file (a log, a disk image) from being read into memory whole.
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = read_capped(path).map_err(|source| ConfigError::Read {
         file: file.clone(),
         source,
     })?;
-    parse_str(&text, &file)
+    parse_bytes(&bytes, &file)
+}
+
+/// The bytes of the file at `path`, at most [`MAX_FILE_BYTES`] + 1 of them: enough for
+/// [`parse_bytes`] to tell that a file is too large without reading all of it.
+pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Validates a config file's bytes (as [`read_capped`] returns them); `file` names it in
+/// messages. A file over [`MAX_FILE_BYTES`] or not UTF-8 is one problem with its position.
+pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Config, ConfigError> {
+    let one = |pos: Pos, message: String, hint: Option<String>| ConfigError::Invalid {
+        file: file.to_string(),
+        problems: vec![Diagnostic {
+            path: String::new(),
+            pos,
+            message,
+            hint,
+        }],
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(one(
+            Pos { line: 1, col: 1 },
+            format!(
+                "the config file is larger than {MAX_FILE_BYTES} bytes (4 MiB), the most Trellis reads"
+            ),
+            Some(
+                "is this the right file? a config for thousands of services fits in far less"
+                    .into(),
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(valid.get(start..).unwrap_or_default())
+            .chars()
+            .count()
+            + 1;
+        one(
+            Pos { line, col },
+            "the config file is not UTF-8 text".into(),
+            Some("save it as UTF-8".into()),
+        )
+    })?;
+    parse_str(text, file)
 }
 
 /// Validates config `text`; `file` names it in messages.
@@ -40,8 +96,8 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         problems: vec![Diagnostic {
             path: String::new(),
             pos: e.pos,
-            message: format!("YAML syntax error: {}", e.message),
-            hint: None,
+            message: e.message,
+            hint: e.hint,
         }],
     })?;
     let mut problems = decode::Problems::default();

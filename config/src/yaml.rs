@@ -5,6 +5,7 @@
 //! so the file is first read into this positioned tree and then decoded by hand (`decode.rs`).
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -68,11 +69,35 @@ pub fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
-/// A syntax error, with its position.
+/// At most this many aliases are expanded in one document (each use counts, also one inside
+/// an anchored node that is itself expanded). Every expansion copies nodes, so without a bound
+/// a few hundred bytes of nested aliases ("billion laughs") expand to gigabytes.
+pub const MAX_ALIASES: usize = 1_000;
+/// At most this many nodes (scalars, lists and mappings) are created by expanding aliases.
+pub const MAX_ALIAS_NODES: usize = 10_000;
+/// At most this many bytes of scalar text are copied by expanding aliases.
+pub const MAX_ALIAS_BYTES: usize = 1024 * 1024;
+/// Lists and mappings nest at most this deep: the tree is decoded and dropped recursively, on
+/// threads with small stacks, and no config needs more than a dozen levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// A syntax error, or a document over one of the limits above, with its position.
 #[derive(Debug, Clone)]
 pub struct SyntaxError {
     pub pos: Pos,
+    /// The whole message, e.g. `YAML syntax error: …`.
     pub message: String,
+    pub hint: Option<String>,
+}
+
+impl SyntaxError {
+    fn new(pos: Pos, message: impl Into<String>) -> SyntaxError {
+        SyntaxError {
+            pos,
+            message: message.into(),
+            hint: None,
+        }
+    }
 }
 
 /// Reads a YAML document into a positioned tree. An empty document gives an empty mapping.
@@ -80,17 +105,22 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder {
         stack: Vec::new(),
         anchors: HashMap::new(),
+        recorded: Vec::new(),
+        recording: 0,
+        budget: Budget::default(),
         root: None,
     };
     for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| SyntaxError {
-            pos: Pos {
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            },
-            message: e.info().to_string(),
+        let (event, span) = item.map_err(|e| {
+            SyntaxError::new(
+                Pos {
+                    line: e.marker().line(),
+                    col: e.marker().col() + 1,
+                },
+                format!("YAML syntax error: {}", e.info()),
+            )
         })?;
-        builder.event(event, span)?;
+        builder.feed(event, span)?;
     }
     Ok(builder.root.unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
@@ -99,65 +129,203 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 }
 
 enum Open {
-    Seq(Node, usize),
-    /// A mapping under construction, the key waiting for its value, and the anchor id.
-    Map(Node, Option<Node>, usize),
+    /// A list under construction, and where its recording starts if it has an anchor.
+    Seq(Node, Option<Anchor>),
+    /// A mapping under construction, the key waiting for its value, and its anchor.
+    Map(Node, Option<Node>, Option<Anchor>),
 }
 
-struct Builder {
+/// An anchored list or mapping still open: its id and the index of its first recorded event.
+#[derive(Clone, Copy)]
+struct Anchor {
+    id: usize,
+    start: usize,
+}
+
+/// What expanding aliases has cost so far.
+#[derive(Default)]
+struct Budget {
+    aliases: usize,
+    nodes: usize,
+    bytes: usize,
+}
+
+/// Builds the tree from parser events.
+///
+/// Aliases are expanded by replaying the events of the anchored node, which are recorded while
+/// it is read (one copy, however deeply anchors nest), rather than by cloning a stored copy of
+/// every anchored subtree; each replayed node is charged to a [`Budget`].
+struct Builder<'a> {
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Each complete anchored node: its events in `recorded`.
+    anchors: HashMap<usize, Range<usize>>,
+    /// The events of anchored nodes, in file order.
+    recorded: Vec<(Event<'a>, Span)>,
+    /// How many anchored lists or mappings are open (their events are being recorded).
+    recording: usize,
+    budget: Budget,
     root: Option<Node>,
 }
 
-impl Builder {
-    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
+impl<'a> Builder<'a> {
+    /// One event from the parser.
+    fn feed(&mut self, event: Event<'a>, span: Span) -> Result<(), SyntaxError> {
         let pos = Pos::from_span(&span);
+        let anchor = match &event {
+            Event::Scalar(_, _, id, _)
+            | Event::SequenceStart(id, _)
+            | Event::MappingStart(id, _) => *id,
+            _ => 0,
+        };
+        let index = self.recorded.len();
+        if self.recording > 0 || anchor > 0 {
+            self.recorded.push((event.clone(), span));
+        }
         match event {
-            Event::Scalar(text, style, anchor, _tag) => {
+            Event::Alias(id) => self.alias(id, pos),
+            Event::Scalar(..) => {
+                if anchor > 0 {
+                    self.anchors.insert(anchor, index..index + 1);
+                }
+                self.build(event, pos, None)
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                let open = (anchor > 0).then_some(Anchor {
+                    id: anchor,
+                    start: index,
+                });
+                if open.is_some() {
+                    self.recording += 1;
+                }
+                self.build(event, pos, open)
+            }
+            Event::DocumentStart(_) => {
+                if self.root.is_some() {
+                    return Err(SyntaxError::new(
+                        pos,
+                        "YAML syntax error: only one YAML document is allowed in a config file",
+                    ));
+                }
+                Ok(())
+            }
+            _ => self.build(event, pos, None),
+        }
+    }
+
+    /// Expands an alias by replaying its anchored node's events (and those of the aliases
+    /// inside it), charging every node to the budget; the expansion's root takes the alias's
+    /// position, the nodes inside keep theirs.
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<(), SyntaxError> {
+        let mut work = vec![self.resolve(id, pos)?];
+        let mut root = true;
+        while let Some(range) = work.last_mut() {
+            let Some(index) = range.next() else {
+                work.pop();
+                continue;
+            };
+            let Some((event, span)) = self.recorded.get(index).cloned() else {
+                continue;
+            };
+            if let Event::Alias(inner) = event {
+                let inner = self.resolve(inner, pos)?;
+                work.push(inner);
+                continue;
+            }
+            self.charge(&event, pos)?;
+            let at = if root { pos } else { Pos::from_span(&span) };
+            root = false;
+            self.build(event, at, None)?;
+        }
+        Ok(())
+    }
+
+    /// The recorded events of anchor `id`, counting one more alias use.
+    fn resolve(&mut self, id: usize, pos: Pos) -> Result<Range<usize>, SyntaxError> {
+        self.budget.aliases += 1;
+        if self.budget.aliases > MAX_ALIASES {
+            return Err(over_budget(
+                pos,
+                format!("more than {MAX_ALIASES} aliases to expand"),
+            ));
+        }
+        self.anchors.get(&id).cloned().ok_or_else(|| {
+            SyntaxError::new(
+                pos,
+                "YAML syntax error: alias to an unknown anchor (or to the node that contains it)",
+            )
+        })
+    }
+
+    /// Charges one replayed event to the budget.
+    fn charge(&mut self, event: &Event<'_>, pos: Pos) -> Result<(), SyntaxError> {
+        match event {
+            Event::Scalar(text, ..) => {
+                self.budget.nodes += 1;
+                self.budget.bytes = self.budget.bytes.saturating_add(text.len());
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => self.budget.nodes += 1,
+            _ => {}
+        }
+        if self.budget.nodes > MAX_ALIAS_NODES {
+            return Err(over_budget(
+                pos,
+                format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+            ));
+        }
+        if self.budget.bytes > MAX_ALIAS_BYTES {
+            return Err(over_budget(
+                pos,
+                format!("aliases expand to more than {MAX_ALIAS_BYTES} bytes of text"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a node, opens or closes a list or mapping (`anchor`: where the events of the one
+    /// being opened start, if it is anchored).
+    fn build(
+        &mut self,
+        event: Event<'_>,
+        pos: Pos,
+        anchor: Option<Anchor>,
+    ) -> Result<(), SyntaxError> {
+        match event {
+            Event::Scalar(text, style, _, _tag) => {
                 let quoted = !matches!(style, ScalarStyle::Plain);
-                let node = Node {
+                self.push(Node {
                     pos,
                     value: Value::Scalar {
                         text: text.into_owned(),
                         quoted,
                     },
+                })
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(SyntaxError::new(
+                        pos,
+                        format!("lists and mappings nest more than {MAX_DEPTH} levels deep"),
+                    ));
+                }
+                let open = if matches!(event, Event::SequenceStart(..)) {
+                    Open::Seq(
+                        Node {
+                            pos,
+                            value: Value::Seq(Vec::new()),
+                        },
+                        anchor,
+                    )
+                } else {
+                    Open::Map(
+                        Node {
+                            pos,
+                            value: Value::Map(Vec::new()),
+                        },
+                        None,
+                        anchor,
+                    )
                 };
-                if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
-                }
-                self.push(node)
-            }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let mut node = node.clone();
-                    node.pos = pos;
-                    self.push(node)
-                }
-                None => Err(SyntaxError {
-                    pos,
-                    message: "alias to an unknown anchor".into(),
-                }),
-            },
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push(Open::Seq(
-                    Node {
-                        pos,
-                        value: Value::Seq(Vec::new()),
-                    },
-                    anchor,
-                ));
-                Ok(())
-            }
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Map(
-                    Node {
-                        pos,
-                        value: Value::Map(Vec::new()),
-                    },
-                    None,
-                    anchor,
-                ));
+                self.stack.push(open);
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -166,25 +334,17 @@ impl Builder {
                         (node, anchor)
                     }
                     None => {
-                        return Err(SyntaxError {
+                        return Err(SyntaxError::new(
                             pos,
-                            message: "unbalanced document".into(),
-                        });
+                            "YAML syntax error: unbalanced document",
+                        ));
                     }
                 };
-                if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                if let Some(Anchor { id, start }) = anchor {
+                    self.anchors.insert(id, start..self.recorded.len());
+                    self.recording = self.recording.saturating_sub(1);
                 }
                 self.push(node)
-            }
-            Event::DocumentStart(_) => {
-                if self.root.is_some() {
-                    return Err(SyntaxError {
-                        pos,
-                        message: "only one YAML document is allowed in a config file".into(),
-                    });
-                }
-                Ok(())
             }
             _ => Ok(()),
         }
@@ -205,10 +365,10 @@ impl Builder {
             Some(Open::Map(map, pending, _)) => match pending.take() {
                 None => {
                     if !matches!(node.value, Value::Scalar { .. }) {
-                        return Err(SyntaxError {
-                            pos: node.pos,
-                            message: "mapping keys must be plain names".into(),
-                        });
+                        return Err(SyntaxError::new(
+                            node.pos,
+                            "YAML syntax error: mapping keys must be plain names",
+                        ));
                     }
                     *pending = Some(node);
                     Ok(())
@@ -221,6 +381,19 @@ impl Builder {
                 }
             },
         }
+    }
+}
+
+/// A document whose aliases would expand past the budget.
+fn over_budget(pos: Pos, what: String) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: format!(
+            "{what}; Trellis stops there so that a small file cannot exhaust memory (\"billion laughs\")"
+        ),
+        hint: Some(format!(
+            "Trellis expands at most {MAX_ALIASES} aliases, {MAX_ALIAS_NODES} nodes and {MAX_ALIAS_BYTES} bytes through aliases; write the repeated blocks out, or generate the file"
+        )),
     }
 }
 
@@ -262,5 +435,116 @@ mod tests {
             entries[1].1.value,
             Value::Scalar { quoted: false, .. }
         ));
+    }
+
+    /// The classic "billion laughs": nine levels of nine aliases each.
+    fn laughs() -> String {
+        let mut text = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(",");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_quickly_with_a_position() {
+        let text = laughs();
+        let start = std::time::Instant::now();
+        let err = parse(&text).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        assert!(err.message.contains("aliases"), "{err:?}");
+        assert!((3..=5).contains(&err.pos.line), "{err:?}");
+        assert!(err.hint.is_some());
+    }
+
+    #[test]
+    fn aliases_within_the_budget_expand_with_positions() {
+        let root = parse("hc: &hc {path: /health, port: 80}\na: *hc\nb: [*hc, *hc]\n").unwrap();
+        let Value::Map(entries) = &root.value else {
+            panic!()
+        };
+        let a = &entries[1].1;
+        assert_eq!(a.pos, Pos { line: 2, col: 4 });
+        let Value::Map(fields) = &a.value else {
+            panic!("{a:?}")
+        };
+        assert_eq!(fields.len(), 2);
+        assert_eq!(fields[0].0.key_text(), "path");
+        // The fields inside keep the anchored node's positions.
+        assert_eq!(fields[0].0.pos.line, 1);
+        let Value::Seq(items) = &entries[2].1.value else {
+            panic!()
+        };
+        assert_eq!(items.len(), 2);
+        assert!(matches!(items[1].value, Value::Map(ref f) if f.len() == 2));
+    }
+
+    #[test]
+    fn nested_anchors_and_scalar_aliases() {
+        let root =
+            parse("x: &outer {in: &inner [1, &s two], more: *inner}\ny: *outer\nz: *s\n").unwrap();
+        let Value::Map(entries) = &root.value else {
+            panic!()
+        };
+        let Value::Map(y) = &entries[1].1.value else {
+            panic!()
+        };
+        assert!(matches!(&y[1].1.value, Value::Seq(items) if items.len() == 2));
+        assert_eq!(entries[2].1.key_text(), "two");
+        assert_eq!(entries[2].1.pos, Pos { line: 3, col: 4 });
+    }
+
+    #[test]
+    fn each_budget_is_enforced() {
+        // Nodes: 200 scalars aliased 60 times.
+        let items = vec!["x"; 200].join(",");
+        let uses = vec!["*a"; 60].join(",");
+        let err = parse(&format!("a: &a [{items}]\nb: [{uses}]\n")).unwrap_err();
+        assert!(
+            err.message.contains(&format!("{MAX_ALIAS_NODES} nodes")),
+            "{err:?}"
+        );
+        // Bytes: a 20 KB scalar aliased 60 times.
+        let big = "x".repeat(20_000);
+        let err = parse(&format!("a: &a {big}\nb: [{uses}]\n")).unwrap_err();
+        assert!(err.message.contains("bytes"), "{err:?}");
+        // Uses: one small scalar aliased too often.
+        let uses = vec!["*a"; MAX_ALIASES + 1].join(",");
+        let err = parse(&format!("a: &a x\nb: [{uses}]\n")).unwrap_err();
+        assert!(
+            err.message.contains(&format!("{MAX_ALIASES} aliases")),
+            "{err:?}"
+        );
+        assert_eq!(err.pos.line, 2);
+        // Exactly at the limit is fine.
+        let uses = vec!["*a"; MAX_ALIASES].join(",");
+        assert!(parse(&format!("a: &a x\nb: [{uses}]\n")).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_and_self_reference_are_refused() {
+        let deep = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH + 5),
+            "]".repeat(MAX_DEPTH + 5)
+        );
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("nest"), "{err:?}");
+        assert!(
+            parse(&format!(
+                "a: {}{}\n",
+                "[".repeat(MAX_DEPTH - 1),
+                "]".repeat(MAX_DEPTH - 1)
+            ))
+            .is_ok()
+        );
+        let err = parse("a: &a [1, *a]\n").unwrap_err();
+        assert!(err.message.contains("unknown anchor"), "{err:?}");
     }
 }
