@@ -125,6 +125,9 @@ pub struct Port {
     hosts: HashMap<String, (usize, usize)>,
     /// Every host name served here, for the unknown-host answer.
     pub host_names: Vec<String>,
+    /// How long a connection to this port may stay idle: the longest `idleTimeoutSeconds` of
+    /// the services it serves, since one connection may carry requests for any of them.
+    pub idle_timeout: Duration,
 }
 
 struct VpcRoute {
@@ -392,7 +395,11 @@ impl RoutingTable {
                     protocol: l.protocol,
                     hosts: HashMap::new(),
                     host_names: Vec::new(),
+                    idle_timeout: Duration::ZERO,
                 });
+                port.idle_timeout = port
+                    .idle_timeout
+                    .max(Duration::from_secs(u64::from(svc.idle_timeout_seconds)));
                 for host in svc.host_names() {
                     port.hosts.insert(host.to_ascii_lowercase(), (si, li));
                     port.host_names.push(host);
