@@ -38,17 +38,17 @@ pub struct UpArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
     drain_timeout: Duration,
     /// How long a client may take to send a request head: from opening the connection (after
-    /// the TLS handshake), and on HTTP/1.1 from the first byte of each later request. A slower
-    /// connection is closed without an answer.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
+    /// the TLS handshake), and on HTTP/1.1 from the first byte of each later request (HTTP/2:
+    /// until its connection preface). A slower connection is closed without an answer.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive)]
     header_timeout: Duration,
     /// Caps every service's idleTimeoutSeconds (which Lattice allows only from 60 s), e.g.
     /// to test idle connections quickly (default: no cap).
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", value_parser = positive)]
     max_idle_timeout: Option<Duration>,
     /// How long a client connection may live before it is closed gracefully (HTTP/1.1:
     /// `Connection: close` on the next response; HTTP/2: GOAWAY). Lattice's is 10 minutes.
-    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = positive)]
     max_connection_age: Duration,
     /// Open client connections per listener port; a connection over the limit is closed as
     /// soon as it is accepted, without disturbing the open ones.
@@ -62,6 +62,14 @@ pub struct UpArgs {
     state: crate::StateDirArg,
     #[command(flatten)]
     pub log: crate::LogArgs,
+}
+
+/// A duration flag that must not be zero (a zero timeout would close every connection).
+fn positive(text: &str) -> Result<Duration, String> {
+    match crate::duration::parse(text)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
 }
 
 pub fn run(args: UpArgs) -> u8 {

@@ -396,3 +396,19 @@ async fn out_of_file_descriptors_the_accept_loops_back_off() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn zero_connection_timeouts_are_refused_before_anything_starts() {
+    let dir = scratch_dir("zero-timeouts");
+    for flag in [
+        "--header-timeout",
+        "--max-idle-timeout",
+        "--max-connection-age",
+        "--max-connections",
+    ] {
+        let (code, out, err) = run_cli(&["up", flag, "0", "-f", "nope.yaml"], &dir);
+        assert_eq!(code, 2, "{flag} 0: stdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains(flag), "{err}");
+        assert!(!err.contains("cannot read"), "{err}");
+    }
+}
