@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use trellis_router::accept::AcceptBackoff;
 
 /// `--admin`: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,21 +55,33 @@ pub async fn bind(addr: AdminAddr) -> Option<TcpListener> {
     }
 }
 
+/// How long a request head may take on the admin port (and how long a connection may stay
+/// idle between requests: hyper's timer runs then too).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the admin endpoints until `stop` turns true.
 pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut backoff = AcceptBackoff::new("admin port");
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(target: crate::log::TARGET, error = %e, "admin port: accept failed: {e}");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopping| *stopping) => return,
         };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, accept fails at once every time: wait.
+                tokio::select! {
+                    _ = backoff.failed(&e) => continue,
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                }
+            }
+        };
+        backoff.succeeded();
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service_fn(answer))
                 .await;
         });

@@ -37,6 +37,23 @@ pub struct UpArgs {
     /// unit: 10, 2.5s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
     drain_timeout: Duration,
+    /// How long a client may take to send a request head: from opening the connection (after
+    /// the TLS handshake), and on HTTP/1.1 from the first byte of each later request (HTTP/2:
+    /// until its connection preface). A slower connection is closed without an answer.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive)]
+    header_timeout: Duration,
+    /// Caps every service's idleTimeoutSeconds (which Lattice allows only from 60 s), e.g.
+    /// to test idle connections quickly (default: no cap).
+    #[arg(long, value_name = "DURATION", value_parser = positive)]
+    max_idle_timeout: Option<Duration>,
+    /// How long a client connection may live before it is closed gracefully (HTTP/1.1:
+    /// `Connection: close` on the next response; HTTP/2: GOAWAY). Lattice's is 10 minutes.
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = positive)]
+    max_connection_age: Duration,
+    /// Open client connections per listener port; a connection over the limit is closed as
+    /// soon as it is accepted, without disturbing the open ones.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Where the admin port serves /metrics (Prometheus) and /healthz; "off" to disable,
     /// port 0 for any free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
@@ -49,6 +66,14 @@ pub struct UpArgs {
     state: crate::StateDirArg,
     #[command(flatten)]
     pub log: crate::LogArgs,
+}
+
+/// A duration flag that must not be zero (a zero timeout would close every connection).
+fn positive(text: &str) -> Result<Duration, String> {
+    match crate::duration::parse(text)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
 }
 
 pub fn run(args: UpArgs) -> u8 {
@@ -113,6 +138,12 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         workers.clone(),
         stop_rx.clone(),
         drain,
+        server::Limits {
+            header_timeout: args.header_timeout,
+            max_idle_timeout: args.max_idle_timeout,
+            max_connection_age: args.max_connection_age,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
     ));
     let live = Live {
         file: args.config.file.clone(),

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod accesslog;
 mod body;
 pub mod handler;

@@ -12,21 +12,22 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use trellis_config::ListenerProtocol;
 
-use crate::handler::{Connection, TlsInfo, handle};
+use crate::accept::{AcceptBackoff, LOG_INTERVAL};
+use crate::handler::{Connection, TlsInfo};
 use crate::table::RoutingTable;
 use crate::tls::{self, SniResolver, TlsError};
+
+pub use limits::Limits;
+
+mod limits;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,54 +231,26 @@ fn tls_for_port(
     Ok((tls::server_config(Arc::new(resolver))?, generated_path))
 }
 
-/// Serves every bound port on `workers` until `shutdown` turns true, then stops accepting and
-/// lets requests in flight finish for at most `drain`. Returns how many connections were still
-/// open when the drain time ran out.
+/// Serves every bound port on `workers` within `limits` until `shutdown` turns true, then
+/// stops accepting and lets requests in flight finish for at most `drain`. Returns how many
+/// connections were still open when the drain time ran out.
 pub async fn serve(
     ports: Vec<BoundPort>,
     table: Arc<ArcSwap<RoutingTable>>,
     workers: Arc<Workers>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
+    limits: Limits,
 ) -> usize {
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Every open connection, to wait for in the drain.
+    let open = Arc::new(watch::Sender::new(0usize));
     let mut accept_tasks = tokio::task::JoinSet::new();
     for port in ports {
         let table = table.clone();
-        let graceful = graceful.clone();
+        let open = open.clone();
         let workers = workers.clone();
-        let mut stop = shutdown.clone();
-        accept_tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    accepted = port.listener.accept() => match accepted {
-                        Ok((stream, client)) => {
-                            // The socket leaves this runtime's reactor and joins the worker's.
-                            let stream = match stream.into_std() {
-                                Ok(stream) => stream,
-                                Err(e) => {
-                                    tracing::debug!(target: "trellis::listener", "connection from {client}: {e}");
-                                    continue;
-                                }
-                            };
-                            let conn = ConnSetup { client, port: port.port, tls: port.tls.clone(), table: table.clone() };
-                            let watcher = graceful.watcher();
-                            workers.next().spawn(async move {
-                                match TcpStream::from_std(stream) {
-                                    Ok(stream) => conn.run(stream, watcher).await,
-                                    Err(e) => tracing::debug!(target: "trellis::listener", "connection from {client}: {e}"),
-                                }
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!(target: "trellis::listener", "accept on port {}: {e}", port.port);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    },
-                    _ = stop.changed() => break,
-                }
-            }
-        });
+        let stop = shutdown.clone();
+        accept_tasks.spawn(accept_loop(port, table, workers, stop, open, limits));
     }
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
@@ -285,14 +258,122 @@ pub async fn serve(
         }
     }
     accept_tasks.shutdown().await;
-    let open = graceful.count();
-    // The accept tasks are gone, so this is the last reference.
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        return open;
-    };
-    tokio::select! {
-        _ = graceful.shutdown() => 0,
-        _ = tokio::time::sleep(drain) => open,
+    let mut count = open.subscribe();
+    match tokio::time::timeout(drain, count.wait_for(|n| *n == 0)).await {
+        Ok(_) => 0,
+        Err(_) => *open.borrow(),
+    }
+}
+
+/// Accepts the connections of one port until `stop` turns true, handing each to a serving
+/// thread. Over `limits.max_connections` open on the port, a new connection is closed as soon
+/// as it is accepted (the established ones are not disturbed); out of file descriptors, the
+/// loop backs off.
+async fn accept_loop(
+    port: BoundPort,
+    table: Arc<ArcSwap<RoutingTable>>,
+    workers: Arc<Workers>,
+    mut stop: watch::Receiver<bool>,
+    open: Arc<watch::Sender<usize>>,
+    limits: Limits,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut backoff = AcceptBackoff::new(format!("port {}", port.port));
+    let mut shed = Shed::default();
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = port.listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    backoff.failed(&e).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        backoff.succeeded();
+        if active.load(Ordering::Relaxed) >= limits.max_connections {
+            drop(stream);
+            shed.note(port.port, limits.max_connections);
+            continue;
+        }
+        // The socket leaves this runtime's reactor and joins the worker's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(target: "trellis::listener", "connection from {client}: {e}");
+                continue;
+            }
+        };
+        let slot = Slot::take(&active, &open);
+        let conn = ConnSetup {
+            client,
+            port: port.port,
+            tls: port.tls.clone(),
+            table: table.clone(),
+            limits,
+            shutdown: stop.clone(),
+        };
+        workers.next().spawn(async move {
+            let _slot = slot;
+            match TcpStream::from_std(stream) {
+                Ok(stream) => conn.run(stream).await,
+                Err(e) => {
+                    tracing::debug!(target: "trellis::listener", "connection from {client}: {e}")
+                }
+            }
+        });
+    }
+}
+
+/// One open connection, counted on its port and in the total until dropped.
+struct Slot {
+    port: Arc<AtomicUsize>,
+    open: Arc<watch::Sender<usize>>,
+}
+
+impl Slot {
+    fn take(port: &Arc<AtomicUsize>, open: &Arc<watch::Sender<usize>>) -> Slot {
+        port.fetch_add(1, Ordering::Relaxed);
+        open.send_modify(|n| *n += 1);
+        Slot {
+            port: port.clone(),
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.port.fetch_sub(1, Ordering::Relaxed);
+        self.open.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Connections closed for being over the limit, reported at most once per [`LOG_INTERVAL`].
+#[derive(Default)]
+struct Shed {
+    last_log: Option<Instant>,
+    unreported: u64,
+}
+
+impl Shed {
+    fn note(&mut self, port: u16, max: usize) {
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|at| now.duration_since(at) >= LOG_INTERVAL)
+        {
+            tracing::warn!(
+                target: "trellis::listener",
+                "port {port}: {max} connections open (--max-connections); closed {} new connection{} at once",
+                self.unreported,
+                if self.unreported == 1 { "" } else { "s" }
+            );
+            self.last_log = Some(now);
+            self.unreported = 0;
+        }
     }
 }
 
@@ -301,16 +382,19 @@ struct ConnSetup {
     port: u16,
     tls: Option<TlsAcceptor>,
     table: Arc<ArcSwap<RoutingTable>>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl ConnSetup {
-    async fn run(self, stream: TcpStream, watcher: hyper_util::server::graceful::Watcher) {
+    async fn run(self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let client = SocketAddr::new(self.client.ip().to_canonical(), self.client.port());
         match self.tls {
             None => {
                 let conn = Arc::new(Connection::new(client, self.port, None));
-                serve_io(TokioIo::new(stream), conn, self.table, watcher).await;
+                limits::serve_connection(stream, conn, self.table, self.limits, self.shutdown)
+                    .await;
             }
             Some(acceptor) => {
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
@@ -339,25 +423,10 @@ impl ConnSetup {
                         .unwrap_or_default(),
                 };
                 let conn = Arc::new(Connection::new(client, self.port, Some(info)));
-                serve_io(TokioIo::new(stream), conn, self.table, watcher).await;
+                limits::serve_connection(stream, conn, self.table, self.limits, self.shutdown)
+                    .await;
             }
         }
-    }
-}
-
-async fn serve_io<I>(
-    io: TokioIo<I>,
-    conn: Arc<Connection>,
-    table: Arc<ArcSwap<RoutingTable>>,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| handle(table.clone(), conn.clone(), req));
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let connection = builder.serve_connection(io, service).into_owned();
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(target: "trellis::listener", "connection ended: {e}");
     }
 }
 

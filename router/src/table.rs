@@ -127,6 +127,9 @@ pub struct Port {
     /// Every host name served here, with the index of its service, for the unknown-host
     /// answer's suggestions.
     host_names: Vec<(String, usize)>,
+    /// How long a connection to this port may stay idle: the longest `idleTimeoutSeconds` of
+    /// the services it serves, since one connection may carry requests for any of them.
+    pub idle_timeout: Duration,
 }
 
 struct VpcRoute {
@@ -399,7 +402,11 @@ impl RoutingTable {
                     protocol: l.protocol,
                     hosts: HashMap::new(),
                     host_names: Vec::new(),
+                    idle_timeout: Duration::ZERO,
                 });
+                port.idle_timeout = port
+                    .idle_timeout
+                    .max(Duration::from_secs(u64::from(svc.idle_timeout_seconds)));
                 for host in svc.host_names() {
                     // The config refuses a host name that leads to two services on a port,
                     // so no insert here replaces another service's entry.

@@ -14,7 +14,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -26,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use trellis_router::accept::AcceptBackoff;
 
 use super::state::{Delivery, EnvironmentApi, Rejection};
 use crate::{FunctionError, MAX_PAYLOAD, log};
@@ -42,16 +42,18 @@ const MAX_RAW_ERROR: usize = 4096;
 pub(super) async fn serve(listener: TcpListener, api: EnvironmentApi) {
     let api = Arc::new(api);
     let mut connections = JoinSet::new();
+    let mut backoff = AcceptBackoff::new(format!("{}'s Runtime API", api.function()));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(function = %api.function(), "Runtime API accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: back off instead of spinning, and
+                // warn once in a while rather than at every failure.
+                backoff.failed(&e).await;
                 continue;
             }
         };
+        backoff.succeeded();
         while connections.try_join_next().is_some() {}
         let api = Arc::clone(&api);
         connections.spawn(async move {
