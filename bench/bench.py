@@ -13,8 +13,12 @@ Scenarios (docs/BENCHMARKS.md explains the method):
              and as a FROM scratch container function: warm invocations at client concurrency 1,
              8 and 64, cold starts (first request after `trellis up`, first request to a new
              environment). Published figures of SAM CLI local and LocalStack are quoted, not run.
-  internals  the criterion micro-benchmarks (rule matching over 100 rules, the event codec),
-             run with cargo bench; their estimates are read from target/criterion.
+  auth       the HTTP scenario's service twice in one Trellis, authType NONE and AWS_IAM with a
+             10-statement policy; requests to the latter SigV4-signed by botocore (re-signed before
+             every run); HTTP/1.1.
+  internals  the criterion micro-benchmarks (rule matching over 100 rules, the event codec, SigV4
+             verification and auth policies), run with cargo bench; their estimates are read from
+             target/criterion.
   footprint  Trellis's idle and peak RSS, start-up time to the first served request with a cold
              and a warm compile cache, and with a generated config of 100 services / 1000 targets.
 
@@ -33,6 +37,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -290,6 +295,9 @@ def oha_argv(target, seconds, concurrency, rate=None):
         argv.append("--insecure")
     if rate:
         argv += ["-q", str(rate), "--latency-correction"]
+    # fixed request headers (the auth scenario's signature), sent as given with every request
+    for name, value in target.get("headers", {}).items():
+        argv += ["-H", f"{name}: {value}"]
     argv.append(url_for(target))
     return argv
 
@@ -375,9 +383,11 @@ def _get_h1(target, n):
         raise BenchError(f"correctness: {url_for(target)}: ALPN chose {alpn}, asked for http/1.1")
     conn.sock = sock
     out = []
+    # host_header: the Host a signed request was signed with (host:port, as oha sends it)
+    headers = {"Host": target.get("host_header", target.get("host", HOST)), **target.get("headers", {})}
     try:
         for _ in range(n):
-            conn.request("GET", target["path"], headers={"Host": target.get("host", HOST)})
+            conn.request("GET", target["path"], headers=headers)
             r = conn.getresponse()
             body = r.read()
             out.append((r.status, "1.1" if r.version == 11 else str(r.version), body))
@@ -692,9 +702,17 @@ def nice_rate(x):
 RATE_FRACTION = 0.3
 
 
+def fresh(side):
+    """The side's target after its `refresh` (when it has one) ran: the auth scenario signs its
+    request anew before every run, since a signature is valid for 5 minutes only."""
+    if side.get("refresh"):
+        side["refresh"]()
+    return side["target"]
+
+
 def measure_variant(args, variant, sides, record):
-    """sides: list of dicts {name, server, target}. Runs warm-up, then rounds of closed-loop
-    throughput and open-loop latency, alternating sides. Appends to record['variants']."""
+    """sides: list of dicts {name, server, target[, refresh]}. Runs warm-up, then rounds of
+    closed-loop throughput and open-loop latency, alternating sides. Appends to record['variants']."""
     q = args.quick
     secs = args.seconds or (2 if q else 10)
     rounds = args.rounds or (1 if q else 3)
@@ -706,15 +724,15 @@ def measure_variant(args, variant, sides, record):
     # environments that are not in the server's process tree)
     probes = lambda s: [s["server"]] + s.get("accounts", [])
     for s in sides:
-        correctness[s["name"]] = check_answers(s["target"], 30 if q else 300)
-        r = run_oha(s["target"], 1 if q else 3, conc, servers=probes(s))
+        correctness[s["name"]] = check_answers(fresh(s), 30 if q else 300)
+        r = run_oha(fresh(s), 1 if q else 3, conc, servers=probes(s))
         warm[s["name"]] = r["rps"]
     log(f"[{record['scenario']}/{variant}] warm-up rps {({k: round(v) for k, v in warm.items()})}")
     runs = {s["name"]: {"throughput": [], "latency": []} for s in sides}
     # 1. throughput, closed loop: A B C, A B C, ...
     for rnd in range(rounds):
         for s in sides:
-            r = run_oha(s["target"], secs, conc, servers=probes(s))
+            r = run_oha(fresh(s), secs, conc, servers=probes(s))
             runs[s["name"]]["throughput"].append(r)
             log(f"  round {rnd + 1}/{rounds} {s['name']:>18} closed c={conc}: {r['rps']:9.0f} req/s, "
                 f"cpu {r['cpu_s'][s['server'].name]:.2f}s")
@@ -724,13 +742,13 @@ def measure_variant(args, variant, sides, record):
     rate = args.rate or nice_rate(RATE_FRACTION * slowest)
     for rnd in range(rounds):
         for s in sides:
-            r = run_oha(s["target"], secs, conc, rate=rate, servers=probes(s))
+            r = run_oha(fresh(s), secs, conc, rate=rate, servers=probes(s))
             runs[s["name"]]["latency"].append(r)
             log(f"  round {rnd + 1}/{rounds} {s['name']:>18} open {rate}/s: p50 {r['p50_ms']:.3f} "
                 f"p99 {r['p99_ms']:.3f} p99.9 {r['p999_ms']:.3f} ms")
     # the answers must still be right after the load
     for s in sides:
-        check_answers(s["target"], 30 if q else 300)
+        check_answers(fresh(s), 30 if q else 300)
     rows = []
     for s in sides:
         tp, lat = runs[s["name"]]["throughput"], runs[s["name"]]["latency"]
@@ -764,8 +782,9 @@ def measure_variant(args, variant, sides, record):
         "foreign_cpu_share": {"median": statistics.median(foreign), "max": max(foreign)},
         "seconds": secs, "rounds": rounds, "concurrency": conc, "rate": rate,
         "warmup_rps": warm,
-        "commands": {s["name"]: {"throughput": " ".join(oha_argv(s["target"], secs, conc)),
-                                 "latency": " ".join(oha_argv(s["target"], secs, conc, rate))}
+        # shell-quoted: the auth scenario's headers have spaces
+        "commands": {s["name"]: {"throughput": shlex.join(oha_argv(s["target"], secs, conc)),
+                                 "latency": shlex.join(oha_argv(s["target"], secs, conc, rate))}
                      for s in sides},
         "rows": rows,
         "runs": runs,
@@ -1382,11 +1401,189 @@ PUBLISHED = [
 
 
 # --------------------------------------------------------------------------------------------
-# Internals: the criterion micro-benchmarks (scenario 4)
+# Auth: the same service with authType NONE and with AWS_IAM, signed requests (issue 14)
+# --------------------------------------------------------------------------------------------
+
+SIGN_PY = os.path.join(ROOT, "tests", "oracles", "sign.py")
+AUTH_REGION = "us-west-2"
+# side -> service name (host <name>.trellis.localhost); the side names are the report's rows
+AUTH_SERVICES = {"NONE": "open-svc", "AWS_IAM (signed)": "iam-svc"}
+# With no identities in the config, test/test signs as arn:aws:iam::<accountId>:user/test.
+AUTH_KEY, AUTH_SECRET = "test", "test"
+
+
+def auth_policy():
+    """The criterion benchmark's policy (auth/benches/auth.rs) as an authPolicy: nine statements
+    about other principals, paths, methods, a header and a source range (three of them Deny),
+    none of which matches the benchmark's caller, so all are evaluated; the tenth is the
+    console's "authenticated only" template, which allows it."""
+    statements = [{
+        "Sid": f"Other{i}",
+        "Effect": "Deny" if i % 3 == 0 else "Allow",
+        "Principal": {"AWS": [f"arn:aws:iam::{100_000_000_000 + i:012}:role/team-{i}"]},
+        "Action": "vpc-lattice-svcs:Invoke",
+        "Resource": f"*/team-{i}/*",
+        "Condition": {
+            "StringEquals": {"vpc-lattice-svcs:RequestMethod": ["GET", "POST"]},
+            "StringLike": {"vpc-lattice-svcs:RequestHeader/x-tenant": f"tenant-{i}-*"},
+            "IpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+        },
+    } for i in range(9)]
+    statements.append({
+        "Sid": "AuthenticatedOnly", "Effect": "Allow", "Principal": "*",
+        "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+        "Condition": {"StringNotEqualsIgnoreCase": {"aws:PrincipalType": "anonymous"}},
+    })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def trellis_auth_yaml(port, a_port, b_port):
+    """The HTTP scenario's service (two path rules, a 20/10 weighted default action over the two
+    hello-instance backends) twice on one listener port, told apart by host: authType NONE and
+    AWS_IAM with auth_policy(). Each has its own target groups, of the same two backends; the
+    network is NONE, so the service's auth is the only difference."""
+    def service(name, auth):
+        policy = ""
+        if auth == "AWS_IAM":
+            text = json.dumps(auth_policy(), indent=2)
+            policy = "    authPolicy: |\n" + "\n".join("      " + line for line in text.splitlines()) + "\n"
+        return f"""  - name: {name}
+    authType: {auth}
+{policy}    listeners:
+      - name: http
+        protocol: HTTP
+        port: {port}
+        defaultAction:
+          forward:
+            targetGroups:
+              - {{targetGroupIdentifier: {name}-a, weight: 20}}
+              - {{targetGroupIdentifier: {name}-b, weight: 10}}
+        rules:
+          - name: to-instance
+            priority: 10
+            match: {{httpMatch: {{pathMatch: {{match: {{exact: /to-instance}}}}}}}}
+            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: {name}-a}}]}}}}
+          - name: to-function
+            priority: 20
+            match: {{httpMatch: {{pathMatch: {{match: {{exact: /to-function}}}}}}}}
+            action: {{forward: {{targetGroups: [{{targetGroupIdentifier: {name}-b}}]}}}}
+"""
+
+    def groups(name):
+        return "".join(f"""  - name: {name}-{s}
+    type: INSTANCE
+    config: {{port: {p}, protocol: HTTP, protocolVersion: HTTP1, healthCheck: {{enabled: false}}}}
+    targets: [{{id: 127.0.0.1}}]
+""" for s, p in (("a", a_port), ("b", b_port)))
+
+    none, iam = AUTH_SERVICES.values()
+    return f"""# The HTTP scenario's service twice: authType NONE and AWS_IAM with a 10-statement policy
+# (requests signed by the default identity, test/test); no access logs, no health checks.
+region: {AUTH_REGION}
+vpcs:
+  - name: client-vpc
+    cidrs: [127.0.0.0/8]
+serviceNetworks:
+  - name: bench-network
+    services: [{none}, {iam}]
+    vpcs: [client-vpc]
+services:
+{service(none, "NONE")}{service(iam, "AWS_IAM")}targetGroups:
+{groups(none)}{groups(iam)}"""
+
+
+def signer_python():
+    """The Python with botocore that tests/oracles/sign.py needs: SIGNER_PYTHON (bench/run.sh
+    exports it), else what scripts/pyenv.sh prints (it installs botocore on first use)."""
+    if os.environ.get("SIGNER_PYTHON"):
+        return os.environ["SIGNER_PYTHON"]
+    p = subprocess.run([os.path.join(ROOT, "scripts", "pyenv.sh")], capture_output=True, text=True,
+                       timeout=900)
+    if p.returncode != 0:
+        raise BenchError(f"scripts/pyenv.sh failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return p.stdout.strip()
+
+
+def sign(python, url, secret=AUTH_SECRET):
+    """botocore's SigV4 headers for a GET of url, signed now in the Authorization header
+    (tests/oracles/sign.py): Authorization, X-Amz-Date, X-Amz-Content-SHA256: UNSIGNED-PAYLOAD.
+    The signed host is the URL's, port included, as oha and _get_h1 send it."""
+    spec = {"mode": "sigv4", "method": "GET", "url": url, "key": AUTH_KEY, "secret": secret,
+            "region": AUTH_REGION}
+    p = subprocess.run([python, SIGN_PY], input=json.dumps(spec), capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        raise BenchError(f"signing {url} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout)["headers"]
+
+
+def scenario_auth(args, workdir, cfgdir):
+    record = {"scenario": "auth", "variants": []}
+    python = signer_python()
+    record["signer"] = subprocess.run([python, "-c", "import botocore; print(botocore.__version__)"],
+                                      capture_output=True, text=True, timeout=60).stdout.strip()
+    (a_srv, a_port), (b_srv, b_port) = start_backends(workdir, ["instance-a", "instance-b"])
+    body_a, body_b = "Hello from the instance-a\n", "Hello from the instance-b\n"
+    port = free_port()
+    tcfg = write(os.path.join(cfgdir, "trellis-auth.yaml"), trellis_auth_yaml(port, a_port, b_port))
+    trellis = Server("trellis", [TRELLIS, "up", "-f", tcfg, "--bind", LOOPBACK, "--drain-timeout", "1",
+                                 "--state-dir", os.path.join(workdir, "state-auth")], workdir).start()
+    none_host, iam_host = (f"{name}.trellis.localhost" for name in AUTH_SERVICES.values())
+    record["startup_s"] = {"trellis": wait_http(trellis, port, "/to-instance", host=none_host)}
+    time.sleep(1.0)
+    record["idle_rss_kb"] = {"trellis": trellis.rss_kb()}
+
+    def target(host, path="/", bodies=None):
+        # host_header: host:port, what oha sends and the signature covers
+        return {"host": host, "host_header": f"{host}:{port}", "port": port, "path": path,
+                "proto": "h1", "tls": False, "body_len": len(body_a),
+                "bodies": bodies or {body_a: 2 / 3, body_b: 1 / 3}}
+
+    # The policy is in force and signatures are checked: anonymous and badly signed requests to
+    # the AWS_IAM service are refused, before anything is measured.
+    probe = target(iam_host)
+    refusals = {}
+    for label, headers in (("unsigned", {}),
+                           ("signed with a wrong secret", sign(python, url_for(probe), secret="wrong"))):
+        try:
+            ((status, _, body),) = _get_h1({**probe, "headers": headers}, 1)
+        except (OSError, http.client.HTTPException) as e:
+            raise BenchError(f"correctness: {url_for(probe)} ({label}): {e!r}")
+        if status != 403:
+            raise BenchError(f"correctness: {url_for(probe)} ({label}): got status {status}, expected 403 "
+                             f"(body {body[:200]!r})")
+        refusals[label] = {"status": status, "body": body.decode(errors="replace")[:200]}
+    record["refusals"] = refusals
+    # the path rules on both services (signed for AWS_IAM)
+    for host in (none_host, iam_host):
+        for path, body in (("/to-instance", 'Hello from the instance-a at path "/to-instance"\n'),
+                           ("/TO-FUNCTION", 'Hello from the instance-b at path "/TO-FUNCTION"\n')):
+            t = target(host, path, {body: 1.0})
+            if host == iam_host:
+                t["headers"] = sign(python, url_for(t))
+            check_answers(t, 3)
+
+    iam = target(iam_host)
+
+    def resign():
+        iam["headers"] = sign(python, url_for(iam))
+
+    none_side, iam_side = AUTH_SERVICES
+    sides = [{"name": none_side, "server": trellis, "target": target(none_host)},
+             {"name": iam_side, "server": trellis, "target": iam, "refresh": resign}]
+    measure_variant(args, "HTTP/1.1", sides, record)
+    record["servers"] = server_info([trellis, a_srv, b_srv])
+    for s in (trellis, a_srv, b_srv):
+        s.stop()
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# Internals: the criterion micro-benchmarks (scenario 5)
 # --------------------------------------------------------------------------------------------
 
 # (package, bench target): `cargo bench -p PACKAGE --bench TARGET`
-CRITERION_BENCHES = [("trellis-router", "rules"), ("trellis-runtime", "event")]
+CRITERION_BENCHES = [("trellis-router", "rules"), ("trellis-runtime", "event"), ("trellis-auth", "auth")]
 # What each benchmark measures, in the report's words (criterion id -> text).
 CRITERION_WHAT = {
     "route_100_rules/find_service": "find the service by host and port",
@@ -1396,7 +1593,13 @@ CRITERION_WHAT = {
     "lattice_event/encode_v2": "encode a V2 event (10 headers, 1 KB JSON body, query)",
     "lattice_event/encode_v1": "encode the same as V1",
     "lattice_event/decode_response": "decode a function's response (JSON body, 2 headers)",
+    "auth/verify_sigv4_cached_key": "verify a SigV4 signature (botocore's GET), signing key cached",
+    "auth/verify_sigv4a": "verify a SigV4A signature (awscrt's, ECDSA P-256)",
+    "auth/authorize_10_statements": "evaluate a 10-statement auth policy (the last one allows)",
+    "auth/verify_and_authorize": "both per request, as the router runs them (SigV4, cached key)",
 }
+# Issue 14's target for verify + authorize per request, in ns.
+AUTH_TARGET_NS = 5000
 
 
 def cargo_target_dir():
@@ -1933,6 +2136,56 @@ def report_functions(rec, chart_paths, doc_dir):
     return L
 
 
+def report_auth(rec, chart_paths, doc_dir):
+    L = ["### Auth: AWS_IAM with signed requests vs NONE", ""]
+    servers = rec.get("servers", {})
+    refused = "; ".join(f"{label}: {r['status']} `{r['body'].strip()[:60]}`"
+                        for label, r in rec.get("refusals", {}).items())
+    L += [f"One Trellis serves the HTTP scenario's service twice on one port, told apart by host "
+          f"(`bench/results/configs/trellis-auth.yaml`): `authType: NONE`, and `authType: AWS_IAM` with a "
+          f"10-statement auth policy (the criterion benchmark's: nine statements about other principals, "
+          f"paths, methods, a header and a source range, none matching, then \"authenticated only\"), over "
+          f"the same two `hello-instance` backends. Requests to the AWS_IAM service carry a SigV4 "
+          f"signature (header, `test`/`test`, the default identity) made by botocore "
+          f"{rec.get('signer', '?')} (`tests/oracles/sign.py`) just before each run and sent unchanged "
+          f"with every request of the run (SigV4 has no replay protection; a signature is valid for "
+          f"5 minutes); requests to the NONE one are unsigned. Before measuring, the AWS_IAM service "
+          f"refused — {refused}. Both rows are the same Trellis process: one peak RSS. Run "
+          f"{rec.get('finished', '?')}, {rec.get('machine', {}).get('trellis', '?')}.", ""]
+    for v in rec["variants"]:
+        for r in v["rows"]:
+            r["server_name"] = "trellis"
+            r["peak_rss_kb"] = servers.get("trellis", {}).get("peak_rss_kb")
+        L += [f"**{v['variant']}** — throughput: closed loop, {v['concurrency']} connections, "
+              f"median of {v['rounds']} × {v['seconds']} s; latency: open loop at "
+              f"{v['rate']:,} req/s with latency correction, median of {v['rounds']} × {v['seconds']} s.", ""]
+        none_side, iam_side = AUTH_SERVICES
+        L += variant_table(v, none_side, servers)
+        fc = v.get("foreign_cpu_share")
+        if fc:
+            L += ["", f"Other processes on the machine (not this benchmark) used a median {fc['median']:.0%} "
+                      f"(at most {fc['max']:.0%}) of its CPU during these measurements."]
+        rows = {r["side"]: r for r in v["rows"]}
+        none, iam = rows.get(none_side), rows.get(iam_side)
+        if none and iam and none["rps"] and iam["rps"]:
+            r = iam["rps"] / none["rps"]
+            L += ["", f"Target (issue 14): the AWS_IAM service's throughput with signed requests within "
+                      f"10 % of the same service with NONE: {r:.2f}× ({'met' if r >= 0.9 else 'NOT met'})."]
+        L.append("")
+    for key in ("auth-throughput", "auth-latency"):
+        if key in chart_paths:
+            L.append(f"![{key}]({os.path.relpath(chart_paths[key], doc_dir)})")
+    L += ["", "<details><summary>Exact commands</summary>", "", "```sh"]
+    for name, srv in servers.items():
+        L += [f"# {name}", short(srv["argv"])]
+    for v in rec["variants"]:
+        for side, cmds in v["commands"].items():
+            signed = " (with the last run's signature)" if side != next(iter(AUTH_SERVICES)) else ""
+            L += [f"# {v['variant']} — {side}{signed}", short(cmds["throughput"]), short(cmds["latency"])]
+    L += ["```", "", "</details>", ""]
+    return L
+
+
 def report_internals(rec):
     L = ["### Internals: criterion micro-benchmarks", ""]
     runs = rec.get("runs", [])
@@ -1944,8 +2197,13 @@ def report_internals(rec):
     for b in rec.get("benches", []):
         L.append(f"| {b.get('what') or b['id']} | `{b['id']}` | {fmt_ns(b['median_ns'])} | "
                  f"{fmt_ns(b['median_ci_ns'][0])} – {fmt_ns(b['median_ci_ns'][1])} | {fmt_ns(b['mean_ns'])} |")
-    L += ["", "SigV4 verification does not exist yet (`trellis up` refuses `AWS_IAM` services), so it has no "
-              "micro-benchmark; it gets one when it lands."]
+    both = next((b for b in rec.get("benches", []) if b["id"] == "auth/verify_and_authorize"), None)
+    if both:
+        met = both["median_ci_ns"][1] < AUTH_TARGET_NS
+        L += ["", f"Target (issue 14): verify + authorize per request under {fmt_ns(AUTH_TARGET_NS)} with a "
+                  f"cached signing key and a 10-statement policy: {fmt_ns(both['median_ns'])} median, "
+                  f"{fmt_ns(both['median_ci_ns'][1])} at the top of its confidence interval "
+                  f"({'met' if met else 'NOT met'})."]
     if runs:
         fc = max(r.get("foreign_cpu_share", 0) for r in runs)
         L += ["", f"Other processes used at most {fc:.0%} of the machine's CPU during these runs. Commands "
@@ -2038,6 +2296,8 @@ def report(results, meta, doc_path, chart_paths, quick):
             L += ["```", "", "</details>", ""]
         elif sc == "functions":
             L += report_functions(rec, chart_paths, doc_dir)
+        elif sc == "auth":
+            L += report_auth(rec, chart_paths, doc_dir)
         elif sc == "internals":
             L += report_internals(rec)
         elif sc == "footprint":
@@ -2087,8 +2347,9 @@ DEFAULT_HEAD = """# Benchmarks
 
 # --------------------------------------------------------------------------------------------
 
-# In the issue's order, which is the order they run and are reported in.
-SCENARIOS = ["http", "wasm", "functions", "internals", "footprint"]
+# In the issue's order (issue 14's auth after the functions), which is the order they run and are
+# reported in.
+SCENARIOS = ["http", "wasm", "functions", "auth", "internals", "footprint"]
 
 
 def main():
@@ -2144,7 +2405,8 @@ def main():
         for sc in scenarios:
             t0 = time.time()
             rec = {"http": scenario_http, "wasm": scenario_wasm, "functions": scenario_functions,
-                   "internals": scenario_internals, "footprint": scenario_footprint}[sc](args, workdir, cfgdir)
+                   "auth": scenario_auth, "internals": scenario_internals,
+                   "footprint": scenario_footprint}[sc](args, workdir, cfgdir)
             rec["duration_s"] = time.time() - t0
             rec["quick"] = args.quick
             rec["machine"] = machine

@@ -3,15 +3,18 @@
 #
 #   bench/run.sh                 every scenario, full length (about 10 s per measurement, 3 rounds)
 #   QUICK=1 bench/run.sh         a smoke run of every scenario (about 2 s per measurement, 1 round)
-#   bench/run.sh --only http     one scenario (http, wasm, functions, internals, footprint); other
-#                                flags go to bench.py
+#   bench/run.sh --only http     one scenario (http, wasm, functions, auth, internals, footprint);
+#                                other flags go to bench.py
 #
 # Installs what it needs when missing: nginx-light, haproxy, curl, openssl and python3-matplotlib
 # from Debian's packages (as root, with apt-get), oha and (for the wasm scenario) wasmtime-cli from
 # crates.io into bench/.tools (with their own CARGO_TARGET_DIR, so the workspace's target/ is never
 # locked). For the functions scenario, when the Docker engine is reachable, it builds hello-lambda
 # for x86_64-unknown-linux-musl (the FROM scratch image's program; rustup adds the target). The
-# internals scenario runs `cargo bench` in the workspace (CARGO_TARGET_DIR honoured).
+# internals scenario runs `cargo bench` in the workspace (CARGO_TARGET_DIR honoured). The auth
+# scenario signs its requests with botocore (tests/oracles/sign.py): scripts/pyenv.sh makes a
+# virtualenv with it under the cargo target directory (from PyPI, on first use) and its Python
+# goes to bench.py as SIGNER_PYTHON.
 # Expects the release build of Trellis (target/release/trellis) and the sample functions
 # (sample-functions/dist/), which `make bench` builds first.
 # Every server listens on 127.0.0.1 only and every load generator talks to 127.0.0.1 only.
@@ -67,6 +70,7 @@ want() {
 
 cargo_install oha oha "$OHA_VERSION"
 if want wasm "$@"; then cargo_install wasmtime-cli wasmtime "$WASMTIME_VERSION"; fi
+if want auth "$@"; then SIGNER_PYTHON=$(scripts/pyenv.sh); export SIGNER_PYTHON; fi
 
 # The container function's program: hello-lambda linked statically, for a FROM scratch image.
 # Without a reachable engine the container half of the functions scenario is skipped (bench.py
