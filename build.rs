@@ -8,8 +8,9 @@
 use std::process::Command;
 
 /// What the binary is built from: a change in any of them makes the tree modified.
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     "src",
+    "auth",
     "config",
     "router",
     "runtime",

@@ -95,7 +95,7 @@ where
         ActionRoute::Forward(forward) => forward,
     };
     let selected = select(ex, forward)?;
-    call_target(ex, parts, body, service, &admission, selected).await
+    call_target(table, ex, parts, body, service, &admission, selected).await
 }
 
 /// How a request that no phase refused ends.
@@ -309,6 +309,7 @@ fn select<'t>(ex: &mut Exchange<'_>, forward: &'t Forward) -> Result<Selected<'t
 /// Phase: call target. Sends the request on with the headers a Lattice target sees, and
 /// returns the target's response head; its body streams on after the phases are done.
 async fn call_target<B>(
+    table: &RoutingTable,
     ex: &mut Exchange<'_>,
     mut parts: Parts,
     body: B,
@@ -327,7 +328,7 @@ where
         choice.lattice_target(admission),
     );
     if let Some(caller) = &ex.caller {
-        add_identity_headers(&mut parts.headers, caller);
+        add_identity_headers(table, &mut parts.headers, caller);
     }
     // The body is counted for the access-log record, and watched for a failure of the
     // client's: the target call fails then too, but it is not the target's failure.

@@ -9,6 +9,7 @@ pub mod accesslog;
 mod body;
 pub mod handler;
 pub mod health;
+pub mod identity;
 pub mod metrics;
 pub mod path;
 pub mod rescue;

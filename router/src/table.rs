@@ -112,6 +112,8 @@ pub struct RoutingTable {
     /// Verifies every signed request (even to a service without auth): the config's
     /// identities, or the default `test`/`test` key pair.
     pub verifier: Arc<trellis_auth::sigv4::Verifier>,
+    /// The identity headers of each identity's caller, by the caller's ARN, made once.
+    pub identity_headers: HashMap<String, crate::identity::IdentityHeaders>,
     pub ports: BTreeMap<u16, Port>,
     pub services: Vec<ServiceRoute>,
     /// False when the config has no service networks: every client may reach every service.
@@ -452,9 +454,16 @@ impl RoutingTable {
             .collect();
         let networks_enforced = !config.service_networks.is_empty();
         let verifier = trellis_auth::sigv4::Verifier::new(&config.signers(), &config.region)?;
+        let identity_headers = config
+            .signers()
+            .iter()
+            .filter_map(|identity| identity.caller().ok())
+            .map(|caller| (caller.arn.clone(), crate::identity::header_values(&caller)))
+            .collect();
         Ok(RoutingTable {
             config,
             verifier: Arc::new(verifier),
+            identity_headers,
             ports,
             services,
             networks_enforced,

@@ -10,6 +10,7 @@ use trellis_auth::policy::{self, Layer, Request as PolicyRequest};
 
 use super::Exchange;
 use super::log::Log;
+use crate::identity;
 use crate::rescue::Failure;
 use crate::table::{Admission, RoutingTable, ServiceRoute};
 
@@ -138,53 +139,23 @@ fn principal_tags_json(caller: &Caller) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-/// The identity headers an HTTP target gets for a verified caller (LATTICE.md §5.6):
-/// `x-amzn-lattice-identity` (`Principal=…;PrincipalOrgID=…;SessionName=…;Type=AWS_IAM`) and
-/// `x-amzn-lattice-identity-tags` (`principal=…;principalorgid=…;<tag>=<value>…`, a `;` in a
-/// value escaped as `\;`). Client-sent ones were already removed with every other
-/// `x-amzn-lattice-*` header.
-pub(super) fn add_identity_headers(headers: &mut http::HeaderMap, caller: &Caller) {
-    let org = caller.org_id.as_deref().unwrap_or("");
-    let identity = format!(
-        "Principal={};PrincipalOrgID={};PrincipalOrgPath=;SessionName={};Type=AWS_IAM",
-        escape(&caller.arn),
-        escape(org),
-        escape(caller.session_name.as_deref().unwrap_or("")),
-    );
-    let mut tags = format!(
-        "principal={};principalorgid={};principalorgpath=",
-        escape(&caller.arn),
-        escape(org)
-    );
-    for (key, value) in &caller.tags {
-        tags.push(';');
-        tags.push_str(&escape(key));
-        tags.push('=');
-        tags.push_str(&escape(value));
-    }
-    for (name, value) in [
-        (&X_AMZN_LATTICE_IDENTITY, identity),
-        (&X_AMZN_LATTICE_IDENTITY_TAGS, tags),
-    ] {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.insert(name.clone(), value);
+/// The identity headers an HTTP target gets for a verified caller: made once per configured
+/// identity when the routing table is built ([`crate::identity`]), else now.
+pub(super) fn add_identity_headers(
+    table: &RoutingTable,
+    headers: &mut http::HeaderMap,
+    caller: &Caller,
+) {
+    let made;
+    let values = match table.identity_headers.get(&caller.arn) {
+        Some(values) => values,
+        None => {
+            made = identity::header_values(caller);
+            &made
         }
-    }
-}
-
-/// A value in a `key=value;…` header: `;` escaped as `\;` (and `\` as `\\`, so the escape
-/// reads back), control characters dropped (they cannot be in a header).
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            ';' => out.push_str("\\;"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    };
+    headers.insert(X_AMZN_LATTICE_IDENTITY.clone(), values.identity.clone());
+    headers.insert(X_AMZN_LATTICE_IDENTITY_TAGS.clone(), values.tags.clone());
 }
 
 #[cfg(test)]
@@ -209,17 +180,13 @@ mod tests {
 
     #[test]
     fn identity_headers_have_lattice_shape_and_escape_semicolons() {
-        let mut headers = http::HeaderMap::new();
-        add_identity_headers(
-            &mut headers,
-            &caller(&[("team", "pay;ments"), ("tier", "1")]),
-        );
+        let values = identity::header_values(&caller(&[("team", "pay;ments"), ("tier", "1")]));
         assert_eq!(
-            headers["x-amzn-lattice-identity"],
+            values.identity,
             "Principal=arn:aws:sts::123456789012:assumed-role/ordering/checkout;PrincipalOrgID=o-example123;PrincipalOrgPath=;SessionName=checkout;Type=AWS_IAM"
         );
         assert_eq!(
-            headers["x-amzn-lattice-identity-tags"],
+            values.tags,
             "principal=arn:aws:sts::123456789012:assumed-role/ordering/checkout;principalorgid=o-example123;principalorgpath=;team=pay\\;ments;tier=1"
         );
     }
