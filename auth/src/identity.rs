@@ -159,6 +159,17 @@ pub struct Caller {
     pub tags: Vec<(String, String)>,
 }
 
+/// An ARN's six `:`-separated parts (`arn`, partition, service, region, account, resource; the
+/// resource keeps any further `:`), or `None` when there are fewer.
+pub(crate) fn arn_parts(text: &str) -> Option<[&str; 6]> {
+    let mut parts = text.splitn(6, ':');
+    let mut out = [""; 6];
+    for slot in &mut out {
+        *slot = parts.next()?;
+    }
+    Some(out)
+}
+
 /// The parts of an IAM principal ARN.
 struct IamArn<'a> {
     partition: &'a str,
@@ -171,15 +182,7 @@ struct IamArn<'a> {
 impl<'a> IamArn<'a> {
     fn parse(arn: &'a str) -> Result<IamArn<'a>, IdentityError> {
         let bad = || IdentityError::BadArn(arn.to_string());
-        let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let Some(["arn", partition, "iam", "", account, resource]) = arn_parts(arn) else {
             return Err(bad());
         };
         if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov")

@@ -17,7 +17,8 @@ use super::wildcard::Wildcard;
 use super::{MAX_POLICY_BYTES, Policy, Request, Version};
 
 const TOP_FIELDS: [&str; 3] = ["Version", "Id", "Statement"];
-const STATEMENT_FIELDS: [&str; 9] = [
+/// A statement's elements, in the order of the IAM reference (which the echo keeps).
+pub(super) const STATEMENT_FIELDS: [&str; 9] = [
     "Sid",
     "Effect",
     "Principal",

@@ -3,20 +3,8 @@
 
 use serde_json::Value;
 
+use super::document::STATEMENT_FIELDS;
 use super::{MAX_POLICY_BYTES, Version};
-
-/// The statement elements in the order the echo writes them (that of the IAM reference).
-const STATEMENT_ORDER: [&str; 9] = [
-    "Sid",
-    "Effect",
-    "Principal",
-    "NotPrincipal",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-    "Condition",
-];
 
 /// The length of `value` as compact JSON, walked without recursion (a hostile document may be
 /// nested deeper than the stack allows) and cut short once it passes the limit.
@@ -79,7 +67,7 @@ pub(crate) fn normalise<'v>(
         }
         out.push('{');
         let mut first = true;
-        for name in STATEMENT_ORDER {
+        for name in STATEMENT_FIELDS {
             if let Some(value) = statement.get(name) {
                 if !first {
                     out.push(',');

@@ -175,15 +175,9 @@ fn parse_id(text: &str) -> Result<PrincipalId, (String, Option<&'static str>)> {
             ),
         )
     };
-    let mut parts = text.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(["arn", partition, service, region, account, resource]) =
+        crate::identity::arn_parts(text)
+    else {
         return Err(bad("not an ARN"));
     };
     if partition.is_empty()
