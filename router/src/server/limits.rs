@@ -98,6 +98,10 @@ enum Verdict {
     WakeAt(Instant),
 }
 
+/// How long a graceful close (idle timeout, lifetime, shutdown) may take once nothing is in
+/// flight: enough for a GOAWAY or a `Connection: close` to reach the client.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// Marks a time as "none" in the atomics below.
 const NONE: u64 = u64::MAX;
 
@@ -419,6 +423,9 @@ pub(super) async fn serve_connection<I>(
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut closing = false;
+    // When a graceful close began plus its grace: then a connection with nothing in flight is
+    // dropped.
+    let mut close_by: Option<Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -430,8 +437,19 @@ pub(super) async fn serve_connection<I>(
             _ = shutdown.wait_for(|stop| *stop), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
+                let by = Instant::now() + CLOSE_GRACE;
+                close_by = Some(by);
+                sleep.as_mut().reset(by.into());
             }
             _ = &mut sleep => match state.check(Instant::now(), &timeouts(), closing) {
+                // A graceful close that has not ended within its grace with nothing in flight
+                // (an HTTP/2 client that never finishes the GOAWAY exchange, say) ends here.
+                _ if close_by.is_some_and(|by| Instant::now() >= by)
+                    && state.in_flight.load(Ordering::Relaxed) == 0 =>
+                {
+                    tracing::debug!(target: "trellis::listener", "connection from {client}: still open {CLOSE_GRACE:?} after a graceful close, with nothing in flight; closed");
+                    return;
+                }
                 Verdict::Abort => {
                     tracing::debug!(target: "trellis::listener", "connection from {client}: no complete request head within {:?}; closed", limits.header_timeout);
                     return;
@@ -440,10 +458,14 @@ pub(super) async fn serve_connection<I>(
                     tracing::debug!(target: "trellis::listener", "connection from {client}: {why}; closing");
                     closing = true;
                     connection.as_mut().graceful_shutdown();
-                    let next = Instant::now() + limits.header_timeout;
-                    sleep.as_mut().reset(next.into());
+                    let by = Instant::now() + CLOSE_GRACE;
+                    close_by = Some(by);
+                    sleep.as_mut().reset(by.into());
                 }
-                Verdict::WakeAt(at) => sleep.as_mut().reset(at.into()),
+                Verdict::WakeAt(at) => {
+                    let at = close_by.map_or(at, |by| at.min(by.max(Instant::now())));
+                    sleep.as_mut().reset(at.into());
+                }
             },
         }
     }
