@@ -76,17 +76,7 @@ fn signed(all: &Value, name: &str) -> Signed {
 
 /// `YYYYMMDDTHHMMSSZ` as a time.
 fn parse_amz_date(s: &str) -> SystemTime {
-    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().expect("digits");
-    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + n(9..11) * 3600 + n(11..13) * 60 + n(13..15);
+    let secs = trellis_auth::sigv4::parse_amz_date(s).expect("an X-Amz-Date");
     UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).expect("after 1970"))
 }
 

@@ -12,6 +12,8 @@
 pub mod identity;
 pub mod policy;
 pub mod sigv4;
+#[cfg(test)]
+mod test_rng;
 
 pub use identity::{Caller, Identity, PrincipalType};
 pub use policy::{Decision, Denied, Layer, Policy, PolicyError, authorize};

@@ -454,11 +454,13 @@ impl RoutingTable {
             .collect();
         let networks_enforced = !config.service_networks.is_empty();
         let verifier = trellis_auth::sigv4::Verifier::new(&config.signers(), &config.region)?;
-        let identity_headers = config
-            .signers()
-            .iter()
-            .filter_map(|identity| identity.caller().ok())
-            .map(|caller| (caller.arn.clone(), crate::identity::header_values(&caller)))
+        // Keyed by the caller's ARN: two identities of one principal with different tags would
+        // share a key, so such a principal's headers are left to be made per request.
+        let shared = |arn: &str| verifier.callers().filter(|c| c.arn == arn).count() > 1;
+        let identity_headers = verifier
+            .callers()
+            .filter(|caller| !shared(&caller.arn))
+            .map(|caller| (caller.arn.clone(), crate::identity::header_values(caller)))
             .collect();
         Ok(RoutingTable {
             config,

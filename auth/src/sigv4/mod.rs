@@ -38,6 +38,7 @@ use crate::identity::IdentityError;
 use crate::{Caller, Identity};
 
 pub use error::{ContentSha256Problem, SignatureError};
+pub use time::parse_amz_date;
 
 use canonical::CanonicalRequest;
 use error::clip;
@@ -154,6 +155,11 @@ impl Verifier {
             by_access_key,
             token_key,
         })
+    }
+
+    /// The callers the identities' signatures stand for, one per identity.
+    pub fn callers(&self) -> impl Iterator<Item = &Caller> {
+        self.identities.iter().map(|identity| &identity.caller)
     }
 
     /// Authenticates a request.

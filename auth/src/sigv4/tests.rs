@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::*;
+use crate::test_rng::Rng;
 
 const VECTORS: &str = include_str!("testdata/vectors.json");
 
@@ -1021,22 +1022,6 @@ fn bad_identities_are_refused_when_built() {
     let mut ids = identities(&fixtures());
     ids[0].arn = "arn:aws:iam::123:user/x".into();
     assert!(Verifier::new(&ids, "us-west-2").is_err());
-}
-
-/// A small deterministic PRNG (xorshift64*), so the garbage is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
-    }
 }
 
 /// Mutates `s` a few times: byte changes, deletions, duplications, and insertions of the

@@ -63,8 +63,8 @@ fn digits(bytes: &[u8]) -> Option<i64> {
     Some(bytes.iter().fold(0i64, |n, b| n * 10 + i64::from(b - b'0')))
 }
 
-/// Parses `YYYYMMDDTHHMMSSZ` into seconds since the epoch.
-pub(crate) fn parse_amz_date(s: &str) -> Option<i64> {
+/// Parses `YYYYMMDDTHHMMSSZ` (SigV4's `X-Amz-Date`) into seconds since the epoch.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 16 || b.get(8) != Some(&b'T') || b.get(15) != Some(&b'Z') {
         return None;
