@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prints the path of a Python that has the SigV4 oracles (botocore, awscrt) installed:
+# Prints the path of a Python that has the oracles installed: the SigV4 signers (botocore,
+# awscrt) and the AWS API clients (boto3, and the AWS CLI v1 from PyPI, as `bin/aws` beside it):
 #
 #     python="$(scripts/pyenv.sh)"
 #     echo '{"mode":"sigv4", ...}' | "$python" tests/oracles/sign.py
@@ -17,7 +18,8 @@ venv="$target/pyenv"
 python="$venv/bin/python"
 
 ready() {
-    [ -x "$python" ] && "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt' >/dev/null 2>&1
+    [ -x "$python" ] && [ -x "$venv/bin/aws" ] &&
+        "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt, boto3, awscli' >/dev/null 2>&1
 }
 
 if ! ready; then
@@ -38,8 +40,8 @@ if ! ready; then
                 }
             fi
         fi
-        "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' >&2
-        ready || { echo "pyenv.sh: botocore/awscrt still not importable in $venv" >&2; exit 1; }
+        "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' boto3 awscli >&2
+        ready || { echo "pyenv.sh: botocore/awscrt/boto3/awscli still not importable in $venv" >&2; exit 1; }
     fi
 fi
 echo "$python"

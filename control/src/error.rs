@@ -15,7 +15,7 @@ pub struct FieldError {
 /// `SERVICE_NETWORK`, `TARGET_GROUP`, `LISTENER`, `RULE`, …
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
-    /// 400. `reason` is one of the model's `ValidationExceptionReason`s: `unknownOperation`,
+    /// 400; `reason` is one of the model's `ValidationExceptionReason`s: `unknownOperation`,
     /// `cannotParse`, `fieldValidationFailed`, `other`.
     #[error("{message}")]
     Validation {
