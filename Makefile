@@ -70,8 +70,9 @@ demo: build sample-functions
 demo-check: build sample-functions
 	TRELLIS=$(TRELLIS) HELLO_INSTANCE=$(HELLO_INSTANCE) DEMO_CHECK=1 scripts/demo.sh
 
-# The SigV4/SigV4A oracles (botocore, awscrt) in a virtualenv under the target dir: the auth tests
-# sign with them, and may not skip here (TRELLIS_REQUIRE_ORACLES).
+# The oracles in a virtualenv under the target dir: the SigV4/SigV4A signers (botocore, awscrt)
+# the auth tests sign with, and boto3 and the AWS CLI the API tests drive Trellis with; they may
+# not skip here (TRELLIS_REQUIRE_ORACLES).
 unit: sample-functions python-h2
 	TRELLIS_PYTHON=$$(scripts/pyenv.sh) && export TRELLIS_PYTHON TRELLIS_REQUIRE_ORACLES=1 && \
 	  $(CARGO) test --workspace $(CARGO_PROFILE_FLAG)

@@ -1,18 +1,22 @@
-//! The admin port: `/metrics` (Prometheus text, see `trellis_router::metrics`) and `/healthz`.
-//! It is Trellis's own control surface, so it listens apart from the services' listeners (no
-//! host matching, no access log) and on loopback unless told otherwise.
+//! The admin port: `/metrics` (Prometheus text, see `trellis_router::metrics`), `/healthz`, and
+//! on every other path the VPC Lattice API (`trellis_control::rest`), so that
+//! `aws vpc-lattice --endpoint-url http://127.0.0.1:9901` drives the running Trellis. It is
+//! Trellis's own control surface, so it listens apart from the services' listeners (no host
+//! matching, no access log) and on loopback unless told otherwise.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use trellis_control::rest::{self, Api};
 use trellis_router::accept::AcceptBackoff;
 
 /// `--admin`: an address, or `off`.
@@ -59,8 +63,12 @@ pub async fn bind(addr: AdminAddr) -> Option<TcpListener> {
 /// idle between requests: hyper's timer runs then too).
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves the admin endpoints until `stop` turns true.
-pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// How long an API request's body may take to arrive (a client that stops sending midway would
+/// otherwise hold its connection open for ever).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the admin endpoints and the API until `stop` turns true.
+pub async fn serve(listener: TcpListener, api: Arc<Api>, mut stop: watch::Receiver<bool>) {
     let mut backoff = AcceptBackoff::new("admin port");
     loop {
         let accepted = tokio::select! {
@@ -78,17 +86,20 @@ pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
             }
         };
         backoff.succeeded();
+        let api = api.clone();
         tokio::spawn(async move {
+            let service = service_fn(move |request| answer(api.clone(), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
 async fn answer(
+    api: Arc<Api>,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
@@ -107,11 +118,13 @@ async fn answer(
             "text/plain; charset=utf-8",
             "use GET\n".to_owned(),
         ),
-        (_, path) => (
+        // Reserved for the export of the effective config (not served yet).
+        (_, "/export") => (
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            format!("no {path} here; the admin port serves /metrics and /healthz\n"),
+            "no /export here yet; the admin port serves the VPC Lattice API, /metrics and /healthz\n".to_owned(),
         ),
+        _ => return Ok(call_api(&api, request).await.map(Full::new)),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
@@ -121,4 +134,36 @@ async fn answer(
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     Ok(response)
+}
+
+/// Hands a request to the API with its body, read up to [`rest::MAX_BODY`] bytes: a body
+/// declared or found larger is refused without reading the rest (the connection then closes).
+async fn call_api(api: &Api, request: Request<hyper::body::Incoming>) -> Response<Bytes> {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > rest::MAX_BODY as u64) {
+        return rest::body_too_large();
+    }
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, rest::MAX_BODY).collect());
+    let body = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return rest::body_too_large(),
+        Ok(Err(e)) => return rest::body_unreadable(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(_) => {
+            return rest::body_unreadable(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("it did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+            );
+        }
+    };
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    api.handle(&parts.method, target, &parts.headers, body)
+        .await
 }

@@ -54,8 +54,9 @@ pub struct UpArgs {
     /// soon as it is accepted, without disturbing the open ones.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
-    /// Where the admin port serves /metrics (Prometheus) and /healthz; "off" to disable,
-    /// port 0 for any free port.
+    /// Where the admin port serves the VPC Lattice API (aws vpc-lattice --endpoint-url
+    /// http://ADDR), /metrics (Prometheus) and /healthz; "off" to disable, port 0 for any free
+    /// port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     admin: AdminAddr,
     /// What reloads the config file: watch (an edit, once the file has not changed for half a
@@ -129,7 +130,10 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(listener) = admin {
-        tokio::spawn(admin::serve(listener, stop_rx.clone()));
+        let api = Arc::new(trellis_control::rest::Api::new(Arc::new(NoOperations {
+            region: config.region.clone(),
+        })));
+        tokio::spawn(admin::serve(listener, api, stop_rx.clone()));
     }
     let drain = args.drain_timeout;
     let server = tokio::spawn(server::serve(
@@ -267,6 +271,15 @@ fn print_banner(
         } else {
             eprintln!("trellis: metrics at http://{addr}/metrics");
         }
+        let api = format!(
+            "aws vpc-lattice --endpoint-url http://{addr} --region {}",
+            config.region
+        );
+        if json {
+            tracing::info!(target: log::TARGET, api = %api, "VPC Lattice API at http://{addr}  →  {api}");
+        } else {
+            eprintln!("trellis: VPC Lattice API at http://{addr}  →  {api}");
+        }
     }
     if json {
         tracing::info!(target: log::TARGET, "ready (Ctrl-C to stop)");
@@ -292,4 +305,27 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     })
+}
+
+/// PLACEHOLDER until the control plane's operations land (issue 16): implements no operation, so
+/// every API call answers that Trellis does not support it. The lead replaces it with the
+/// store-backed operations when merging.
+struct NoOperations {
+    region: String,
+}
+
+impl trellis_control::Operations for NoOperations {
+    fn region(&self) -> String {
+        self.region.clone()
+    }
+    fn implements(&self, _: &str) -> bool {
+        false
+    }
+    fn call(&self, call: trellis_control::Call) -> trellis_control::Pending<'_> {
+        let e = trellis_control::ApiError::validation(format!(
+            "{} is not supported by Trellis yet",
+            call.operation
+        ));
+        Box::pin(async move { Err(e) })
+    }
 }

@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 mod builder;
+mod oracles;
 pub use builder::*;
+#[allow(unused_imports)] // Only the API tests run the oracles.
+pub use oracles::*;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -9,8 +9,9 @@
 //!
 //! Order of the checks, each answering before the next: the SigV4 credential scope's region
 //! (a request signed for another region is refused, as AWS does), the route (an unknown one is
-//! `UnknownOperationException`), whether Trellis implements the operation (else a
-//! `ValidationException` naming it), the body (JSON, an object), the input against its shape
+//! `UnknownOperationException`), the body (at most [`MAX_BODY`], JSON, an object), whether
+//! Trellis implements the operation (else a `ValidationException` naming it), the input against
+//! its shape
 //! (`ValidationException` with a `fieldList`), and only then the call.
 
 mod check;
@@ -67,6 +68,14 @@ impl Api {
         let Some((op, labels)) = route(method, path) else {
             return unknown_route(method, path);
         };
+        if body.len() > MAX_BODY {
+            return body_too_large();
+        }
+        // A malformed body is refused before what it asks for is looked at.
+        let members = match parse_body(&body) {
+            Ok(members) => members,
+            Err(e) => return error(&e),
+        };
         if !self.operations.implements(&op.name) {
             return error(&ApiError::Validation {
                 message: format!(
@@ -77,10 +86,7 @@ impl Api {
                 fields: Vec::new(),
             });
         }
-        if body.len() > MAX_BODY {
-            return body_too_large();
-        }
-        match bind(op, &labels, query, headers, &body) {
+        match bind(op, &labels, query, headers, members) {
             Ok(input) => {
                 let call = Call {
                     operation: op.name.clone(),
@@ -210,7 +216,7 @@ fn bind(
     labels: &[(String, String)],
     query: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    mut body: Map<String, Value>,
 ) -> Result<Map<String, Value>, ApiError> {
     let model = model::model();
     let Some(Kind::Structure { members, .. }) = op
@@ -221,7 +227,6 @@ fn bind(
     else {
         return Ok(Map::new());
     };
-    let mut body = parse_body(body)?;
     let pairs = parse_query(query)?;
     let mut input = Map::new();
     for member in members {

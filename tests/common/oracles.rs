@@ -1,0 +1,144 @@
+//! The Python oracles (scripts/pyenv.sh's virtualenv): boto3 scripts and the AWS CLI v1 run
+//! against a running `trellis up`'s admin address, as a user would run them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Trellis;
+
+/// How long one script or CLI call may take before it is killed (and the test fails).
+const ORACLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The virtualenv's Python when it has boto3 and the AWS CLI, or `None` with the reason printed
+/// (the test then returns). With `TRELLIS_REQUIRE_ORACLES` set (`make test`), a missing oracle
+/// fails the test instead.
+pub fn api_oracles(test: &str) -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidate = std::env::var_os("TRELLIS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo.join("target"));
+            repo.join(target).join("pyenv/bin/python")
+        });
+    let works = Command::new(&candidate)
+        .args(["-c", "import boto3, awscli"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && aws_script(&candidate).is_file();
+    if works {
+        return Some(candidate);
+    }
+    let why = format!(
+        "{test}: SKIPPED: no Python with boto3 and the AWS CLI at {} (run `make test`, or scripts/pyenv.sh and set TRELLIS_PYTHON)",
+        candidate.display()
+    );
+    assert!(
+        std::env::var_os("TRELLIS_REQUIRE_ORACLES").is_none(),
+        "{why}, and TRELLIS_REQUIRE_ORACLES is set"
+    );
+    eprintln!("{why}");
+    None
+}
+
+/// The AWS CLI v1's entry script, beside the virtualenv's Python.
+fn aws_script(python: &Path) -> PathBuf {
+    python.with_file_name("aws")
+}
+
+/// What an oracle printed.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `python -c script args…` with credentials that sign (any work: the control plane is
+/// local) and no AWS configuration of the machine's user.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> Ran {
+    let mut command = Command::new(python);
+    command.arg("-c").arg(script).args(args);
+    run_bounded(command)
+}
+
+/// Runs `aws vpc-lattice --endpoint-url http://ADMIN --region REGION args…` (the AWS CLI v1
+/// from the virtualenv) against `trellis`'s admin address.
+pub fn aws_cli(python: &Path, trellis: &Trellis, region: &str, args: &[&str]) -> Ran {
+    let mut command = Command::new(python);
+    command
+        .arg(aws_script(python))
+        .args(["vpc-lattice", "--endpoint-url"])
+        .arg(format!("http://{}", trellis.admin_addr()))
+        .args(["--region", region, "--output", "json"])
+        .args(args);
+    run_bounded(command)
+}
+
+fn run_bounded(mut command: Command) -> Ran {
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDTRELLISTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "trellis-test-secret")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        // botocore retries throttling and 5xx answers: once is what the tests look at.
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn the oracle");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + ORACLE_TIMEOUT;
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the oracle took over {ORACLE_TIMEOUT:?}; stderr so far:\n{}",
+                err_reader.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ran {
+        code,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+impl Trellis {
+    /// `ADDR:PORT` of this instance's admin port (the API's endpoint), from its start-up lines.
+    pub fn admin_addr(&self) -> String {
+        let url = self.metrics_url();
+        url.trim_start_matches("http://")
+            .trim_end_matches("/metrics")
+            .to_owned()
+    }
+}
