@@ -40,7 +40,7 @@ impl FromStr for AdminAddr {
 }
 
 /// Binds the admin port. A port in use is not fatal: the services matter more than their
-/// metrics, so Trellis says so and serves without it (`--admin ADDR` picks another).
+/// metrics and API, so Trellis says so and serves without it (`--admin ADDR` picks another).
 pub async fn bind(addr: AdminAddr) -> Option<TcpListener> {
     let AdminAddr::At(addr) = addr else {
         return None;
@@ -52,7 +52,7 @@ pub async fn bind(addr: AdminAddr) -> Option<TcpListener> {
                 target: crate::log::TARGET,
                 address = %addr,
                 error = %e,
-                "cannot open the admin port {addr} ({e}); /metrics is off (pass --admin ADDR, or --admin off)"
+                "cannot open the admin port {addr} ({e}); the API and /metrics are off (pass --admin ADDR, or --admin off)"
             );
             None
         }

@@ -345,3 +345,13 @@ fn hostile_requests_get_clear_errors_and_the_admin_port_keeps_serving() {
     // No panic reached the log.
     assert!(!t.stderr().contains("panicked"), "{}", t.stderr());
 }
+
+#[test]
+fn up_help_says_the_admin_port_serves_the_api() {
+    let (code, out, _) = run_cli(
+        &["up", "--help"],
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("VPC Lattice API"), "{out}");
+}
