@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prints the path of a Python that has the SigV4 oracles (botocore, awscrt) installed:
+# Prints the path of a Python that has the SigV4 oracles (botocore, awscrt) and cfn-lint (the
+# CloudFormation export's oracle: `"$python" -m cfnlint template.json`) installed:
 #
 #     python="$(scripts/pyenv.sh)"
 #     echo '{"mode":"sigv4", ...}' | "$python" tests/oracles/sign.py
@@ -17,7 +18,8 @@ venv="$target/pyenv"
 python="$venv/bin/python"
 
 ready() {
-    [ -x "$python" ] && "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt' >/dev/null 2>&1
+    [ -x "$python" ] && "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt' >/dev/null 2>&1 &&
+        "$python" -c 'import cfnlint' >/dev/null 2>&1
 }
 
 if ! ready; then
@@ -39,7 +41,8 @@ if ! ready; then
             fi
         fi
         "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' >&2
-        ready || { echo "pyenv.sh: botocore/awscrt still not importable in $venv" >&2; exit 1; }
+        "$python" -m pip install --quiet --disable-pip-version-check cfn-lint >&2
+        ready || { echo "pyenv.sh: botocore/awscrt/cfn-lint still not importable in $venv" >&2; exit 1; }
     fi
 fi
 echo "$python"
