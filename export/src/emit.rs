@@ -31,7 +31,12 @@ pub fn boolean(b: bool) -> Node {
 
 /// A mapping from `(key, value)` pairs, in the given order.
 pub fn map<const N: usize>(entries: [(&str, Node); N]) -> Node {
-    Node::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Node::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// Lines longer than this are written in block style.
@@ -163,8 +168,7 @@ fn flow(node: &Node) -> Option<String> {
                 Some(format!("{{{}}}", parts?.join(", ")))
             }
             Node::Seq(items) => {
-                let parts: Option<Vec<String>> =
-                    items.iter().map(|v| walk(v, depth + 1)).collect();
+                let parts: Option<Vec<String>> = items.iter().map(|v| walk(v, depth + 1)).collect();
                 Some(format!("[{}]", parts?.join(", ")))
             }
         }
@@ -244,8 +248,29 @@ mod tests {
     #[test]
     fn ambiguous_strings_are_quoted() {
         for text in [
-            "", "true", "No", "null", "~", "8080", "1e3", "0x1f", "2012-10-17", "-x", ".inf",
-            "a b", "a:b", "a#b", "[x]", "{x}", "a,b", "*", "&a", "!t", "'", "\"", "é",
+            "",
+            "true",
+            "No",
+            "null",
+            "~",
+            "8080",
+            "1e3",
+            "0x1f",
+            "2012-10-17",
+            "-x",
+            ".inf",
+            "a b",
+            "a:b",
+            "a#b",
+            "[x]",
+            "{x}",
+            "a,b",
+            "*",
+            "&a",
+            "!t",
+            "'",
+            "\"",
+            "é",
         ] {
             assert!(scalar(text).starts_with('"'), "{text:?} was written plain");
         }

@@ -73,6 +73,9 @@ mod tests {
             "{\n  \"b\": 1,\n  \"a\": [\n    {\n      \"x\": \"a,b:{c}\\\"]\"\n    },\n    []\n  ],\n  \"e\": {}\n}\n"
         );
         let back: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
     }
 }

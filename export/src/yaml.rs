@@ -190,10 +190,9 @@ fn rule(config: &Config, r: &Rule) -> Node {
 
 fn action(config: &Config, a: &Action) -> Node {
     match a {
-        Action::FixedResponse { status_code } => map([(
-            "fixedResponse",
-            map([("statusCode", number(*status_code))]),
-        )]),
+        Action::FixedResponse { status_code } => {
+            map([("fixedResponse", map([("statusCode", number(*status_code))]))])
+        }
         Action::Forward(groups) => {
             let items = groups
                 .iter()
@@ -327,7 +326,10 @@ fn function(f: &Function) -> Node {
 
 /// An identity; a field that was written with `${NAME}` (in `env`) is written so again, and a
 /// literal value gets its `$` doubled (`$$` is how the file writes a `$` that names nothing).
-fn identity(id: &trellis_auth::Identity, env: Option<&std::collections::BTreeMap<String, String>>) -> Node {
+fn identity(
+    id: &trellis_auth::Identity,
+    env: Option<&std::collections::BTreeMap<String, String>>,
+) -> Node {
     let field = |key: &str, value: &str| -> (String, Node) {
         let text = env
             .and_then(|e| e.get(key).cloned())

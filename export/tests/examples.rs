@@ -12,7 +12,10 @@ fn every_example_round_trips() {
     files.extend(
         common::yaml_files(&root.join("tests/configs"))
             .into_iter()
-            .filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("valid"))),
+            .filter(|f| {
+                f.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("valid"))
+            }),
     );
     assert!(files.len() >= 4, "examples not found: {files:?}");
     for file in files {

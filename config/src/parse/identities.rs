@@ -80,12 +80,8 @@ impl Ctx<'_> {
     ) -> Option<Identity> {
         let arn = self.required_secret(f, "arn", "arn:aws:iam::123456789012:role/NAME", written);
         let access_key_id = self.required_secret(f, "accessKeyId", "e.g. AKIAEXAMPLE", written);
-        let secret_access_key = self.required_secret(
-            f,
-            "secretAccessKey",
-            "the secret, or ${ENV_NAME}",
-            written,
-        );
+        let secret_access_key =
+            self.required_secret(f, "secretAccessKey", "the secret, or ${ENV_NAME}", written);
         let session_name = self.secret_field(f, "sessionName", written);
         let session_token = self.secret_field(f, "sessionToken", written);
         let principal_org_id = self.secret_field(f, "principalOrgID", written);

@@ -68,6 +68,14 @@ pub fn assert_round_trip(config: &Config, what: &str) {
     let text = trellis_export::yaml(config);
     let back = trellis_config::parse_str(&text, "export.yaml")
         .unwrap_or_else(|e| panic!("{what}: the export does not parse: {e}\n{text}"));
-    assert_eq!(view(config), view(&back), "{what}: the export serves differently:\n{text}");
-    assert_eq!(text, trellis_export::yaml(&back), "{what}: the export of the export differs");
+    assert_eq!(
+        view(config),
+        view(&back),
+        "{what}: the export serves differently:\n{text}"
+    );
+    assert_eq!(
+        text,
+        trellis_export::yaml(&back),
+        "{what}: the export of the export differs"
+    );
 }
