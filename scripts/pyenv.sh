@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the path of a Python that has the oracles installed: the SigV4 signers (botocore,
-# awscrt) and the AWS API clients (boto3, and the AWS CLI v1 from PyPI, as `bin/aws` beside it):
+# awscrt), the AWS API clients (boto3, and the AWS CLI v1 from PyPI, as `bin/aws` beside it) and
+# cfn-lint (the CloudFormation export's oracle: `"$python" -m cfnlint template.json`):
 #
 #     python="$(scripts/pyenv.sh)"
 #     echo '{"mode":"sigv4", ...}' | "$python" tests/oracles/sign.py
@@ -19,7 +20,7 @@ python="$venv/bin/python"
 
 ready() {
     [ -x "$python" ] && [ -x "$venv/bin/aws" ] &&
-        "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt, boto3, awscli' >/dev/null 2>&1
+        "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt, boto3, awscli, cfnlint' >/dev/null 2>&1
 }
 
 if ! ready; then
@@ -40,8 +41,8 @@ if ! ready; then
                 }
             fi
         fi
-        "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' boto3 awscli >&2
-        ready || { echo "pyenv.sh: botocore/awscrt/boto3/awscli still not importable in $venv" >&2; exit 1; }
+        "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' boto3 awscli cfn-lint >&2
+        ready || { echo "pyenv.sh: botocore/awscrt/boto3/awscli/cfn-lint still not importable in $venv" >&2; exit 1; }
     fi
 fi
 echo "$python"

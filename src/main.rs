@@ -4,6 +4,7 @@
 
 mod admin;
 mod duration;
+mod export;
 mod invoke;
 mod log;
 mod reload;
@@ -89,6 +90,20 @@ enum Command {
                             2 invalid arguments."
     )]
     GenerateEvent(invoke::GenerateEventArgs),
+    /// Print the effective config as a Trellis YAML file or a CloudFormation template.
+    #[command(after_help = "Examples:\n  \
+                      trellis export -f examples/walkthrough.yaml -o exported.yaml && trellis up -f exported.yaml\n  \
+                      trellis export -f trellis.yaml --format cloudformation -o lattice.json\n  \
+                      aws cloudformation deploy --template-file lattice.json --stack-name my-lattice \\\n      \
+                      --parameter-overrides VpcClientVpcId=vpc-0abc... (one per Parameter without a default)\n\
+                      Every default is written out. Relative paths (function code, certificates, access-log files)\n\
+                      are written absolute, resolved against the working directory as `trellis up` resolves them, so\n\
+                      the export works from anywhere. Secrets written as ${NAME} stay ${NAME}. In a CloudFormation\n\
+                      template what exists only locally (VPC ids, targets, log destinations, function code) becomes\n\
+                      a Parameter; see \"Taking it to AWS\" in README.md.\n\
+                      Exit codes: 0 success, 1 invalid or missing config file, 2 the output cannot be written or\n\
+                      invalid arguments.")]
+    Export(export::ExportArgs),
     /// Show how a service routes: listener → rules in priority order → weighted target groups → targets.
     #[command(after_help = "Exit codes: 0 success, 1 invalid config or unknown service.")]
     Routes {
@@ -132,6 +147,7 @@ fn main() -> ExitCode {
             invoke::invoke(args)
         }
         Command::GenerateEvent(args) => invoke::generate_event(args),
+        Command::Export(args) => export::run(args),
     };
     ExitCode::from(code)
 }

@@ -21,6 +21,11 @@ pub struct Config {
     /// Who may sign requests; `None` when the file has no `identities` (then the key pair
     /// `test`/`test` signs as `user/test`: see [`Config::signers`]).
     pub identities: Option<Vec<trellis_auth::Identity>>,
+    /// For each of `identities` (same order), the fields written with environment variables
+    /// (`secretAccessKey: ${ORDERING_SECRET}`), by key, as written: `trellis export` writes
+    /// this text back rather than the secret the environment gave, so an export never holds a
+    /// secret the file did not. Empty when there are no identities.
+    pub identity_env: Vec<BTreeMap<String, String>>,
 }
 
 impl Config {

@@ -3,6 +3,8 @@
 //! unique, since a signature names only its key. Secrets may come from the environment
 //! (`${NAME}`) so that they need not be written in the file.
 
+use std::collections::BTreeMap;
+
 use trellis_auth::Identity;
 
 use super::Ctx;
@@ -25,22 +27,29 @@ const TAG_VALUE_MAX: usize = 256;
 
 impl Ctx<'_> {
     /// The `identities` list; `None` when the file has none (then the `test`/`test` key pair
-    /// signs as `user/test`).
-    pub(super) fn identities(&mut self, top: &Fields<'_>) -> Option<Vec<Identity>> {
-        let node = top.get("identities")?;
+    /// signs as `user/test`). Beside it, for each identity, the fields written with `${NAME}`
+    /// as written (see [`crate::Config::identity_env`]).
+    pub(super) fn identities(
+        &mut self,
+        top: &Fields<'_>,
+    ) -> (Option<Vec<Identity>>, Vec<BTreeMap<String, String>>) {
+        let Some(node) = top.get("identities") else {
+            return (None, Vec::new());
+        };
         let loc = top.loc("identities");
-        let mut out: Vec<(Identity, Loc)> = Vec::new();
+        let mut out: Vec<(Identity, Loc, BTreeMap<String, String>)> = Vec::new();
         for (i, node) in list(self.problems, Some(node), &loc).iter().enumerate() {
             let at = item(&loc, i, node);
             let Some(f) = fields(self.problems, node, &at, KEYS) else {
                 continue;
             };
-            let Some(identity) = self.identity(&f) else {
+            let mut written = BTreeMap::new();
+            let Some(identity) = self.identity(&f, &mut written) else {
                 continue;
             };
-            if let Some((_, first)) = out
+            if let Some((_, first, _)) = out
                 .iter()
-                .find(|(other, _)| other.access_key_id == identity.access_key_id)
+                .find(|(other, _, _)| other.access_key_id == identity.access_key_id)
             {
                 self.problems.add(
                     &f.loc("accessKeyId"),
@@ -54,19 +63,28 @@ impl Ctx<'_> {
                 );
                 continue;
             }
-            out.push((identity, at));
+            out.push((identity, at, written));
         }
-        Some(out.into_iter().map(|(identity, _)| identity).collect())
+        let written = out.iter().map(|(_, _, w)| w.clone()).collect();
+        (
+            Some(out.into_iter().map(|(identity, _, _)| identity).collect()),
+            written,
+        )
     }
 
-    fn identity(&mut self, f: &Fields<'_>) -> Option<Identity> {
-        let arn = self.required_secret(f, "arn", "arn:aws:iam::123456789012:role/NAME");
-        let access_key_id = self.required_secret(f, "accessKeyId", "e.g. AKIAEXAMPLE");
+    /// One identity; the fields that named environment variables go into `written` as written.
+    fn identity(
+        &mut self,
+        f: &Fields<'_>,
+        written: &mut BTreeMap<String, String>,
+    ) -> Option<Identity> {
+        let arn = self.required_secret(f, "arn", "arn:aws:iam::123456789012:role/NAME", written);
+        let access_key_id = self.required_secret(f, "accessKeyId", "e.g. AKIAEXAMPLE", written);
         let secret_access_key =
-            self.required_secret(f, "secretAccessKey", "the secret, or ${ENV_NAME}");
-        let session_name = self.secret_field(f, "sessionName");
-        let session_token = self.secret_field(f, "sessionToken");
-        let principal_org_id = self.secret_field(f, "principalOrgID");
+            self.required_secret(f, "secretAccessKey", "the secret, or ${ENV_NAME}", written);
+        let session_name = self.secret_field(f, "sessionName", written);
+        let session_token = self.secret_field(f, "sessionToken", written);
+        let principal_org_id = self.secret_field(f, "principalOrgID", written);
         let tags = self.tags(f);
         // Every field is checked even when another is missing, so one pass reports them all.
         let complete = arn.is_some() && access_key_id.is_some() && secret_access_key.is_some();
@@ -120,16 +138,33 @@ impl Ctx<'_> {
     }
 
     /// A required string field, with `${NAME}` replaced from the environment.
-    fn required_secret(&mut self, f: &Fields<'_>, key: &str, hint: &str) -> Option<String> {
+    fn required_secret(
+        &mut self,
+        f: &Fields<'_>,
+        key: &str,
+        hint: &str,
+        written: &mut BTreeMap<String, String>,
+    ) -> Option<String> {
         f.require(self.problems, key, hint)?;
-        self.secret_field(f, key)
+        self.secret_field(f, key, written)
     }
 
-    /// An optional string field, with `${NAME}` replaced from the environment.
-    fn secret_field(&mut self, f: &Fields<'_>, key: &str) -> Option<String> {
+    /// An optional string field, with `${NAME}` replaced from the environment; when it named a
+    /// variable, its text as written goes into `written` under `key`.
+    fn secret_field(
+        &mut self,
+        f: &Fields<'_>,
+        key: &str,
+        written: &mut BTreeMap<String, String>,
+    ) -> Option<String> {
         let text = self.str_field(f, key)?;
         match expand_env(&text, |name| std::env::var(name).ok()) {
-            Ok(value) => Some(value),
+            Ok(value) => {
+                if names_variable(&text) {
+                    written.insert(key.to_string(), text);
+                }
+                Some(value)
+            }
             Err(name) => {
                 self.problems.add(
                     &f.loc(key),
@@ -198,6 +233,18 @@ fn tag_value(node: &Node) -> Option<String> {
         Value::Scalar { text, .. } => Some(text.clone()),
         _ => None,
     }
+}
+
+/// Whether `text` names an environment variable (`${NAME}`), so that its value is not what is
+/// written: an export keeps the text, not the secret.
+fn names_variable(text: &str) -> bool {
+    let named = std::cell::Cell::new(false);
+    // expand_env's own parse, with a lookup that notes each name it is asked for.
+    let _ = expand_env(text, |_| {
+        named.set(true);
+        Some(String::new())
+    });
+    named.get()
 }
 
 /// Replaces each `${NAME}` in `text` with `lookup(NAME)`; `$$` is a literal `$`. `Err(NAME)`

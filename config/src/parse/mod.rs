@@ -72,7 +72,7 @@ pub fn config(problems: &mut Problems, root: &Node, source: &str) -> Config {
     let target_groups = ctx.target_groups(&f, &functions);
     let services = ctx.services(&f, &target_groups);
     let service_networks = ctx.service_networks(&f, &services, &vpcs);
-    let identities = ctx.identities(&f);
+    let (identities, identity_env) = ctx.identities(&f);
     let config = Config {
         region: ctx.region,
         account_id: ctx.account_id,
@@ -82,6 +82,7 @@ pub fn config(problems: &mut Problems, root: &Node, source: &str) -> Config {
         target_groups,
         functions,
         identities,
+        identity_env,
     };
     checks::cross_checks(ctx.problems, &config);
     config
@@ -97,6 +98,7 @@ fn empty_config() -> Config {
         target_groups: vec![],
         functions: vec![],
         identities: None,
+        identity_env: vec![],
     }
 }
 
