@@ -2,12 +2,15 @@
 //! on every other path the VPC Lattice API (`trellis_control::rest`), so that
 //! `aws vpc-lattice --endpoint-url http://127.0.0.1:9901` drives the running Trellis. It is
 //! Trellis's own control surface, so it listens apart from the services' listeners (no host
-//! matching, no access log) and on loopback unless told otherwise.
+//! matching, no access log) and on loopback unless told otherwise. `/export` writes the config
+//! being served (the file layered with the API store) as `trellis export` does.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -17,6 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use trellis_control::rest::{self, Api};
+use trellis_router::RoutingTable;
 use trellis_router::accept::AcceptBackoff;
 
 /// `--admin`: an address, or `off`.
@@ -68,7 +72,12 @@ const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the admin endpoints and the API until `stop` turns true.
-pub async fn serve(listener: TcpListener, api: Arc<Api>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = AcceptBackoff::new("admin port");
     loop {
         let accepted = tokio::select! {
@@ -87,8 +96,9 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, mut stop: watch::Receiv
         };
         backoff.succeeded();
         let api = api.clone();
+        let table = table.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| answer(api.clone(), request));
+            let service = service_fn(move |request| answer(api.clone(), table.clone(), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -100,6 +110,7 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, mut stop: watch::Receiv
 
 async fn answer(
     api: Arc<Api>,
+    table: Arc<ArcSwap<RoutingTable>>,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
@@ -118,11 +129,11 @@ async fn answer(
             "text/plain; charset=utf-8",
             "use GET\n".to_owned(),
         ),
-        // Reserved for the export of the effective config (not served yet).
+        (&Method::GET | &Method::HEAD, "/export") => export(&table, request.uri().query()),
         (_, "/export") => (
-            StatusCode::NOT_FOUND,
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
-            "no /export here yet; the admin port serves the VPC Lattice API, /metrics and /healthz\n".to_owned(),
+            "use GET /export?format=yaml or GET /export?format=cloudformation\n".to_owned(),
         ),
         _ => return Ok(call_api(&api, request).await.map(Full::new)),
     };
@@ -134,6 +145,45 @@ async fn answer(
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     Ok(response)
+}
+
+/// `GET /export?format=yaml|cloudformation` (yaml when not given): the config being served, as
+/// `trellis export` writes it (relative paths made absolute against the working directory, which
+/// is what Trellis resolved them against).
+fn export(
+    table: &ArcSwap<RoutingTable>,
+    query: Option<&str>,
+) -> (StatusCode, &'static str, String) {
+    let format = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "format")
+        .map(|(_, value)| value);
+    let config = table.load().config.clone();
+    let config = match std::env::current_dir() {
+        Ok(cwd) => trellis_export::with_absolute_paths(&config, &cwd),
+        Err(_) => (*config).clone(),
+    };
+    match format {
+        None | Some("yaml") => (
+            StatusCode::OK,
+            "application/yaml; charset=utf-8",
+            trellis_export::yaml(&config),
+        ),
+        Some("cloudformation") => (
+            StatusCode::OK,
+            "application/json",
+            trellis_export::cloudformation(&config),
+        ),
+        Some(other) => (
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            format!(
+                "unknown export format \"{other}\"; use format=yaml or format=cloudformation\n"
+            ),
+        ),
+    }
 }
 
 /// Hands a request to the API with its body, read up to [`rest::MAX_BODY`] bytes: a body

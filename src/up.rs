@@ -133,7 +133,7 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         let api = Arc::new(trellis_control::rest::Api::new(Arc::new(NoOperations {
             region: config.region.clone(),
         })));
-        tokio::spawn(admin::serve(listener, api, stop_rx.clone()));
+        tokio::spawn(admin::serve(listener, api, table.clone(), stop_rx.clone()));
     }
     let drain = args.drain_timeout;
     let server = tokio::spawn(server::serve(

@@ -314,3 +314,55 @@ fn cfn_lint_catches_a_wrong_property() {
         "cfn-lint did not flag an unknown property (exit {code})"
     );
 }
+
+/// `GET PATH` on `addr` over a plain HTTP/1.0 connection: (status, body).
+fn admin_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin port");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, body.to_owned())
+}
+
+#[test]
+fn the_admin_port_exports_what_is_served_as_trellis_export_does() {
+    let backend = free_port();
+    let trellis = Trellis::start(&simple_config(free_port(), &[backend]), &[]);
+    let admin = trellis.admin_addr();
+    let config_path = trellis.config_path();
+    let config = config_path.display().to_string();
+    let dir = config_path.parent().expect("its directory").to_path_buf();
+
+    let (status, served_yaml) = admin_get(&admin, "/export");
+    assert_eq!(status, 200, "{served_yaml}");
+    assert_eq!(served_yaml, export(&["-f", &config], &dir));
+    let (status, same) = admin_get(&admin, "/export?format=yaml");
+    assert_eq!((status, &same), (200, &served_yaml));
+
+    let (status, template) = admin_get(&admin, "/export?format=cloudformation");
+    assert_eq!(status, 200, "{template}");
+    assert_eq!(
+        template,
+        export(&["-f", &config, "--format", "cloudformation"], &dir)
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&template).expect("JSON template");
+    assert!(
+        parsed["Resources"]
+            .as_object()
+            .is_some_and(|r| !r.is_empty())
+    );
+
+    let (status, body) = admin_get(&admin, "/export?format=terraform");
+    assert_eq!(status, 400);
+    assert!(body.contains("\"terraform\""), "{body}");
+}
