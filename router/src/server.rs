@@ -520,6 +520,9 @@ impl Listeners {
                 }
             }
         }
+        changes.started.sort_by_key(|p| p.port);
+        changes.stopped.sort_by_key(|p| p.port);
+        changes.recertified.sort_by_key(|p| p.port);
         changes
     }
 
