@@ -882,3 +882,43 @@ fn cipher_name(s: rustls::CipherSuite) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(port: u16, protocol: ListenerProtocol, cert: Option<&str>) -> PortInfo {
+        PortInfo {
+            port,
+            protocol,
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            generated_cert: cert.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn changes_say_what_stopped_and_started_listening() {
+        assert!(Changes::default().is_empty());
+        assert_eq!(Changes::default().to_string(), "");
+        let changes = Changes {
+            started: vec![
+                info(
+                    8080,
+                    ListenerProtocol::Https,
+                    Some("/s/certs/trellis-8080.pem"),
+                ),
+                info(8081, ListenerProtocol::Http, None),
+            ],
+            stopped: vec![info(8080, ListenerProtocol::Http, None)],
+            recertified: vec![info(443, ListenerProtocol::Https, Some("/s/c.pem"))],
+        };
+        assert!(!changes.is_empty());
+        assert_eq!(
+            changes.to_string(),
+            "stopped listening on HTTP 127.0.0.1:8080 (open connections finish their requests, \
+             up to the drain timeout); now listening on HTTPS 127.0.0.1:8080 (certificate \
+             /s/certs/trellis-8080.pem), HTTP 127.0.0.1:8081; new certificates on HTTPS \
+             127.0.0.1:443 (certificate /s/c.pem)"
+        );
+    }
+}
