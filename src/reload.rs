@@ -13,20 +13,18 @@
 //! well be valid on its own, and lack a deny rule of the second). `SIGHUP` reloads at once: it
 //! is how a tool that wrote the file says it is complete.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::signal::unix::Signal;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::Invokers;
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
+use trellis_router::server::Listeners;
 use trellis_runtime::stamp::FileStamp;
 
 use crate::log::TARGET;
@@ -56,19 +54,9 @@ pub struct Live {
     pub invokers: Arc<Invokers>,
     pub monitor: Arc<HealthMonitor>,
     pub sinks: Arc<LogSinks>,
-    pub table: Arc<ArcSwap<RoutingTable>>,
-    /// The listener ports bound at start-up.
-    pub ports: BTreeMap<u16, ListenerProtocol>,
-}
-
-/// The listener ports a config asks for.
-pub fn ports_of(config: &Config) -> BTreeMap<u16, ListenerProtocol> {
-    config
-        .services
-        .iter()
-        .flat_map(|s| &s.listeners)
-        .map(|l| (l.port, l.protocol))
-        .collect()
+    /// The listening ports and the routing table they serve: a reload installs its table
+    /// there, which also starts and stops ports to match it.
+    pub listeners: Arc<Listeners>,
 }
 
 /// The file as last looked at: its stamp and its bytes (at most the config size limit + 1).
@@ -203,7 +191,6 @@ async fn reload(live: &Live, bytes: &[u8]) {
         cannot_serve(&file, &anyhow::anyhow!(e));
         return;
     }
-    let ports = ports_of(&config);
     let config = Arc::new(config);
     let invokers = live.invokers.clone();
     let monitor = live.monitor.clone();
@@ -219,9 +206,19 @@ async fn reload(live: &Live, bytes: &[u8]) {
         })
         .await
     };
-    match built {
-        Ok(Ok(table)) => {
-            live.table.store(Arc::new(table));
+    let installed = match built {
+        // New ports are bound before the table is swapped: one that cannot be keeps the old
+        // table and ports serving.
+        Ok(Ok(table)) => live
+            .listeners
+            .install(table)
+            .await
+            .map_err(anyhow::Error::new),
+        Ok(Err(e)) => Err(anyhow::Error::new(e)),
+        Err(e) => Err(anyhow::Error::new(e).context("the reload task failed")),
+    };
+    match installed {
+        Ok(changes) => {
             live.invokers.retain(&config).await;
             tracing::info!(
                 target: TARGET,
@@ -231,20 +228,11 @@ async fn reload(live: &Live, bytes: &[u8]) {
                 config.services.len(),
                 if config.services.len() == 1 { "" } else { "s" }
             );
-            if ports != live.ports {
-                let ports = describe(&ports);
-                tracing::warn!(
-                    target: TARGET,
-                    %ports,
-                    "the listener ports changed ({ports}); restart trellis to listen on the new set (rules, targets and functions are applied now)"
-                );
+            if !changes.is_empty() {
+                tracing::info!(target: TARGET, %file, "{changes}");
             }
         }
-        Ok(Err(e)) => cannot_serve(&file, &anyhow::Error::new(e)),
-        Err(e) => cannot_serve(
-            &file,
-            &anyhow::Error::new(e).context("the reload task failed"),
-        ),
+        Err(e) => cannot_serve(&file, &e),
     }
 }
 
@@ -255,12 +243,4 @@ fn cannot_serve(file: &std::path::Display<'_>, error: &anyhow::Error) {
         %file,
         "{file} changed but cannot be served; still serving the previous config: {error:#}"
     );
-}
-
-fn describe(ports: &BTreeMap<u16, ListenerProtocol>) -> String {
-    ports
-        .iter()
-        .map(|(p, proto)| format!("{} {p}", proto.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

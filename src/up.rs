@@ -10,11 +10,11 @@ use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::{Invokers, Options};
 
 use crate::admin::{self, AdminAddr};
-use crate::reload::{Live, ReloadMode, ports_of, watch_config};
+use crate::reload::{Live, ReloadMode, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
-use trellis_router::server::{self, BoundPort, Workers};
+use trellis_router::server::{self, Listeners, PortInfo, Workers};
 
 use crate::{EXIT_RUNTIME, load_config, log};
 
@@ -116,17 +116,38 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     // Listened for before "ready", so that a SIGHUP never finds its default action (exit).
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
-    let cert_dir = args.state.state_dir.join("certs");
-    let ports = server::bind(&table, args.bind, &cert_dir).await?;
-    let admin = admin::bind(args.admin).await;
-    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     // Kept until the function environments have stopped: requests start them on these threads.
     let workers = Arc::new(Workers::start(threads).context("cannot start the serving threads")?);
-    print_banner(&args, &config, &ports, admin_addr, workers.count());
     let table = Arc::new(ArcSwap::from_pointee(table));
+    let drain = args.drain_timeout;
+    let listeners = Listeners::start(
+        table.clone(),
+        workers.clone(),
+        server::Settings {
+            bind: args.bind,
+            cert_dir: args.state.state_dir.join("certs"),
+            limits: server::Limits {
+                header_timeout: args.header_timeout,
+                max_idle_timeout: args.max_idle_timeout,
+                max_connection_age: args.max_connection_age,
+                max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            },
+            drain,
+        },
+    )
+    .await?;
+    let admin = admin::bind(args.admin).await;
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    print_banner(
+        &args,
+        &config,
+        &listeners.ports().await,
+        admin_addr,
+        workers.count(),
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(listener) = admin {
@@ -135,27 +156,13 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
         })));
         tokio::spawn(admin::serve(listener, api, table.clone(), stop_rx.clone()));
     }
-    let drain = args.drain_timeout;
-    let server = tokio::spawn(server::serve(
-        ports,
-        table.clone(),
-        workers.clone(),
-        stop_rx.clone(),
-        drain,
-        server::Limits {
-            header_timeout: args.header_timeout,
-            max_idle_timeout: args.max_idle_timeout,
-            max_connection_age: args.max_connection_age,
-            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        },
-    ));
+    let server = tokio::spawn(server::serve(listeners.clone(), stop_rx.clone()));
     let live = Live {
         file: args.config.file.clone(),
         invokers: invokers.clone(),
         monitor: monitor.clone(),
         sinks: sinks.clone(),
-        table,
-        ports: ports_of(&config),
+        listeners,
     };
     let watcher = tokio::spawn(watch_config(live, args.reload, hup, stop_rx));
     let signal = wait_for_signal().await?;
@@ -198,7 +205,7 @@ fn seconds(d: Duration) -> String {
 fn print_banner(
     args: &UpArgs,
     config: &Config,
-    ports: &[BoundPort],
+    ports: &[PortInfo],
     admin: Option<std::net::SocketAddr>,
     threads: usize,
 ) {
