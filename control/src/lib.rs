@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod store;
 
 pub use error::{ApiError, FieldError};
 
