@@ -10,13 +10,13 @@ use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::{Invokers, Options};
 
 use crate::admin::{self, AdminAddr};
-use crate::reload::{Live, ReloadMode, watch_config};
+use crate::reload::{DataPlaneSeam, Installer, Live, ReloadMode, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
 use trellis_router::server::{self, Listeners, PortInfo, Workers};
 
-use crate::{EXIT_RUNTIME, load_config, log};
+use crate::{EXIT_BAD_CONFIG, EXIT_RUNTIME, load_config, log};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -78,15 +78,41 @@ fn positive(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: UpArgs) -> u8 {
-    let config = match load_config(&args.config.file) {
-        Ok(c) => c,
-        Err(code) => return code,
+    // Issue 16 (control plane): the file is layered with the API store under --state-dir;
+    // the control plane composes the first config and every later one.
+    // Stamped before reading: the watcher reloads any change made after this.
+    let loaded = trellis_runtime::stamp::FileStamp::of(&args.config.file);
+    let bytes = match trellis_config::read_capped(&args.config.file) {
+        Ok(b) => b,
+        // The message (and hint) of a file that cannot be read.
+        Err(_) => {
+            return load_config(&args.config.file)
+                .err()
+                .unwrap_or(EXIT_BAD_CONFIG);
+        }
+    };
+    let seam = Arc::new(DataPlaneSeam::default());
+    let opened = trellis_control::Plane::open(
+        bytes,
+        &args.config.file.display().to_string(),
+        &args.state.state_dir,
+        seam.clone(),
+    );
+    let (plane, config) = match opened {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return match e {
+                trellis_control::OpenError::Config(_) => EXIT_BAD_CONFIG,
+                trellis_control::OpenError::Store(_) => EXIT_RUNTIME,
+            };
+        }
     };
     let runtime = match crate::async_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(serve(args, config)) {
+    match runtime.block_on(serve(args, config, plane, seam, loaded)) {
         Ok(()) => 0,
         Err(e) => {
             log::error(&e);
@@ -95,8 +121,13 @@ pub fn run(args: UpArgs) -> u8 {
     }
 }
 
-async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
+async fn serve(
+    args: UpArgs,
+    config: Arc<Config>,
+    plane: Arc<trellis_control::Plane>,
+    seam: Arc<DataPlaneSeam>,
+    loaded: Option<trellis_runtime::stamp::FileStamp>,
+) -> anyhow::Result<()> {
     let invokers = Arc::new(
         Invokers::new(Options {
             target_timeout: args.target_timeout,
@@ -140,6 +171,9 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let admin = admin::bind(args.admin).await;
+    // Made before "ready" (it compiles the AWS model's input checks), so a client that waits
+    // for "ready" finds the API answering.
+    let api = Arc::new(trellis_control::rest::Api::new(plane.clone()));
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     print_banner(
         &args,
@@ -150,19 +184,22 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(listener) = admin {
-        let api = Arc::new(trellis_control::rest::Api::new(Arc::new(NoOperations {
-            region: config.region.clone(),
-        })));
-        tokio::spawn(admin::serve(listener, api, table.clone(), stop_rx.clone()));
-    }
     let server = tokio::spawn(server::serve(listeners.clone(), stop_rx.clone()));
-    let live = Live {
-        file: args.config.file.clone(),
+    // API changes and file reloads install configs through this seam (issue 16); set before
+    // the API serves, so that its first call can install.
+    let _ = seam.installer.set(Installer {
         invokers: invokers.clone(),
         monitor: monitor.clone(),
         sinks: sinks.clone(),
         listeners,
+    });
+    if let Some(listener) = admin {
+        tokio::spawn(admin::serve(listener, api, table.clone(), stop_rx.clone()));
+    }
+    let live = Live {
+        file: args.config.file.clone(),
+        plane,
+        loaded,
     };
     let watcher = tokio::spawn(watch_config(live, args.reload, hup, stop_rx));
     let signal = wait_for_signal().await?;
@@ -312,27 +349,4 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     })
-}
-
-/// PLACEHOLDER until the control plane's operations land (issue 16): implements no operation, so
-/// every API call answers that Trellis does not support it. The lead replaces it with the
-/// store-backed operations when merging.
-struct NoOperations {
-    region: String,
-}
-
-impl trellis_control::Operations for NoOperations {
-    fn region(&self) -> String {
-        self.region.clone()
-    }
-    fn implements(&self, _: &str) -> bool {
-        false
-    }
-    fn call(&self, call: trellis_control::Call) -> trellis_control::Pending<'_> {
-        let e = trellis_control::ApiError::validation(format!(
-            "{} is not supported by Trellis yet",
-            call.operation
-        ));
-        Box::pin(async move { Err(e) })
-    }
 }
