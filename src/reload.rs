@@ -50,15 +50,64 @@ pub enum ReloadMode {
     Signal,
 }
 
-/// Everything a reload needs to build and install a new table.
+/// What the reload watcher needs: the file to watch and the control plane that layers it with
+/// the API store (issue 16: a reload composes the file with the store, then installs the
+/// result through [`Installer`] as an API change does).
 pub struct Live {
     pub file: PathBuf,
+    pub plane: Arc<trellis_control::Plane>,
+}
+
+/// Everything needed to build and install a new table: the binary's side of the control
+/// plane's [`trellis_control::DataPlane`] seam (API changes and file reloads both end here).
+pub struct Installer {
     pub invokers: Arc<Invokers>,
     pub monitor: Arc<HealthMonitor>,
     pub sinks: Arc<LogSinks>,
     pub table: Arc<ArcSwap<RoutingTable>>,
     /// The listener ports bound at start-up.
     pub ports: BTreeMap<u16, ListenerProtocol>,
+}
+
+/// The control plane's data-plane seam. The installer is set once the first table is built
+/// (the control plane composes the first config before there is one).
+#[derive(Default)]
+pub struct DataPlaneSeam {
+    pub installer: std::sync::OnceLock<Installer>,
+}
+
+impl trellis_control::DataPlane for DataPlaneSeam {
+    fn apply(
+        &self,
+        config: Arc<Config>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            match self.installer.get() {
+                Some(installer) => install(installer, config).await,
+                None => Err("trellis is still starting".into()),
+            }
+        })
+    }
+
+    fn target_status(
+        &self,
+        target_group_arn: &str,
+        target: &str,
+        port: u16,
+    ) -> Option<(String, Option<String>)> {
+        let installer = self.installer.get()?;
+        let key = trellis_router::health::target_key(target_group_arn, target, port);
+        let (status, ejected) = installer.monitor.status(&key)?;
+        use trellis_router::health::Status;
+        let reason = match status {
+            Status::Initial => Some("Elb.RegistrationInProgress"),
+            Status::Unhealthy => Some("Target.FailedHealthChecks"),
+            Status::Unavailable => Some("HealthCheckDisabled"),
+            Status::Healthy if ejected => Some("Target.ConnectionRefused"),
+            Status::Healthy => None,
+        };
+        Some((status.as_str().to_string(), reason.map(str::to_string)))
+    }
 }
 
 /// The listener ports a config asks for.
@@ -177,7 +226,8 @@ fn unreadable(live: &Live) {
     tracing::warn!(target: TARGET, %file, "cannot read {file} ({error}); still serving the previous config");
 }
 
-/// Validates `bytes` (the config file's content) and, if good, serves them.
+/// Validates `bytes` (the config file's content) layered with the API store and, if good,
+/// serves them.
 async fn reload(live: &Live, bytes: &[u8]) {
     let file = live.file.display();
     // An editor saving in place truncates the file before writing it: caught in between, the
@@ -187,24 +237,40 @@ async fn reload(live: &Live, bytes: &[u8]) {
         tracing::warn!(target: TARGET, %file, "{file} is empty; still serving the previous config");
         return;
     }
-    let config = match trellis_config::parse_bytes(bytes, &file.to_string()) {
-        Ok(config) => config,
-        Err(e) => {
+    match live.plane.reload(bytes.to_vec()).await {
+        Ok(config) => {
+            tracing::info!(
+                target: TARGET,
+                %file,
+                services = config.services.len(),
+                "reloaded {file}: {} service{}",
+                config.services.len(),
+                if config.services.len() == 1 { "" } else { "s" }
+            );
+        }
+        Err(trellis_control::ReloadError::Invalid(e)) => {
             // The problems keep their `FILE:LINE:COL` lines, as `validate` prints them.
             tracing::warn!(
                 target: TARGET,
                 %file,
                 "{file} changed but has problems; still serving the previous config:\n{e}"
             );
-            return;
         }
-    };
-    if let Err(e) = live.invokers.prepare(&config).await {
-        cannot_serve(&file, &anyhow::anyhow!(e));
-        return;
+        Err(trellis_control::ReloadError::Apply(e)) => {
+            cannot_serve(&file, &anyhow::anyhow!(e));
+        }
     }
+}
+
+/// Installs a validated config: functions prepared, a new routing table built and swapped in
+/// (requests in flight finish on the old one), functions no longer used retired. An error
+/// leaves the previous config serving.
+pub async fn install(live: &Installer, config: Arc<Config>) -> Result<(), String> {
+    live.invokers
+        .prepare(&config)
+        .await
+        .map_err(|e| format!("{:#}", anyhow::anyhow!(e)))?;
     let ports = ports_of(&config);
-    let config = Arc::new(config);
     let invokers = live.invokers.clone();
     let monitor = live.monitor.clone();
     let sinks = live.sinks.clone();
@@ -223,14 +289,6 @@ async fn reload(live: &Live, bytes: &[u8]) {
         Ok(Ok(table)) => {
             live.table.store(Arc::new(table));
             live.invokers.retain(&config).await;
-            tracing::info!(
-                target: TARGET,
-                %file,
-                services = config.services.len(),
-                "reloaded {file}: {} service{}",
-                config.services.len(),
-                if config.services.len() == 1 { "" } else { "s" }
-            );
             if ports != live.ports {
                 let ports = describe(&ports);
                 tracing::warn!(
@@ -239,12 +297,13 @@ async fn reload(live: &Live, bytes: &[u8]) {
                     "the listener ports changed ({ports}); restart trellis to listen on the new set (rules, targets and functions are applied now)"
                 );
             }
+            Ok(())
         }
-        Ok(Err(e)) => cannot_serve(&file, &anyhow::Error::new(e)),
-        Err(e) => cannot_serve(
-            &file,
-            &anyhow::Error::new(e).context("the reload task failed"),
-        ),
+        Ok(Err(e)) => Err(format!("{:#}", anyhow::Error::new(e))),
+        Err(e) => Err(format!(
+            "{:#}",
+            anyhow::Error::new(e).context("the reload task failed")
+        )),
     }
 }
 

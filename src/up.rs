@@ -10,13 +10,13 @@ use trellis_config::{Config, ListenerProtocol};
 use trellis_invokers::{Invokers, Options};
 
 use crate::admin::{self, AdminAddr};
-use crate::reload::{Live, ReloadMode, ports_of, watch_config};
+use crate::reload::{DataPlaneSeam, Installer, Live, ReloadMode, ports_of, watch_config};
 use trellis_router::RoutingTable;
 use trellis_router::accesslog::LogSinks;
 use trellis_router::health::HealthMonitor;
 use trellis_router::server::{self, BoundPort, Workers};
 
-use crate::{EXIT_RUNTIME, load_config, log};
+use crate::{EXIT_BAD_CONFIG, EXIT_RUNTIME, load_config, log};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -78,15 +78,39 @@ fn positive(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: UpArgs) -> u8 {
-    let config = match load_config(&args.config.file) {
-        Ok(c) => c,
-        Err(code) => return code,
+    // Issue 16 (control plane): the file is layered with the API store under --state-dir;
+    // the control plane composes the first config and every later one.
+    let bytes = match trellis_config::read_capped(&args.config.file) {
+        Ok(b) => b,
+        // The message (and hint) of a file that cannot be read.
+        Err(_) => {
+            return load_config(&args.config.file)
+                .err()
+                .unwrap_or(EXIT_BAD_CONFIG);
+        }
+    };
+    let seam = Arc::new(DataPlaneSeam::default());
+    let opened = trellis_control::Plane::open(
+        bytes,
+        &args.config.file.display().to_string(),
+        &args.state.state_dir,
+        seam.clone(),
+    );
+    let (plane, config) = match opened {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return match e {
+                trellis_control::OpenError::Config(_) => EXIT_BAD_CONFIG,
+                trellis_control::OpenError::Store(_) => EXIT_RUNTIME,
+            };
+        }
     };
     let runtime = match crate::async_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(serve(args, config)) {
+    match runtime.block_on(serve(args, config, plane, seam)) {
         Ok(()) => 0,
         Err(e) => {
             log::error(&e);
@@ -95,8 +119,12 @@ pub fn run(args: UpArgs) -> u8 {
     }
 }
 
-async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
+async fn serve(
+    args: UpArgs,
+    config: Arc<Config>,
+    plane: Arc<trellis_control::Plane>,
+    seam: Arc<DataPlaneSeam>,
+) -> anyhow::Result<()> {
     let invokers = Arc::new(
         Invokers::new(Options {
             target_timeout: args.target_timeout,
@@ -129,12 +157,6 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
     let table = Arc::new(ArcSwap::from_pointee(table));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(listener) = admin {
-        let api = Arc::new(trellis_control::rest::Api::new(Arc::new(NoOperations {
-            region: config.region.clone(),
-        })));
-        tokio::spawn(admin::serve(listener, api, stop_rx.clone()));
-    }
     let drain = args.drain_timeout;
     let server = tokio::spawn(server::serve(
         ports,
@@ -149,13 +171,23 @@ async fn serve(args: UpArgs, config: Config) -> anyhow::Result<()> {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         },
     ));
-    let live = Live {
-        file: args.config.file.clone(),
+    // Issue 16: API changes and file reloads install configs through this seam.
+    let _ = seam.installer.set(Installer {
         invokers: invokers.clone(),
         monitor: monitor.clone(),
         sinks: sinks.clone(),
         table,
         ports: ports_of(&config),
+    });
+    // The admin port's API answers with `plane`, once the seam can install what it changes.
+    if let Some(listener) = admin {
+        let operations: Arc<dyn trellis_control::Operations> = plane.clone();
+        let api = Arc::new(trellis_control::rest::Api::new(operations));
+        tokio::spawn(admin::serve(listener, api, stop_rx.clone()));
+    }
+    let live = Live {
+        file: args.config.file.clone(),
+        plane,
     };
     let watcher = tokio::spawn(watch_config(live, args.reload, hup, stop_rx));
     let signal = wait_for_signal().await?;
@@ -305,27 +337,4 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     })
-}
-
-/// PLACEHOLDER until the control plane's operations land (issue 16): implements no operation, so
-/// every API call answers that Trellis does not support it. The lead replaces it with the
-/// store-backed operations when merging.
-struct NoOperations {
-    region: String,
-}
-
-impl trellis_control::Operations for NoOperations {
-    fn region(&self) -> String {
-        self.region.clone()
-    }
-    fn implements(&self, _: &str) -> bool {
-        false
-    }
-    fn call(&self, call: trellis_control::Call) -> trellis_control::Pending<'_> {
-        let e = trellis_control::ApiError::validation(format!(
-            "{} is not supported by Trellis yet",
-            call.operation
-        ));
-        Box::pin(async move { Err(e) })
-    }
 }

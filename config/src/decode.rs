@@ -40,9 +40,22 @@ fn join(path: &str, key: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Problems {
     pub list: Vec<Diagnostic>,
+    /// The config file's name and the API store's, for hints that point at the other one of
+    /// two clashing objects (empty when only a file is decoded).
+    pub names: Option<(String, String)>,
 }
 
 impl Problems {
+    /// Where `at` is, for a hint: `line 12, services[0]`, or — when a store is layered on the
+    /// file — `trellis.yaml line 12, services[0]` and `STORE: document.services[0]`.
+    pub fn place(&self, at: &Loc) -> String {
+        match (&self.names, at.pos.in_store()) {
+            (None, _) => format!("line {}, {}", at.pos.line, at.path),
+            (Some((file, _)), false) => format!("{file} line {}, {}", at.pos.line, at.path),
+            (Some((_, store)), true) => format!("{store}: {}", at.path),
+        }
+    }
+
     pub fn add(&mut self, at: &Loc, message: impl Into<String>, hint: Option<String>) {
         self.list.push(Diagnostic {
             path: at.path.clone(),

@@ -15,17 +15,23 @@ pub struct Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
+    /// `LINE:COL: PATH: MESSAGE`, or `PATH: MESSAGE` for an object of the API store (which
+    /// has no line in the file).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = if self.path.is_empty() {
             "(top level)"
         } else {
             &self.path
         };
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.pos.line, self.pos.col, path, self.message
-        )?;
+        if self.pos.in_store() {
+            write!(f, "{}: {}", path, self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.pos.line, self.pos.col, path, self.message
+            )?;
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n    hint: {hint}")?;
         }
@@ -42,9 +48,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}", render(file, problems))]
+    #[error("{}", render(file, store.as_deref(), problems))]
     Invalid {
         file: String,
+        /// The API store layered on the file, when there is one: its problems are the ones at
+        /// [`crate::Pos::STORE`].
+        store: Option<String>,
         problems: Vec<Diagnostic>,
     },
 }
@@ -59,10 +68,13 @@ impl ConfigError {
     }
 }
 
-fn render(file: &str, problems: &[Diagnostic]) -> String {
+fn render(file: &str, store: Option<&str>, problems: &[Diagnostic]) -> String {
     let mut out = String::new();
     for problem in problems {
-        out.push_str(&format!("{file}:{problem}\n"));
+        match store.filter(|_| problem.pos.in_store()) {
+            Some(store) => out.push_str(&format!("{store}: {problem}\n")),
+            None => out.push_str(&format!("{file}:{problem}\n")),
+        }
     }
     let n = problems.len();
     out.push_str(&format!(

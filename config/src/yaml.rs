@@ -17,6 +17,16 @@ pub struct Pos {
 }
 
 impl Pos {
+    /// The position of every node of the API store's document: it has no line in the config
+    /// file (YAML lines start at 1), and its diagnostics name the store and the object's path
+    /// instead.
+    pub const STORE: Pos = Pos { line: 0, col: 0 };
+
+    /// Whether this is [`Pos::STORE`].
+    pub fn in_store(&self) -> bool {
+        self.line == 0
+    }
+
     fn from_span(span: &Span) -> Pos {
         Pos {
             line: span.start.line(),
@@ -62,6 +72,46 @@ impl Node {
             _ => "",
         }
     }
+}
+
+/// A JSON document (the API store's) as a tree of [`Pos::STORE`] nodes, decoded exactly as
+/// the file's: strings are quoted scalars, numbers and booleans plain ones. `None` when it nests
+/// deeper than [`MAX_DEPTH`].
+pub fn from_json(value: &serde_json::Value) -> Option<Node> {
+    fn node(value: &serde_json::Value, depth: usize) -> Option<Node> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let scalar = |text: String, quoted: bool| Value::Scalar { text, quoted };
+        let value = match value {
+            serde_json::Value::Null => scalar("null".into(), false),
+            serde_json::Value::Bool(b) => scalar(b.to_string(), false),
+            serde_json::Value::Number(n) => scalar(n.to_string(), false),
+            serde_json::Value::String(s) => scalar(s.clone(), true),
+            serde_json::Value::Array(items) => Value::Seq(
+                items
+                    .iter()
+                    .map(|v| node(v, depth + 1))
+                    .collect::<Option<_>>()?,
+            ),
+            serde_json::Value::Object(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = Node {
+                            pos: Pos::STORE,
+                            value: scalar(k.clone(), true),
+                        };
+                        Some((key, node(v, depth + 1)?))
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+        };
+        Some(Node {
+            pos: Pos::STORE,
+            value,
+        })
+    }
+    node(value, 0)
 }
 
 /// Plain scalars that YAML reads as null.

@@ -12,7 +12,16 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod ops;
+mod plane;
+mod shapes;
+pub mod store;
+mod time;
+
+pub use ops::OPERATIONS;
+pub use plane::{DataPlane, OpenError, Plane, ReloadError};
 pub mod rest;
+pub use shapes::HOSTED_ZONE_ID;
 
 pub use error::{ApiError, FieldError};
 
@@ -45,3 +54,6 @@ pub trait Operations: Send + Sync {
     /// Answers `call`.
     fn call(&self, call: Call) -> Pending<'_>;
 }
+
+#[cfg(test)]
+mod tests;

@@ -174,7 +174,19 @@ pub struct Watch {
     pub settings: Option<CheckSettings>,
 }
 
+/// The key a target's health is kept under: its group's ARN, its id and port.
+pub fn target_key(target_group_arn: &str, id: &str, port: u16) -> String {
+    format!("{target_group_arn}|{id}:{port}")
+}
+
 impl HealthMonitor {
+    /// The status of the target under `key` ([`target_key`]) and whether it is ejected, for
+    /// the control plane's ListTargets; `None` for a target the monitor does not watch.
+    pub fn status(&self, key: &str) -> Option<(Status, bool)> {
+        let cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        cells.get(key).map(|(cell, _)| (cell.get(), cell.ejected()))
+    }
+
     pub fn new() -> Arc<HealthMonitor> {
         Arc::new(HealthMonitor::default())
     }

@@ -323,7 +323,7 @@ impl RoutingTable {
                         target: t.id.clone(),
                         reason,
                     })?;
-                let key = format!("{}|{}:{}", tg.arn, t.id, t.port);
+                let key = crate::health::target_key(&tg.arn, &t.id, t.port);
                 let label = if tg.kind == TargetGroupType::Lambda {
                     format!("{} {}", tg.name, t.id)
                 } else {

@@ -42,7 +42,11 @@ impl Ctx<'_> {
                             let inner =
                                 e.at.map(|(line, col)| Pos { line, col })
                                     .or_else(|| tree.as_ref().map(|t| walk(t, &e.path).pos));
-                            let pos = inner.map_or(node.pos, |p| offset(start, p));
+                            // The store's nodes have no place in the file: the error's
+                            // path says where it is.
+                            let pos = inner
+                                .filter(|_| !node.pos.in_store())
+                                .map_or(node.pos, |p| offset(start, p));
                             (e, pos)
                         })
                         .collect::<Vec<_>>()
@@ -91,6 +95,9 @@ impl Ctx<'_> {
     /// Where the text of scalar `node` starts in the file: after the quote of a quoted
     /// scalar, on the next line for a block scalar (`|`, `>`), else where the node is.
     fn scalar_start(&self, node: &Node) -> Pos {
+        if node.pos.in_store() {
+            return node.pos;
+        }
         let mut lines = self.source.lines().skip(node.pos.line.saturating_sub(1));
         let Some(line) = lines.next() else {
             return node.pos;

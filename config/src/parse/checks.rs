@@ -19,10 +19,7 @@ pub(super) fn check_unique<'a>(
             problems.add(
                 loc,
                 format!("duplicate {what} \"{name}\""),
-                Some(format!(
-                    "the first one is at line {}, {}",
-                    first.pos.line, first.path
-                )),
+                Some(format!("the first one is at {}", problems.place(first))),
             );
         } else {
             seen.insert(name, loc);
@@ -133,8 +130,8 @@ pub(super) fn check_host_names(problems: &mut Problems, services: &[Service], do
                     svc.name, other.name, l.port
                 ),
                 Some(format!(
-                    "a host name must lead to one service on a port (VPC Lattice requires custom domain names to be unique); service \"{}\" is at line {}: give one of them another name",
-                    other.name, other.at.pos.line
+                    "a host name must lead to one service on a port (VPC Lattice requires custom domain names to be unique); service \"{}\" is at {}: give one of them another name",
+                    other.name, problems.place(&other.at)
                 )),
             );
             // One problem per custom domain, however many ports the two services share.

@@ -9,6 +9,7 @@ mod auth;
 mod checks;
 mod functions;
 mod identities;
+mod layer;
 mod networks;
 mod rules;
 mod section;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use crate::decode::{Fields, Loc, Problems, boolean, fields, int, item, list, one_of, string};
 use crate::ids::{lattice_arn, stable_id};
 use crate::model::*;
-use crate::yaml::Node;
+use crate::yaml::{Node, Pos};
 
 pub use target_groups::parse_matcher;
 pub use vpcs::parse_cidr;
@@ -37,10 +38,34 @@ const TOP_KEYS: &[&str] = &[
     "identities",
 ];
 
-/// Decodes a whole document. Problems are collected in `problems`; the returned config is only
+/// Decodes a whole document, with the API store's document (and its path inside the store)
+/// layered on it when given. Problems are collected in `problems`; the returned config is only
 /// meaningful when there are none.
-pub fn config(problems: &mut Problems, root: &Node, source: &str) -> Config {
+pub fn config(
+    problems: &mut Problems,
+    root: &Node,
+    source: &str,
+    store: Option<(&Node, &str)>,
+) -> Config {
     let top = Loc::default();
+    let merged;
+    let mut store_fields = None;
+    let root = match store {
+        None => root,
+        Some((store, path)) => {
+            let Some(sf) = fields(
+                problems,
+                store,
+                &Loc::new(path, Pos::STORE),
+                layer::STORE_KEYS,
+            ) else {
+                return empty_config();
+            };
+            merged = layer::merge(problems, root, &sf);
+            store_fields = Some(sf);
+            &merged
+        }
+    };
     let Some(f) = fields(problems, root, &top, TOP_KEYS) else {
         return empty_config();
     };
@@ -60,18 +85,29 @@ pub fn config(problems: &mut Problems, root: &Node, source: &str) -> Config {
             Some("an AWS account id is 12 digits, e.g. \"123456789012\"".into()),
         );
     }
+    let store_path = match store {
+        Some((_, path)) if !path.is_empty() => format!("{path}."),
+        _ => String::new(),
+    };
     let mut ctx = Ctx {
         problems,
         source,
         region,
         account_id,
+        store_path,
     };
 
     let vpcs = ctx.vpcs(&f);
     let functions = ctx.functions(&f);
-    let target_groups = ctx.target_groups(&f, &functions);
+    let mut target_groups = ctx.target_groups(&f, &functions);
+    if let Some(sf) = &store_fields {
+        ctx.target_changes(sf, &mut target_groups, &functions);
+    }
     let services = ctx.services(&f, &target_groups);
-    let service_networks = ctx.service_networks(&f, &services, &vpcs);
+    let mut service_networks = ctx.service_networks(&f, &services, &vpcs);
+    if let Some(sf) = &store_fields {
+        ctx.associations(sf, &mut service_networks, &services, &vpcs);
+    }
     let identities = ctx.identities(&f);
     let config = Config {
         region: ctx.region,
@@ -127,6 +163,9 @@ struct Ctx<'p> {
     source: &'p str,
     region: String,
     account_id: String,
+    /// Put before the paths of the store's top-level objects (`document.`), which are
+    /// numbered apart from the file's.
+    store_path: String,
 }
 
 impl Ctx<'_> {

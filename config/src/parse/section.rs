@@ -89,8 +89,21 @@ impl Ctx<'_> {
             None => parent.get(section.key),
         };
         let mut out = Vec::new();
-        for (i, node) in list(self.problems, node, &loc).iter().enumerate() {
-            let at = item(&loc, i, node);
+        // The store's objects follow the file's in a top-level list (see `layer::merge`), and
+        // are numbered as they are in the store's document.
+        let top = parent.loc.path.is_empty();
+        let (mut in_file, mut in_store) = (0, 0);
+        for node in list(self.problems, node, &loc) {
+            let at = if top && node.pos.in_store() {
+                in_store += 1;
+                Loc::new(
+                    format!("{}{}[{}]", self.store_path, loc.path, in_store - 1),
+                    node.pos,
+                )
+            } else {
+                in_file += 1;
+                item(&loc, in_file - 1, node)
+            };
             let Some(f) = fields(self.problems, node, &at, section.keys) else {
                 continue;
             };

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::Ctx;
-use super::checks::{named, resolve};
+use super::checks::{Named, named, resolve};
 use super::section::{Item, NameRule, NameSyntax, Section};
 use crate::decode::{Fields, Loc, fields, int, item, list, one_of, string};
 use crate::model::*;
@@ -331,51 +331,66 @@ impl Ctx<'_> {
         }
         let named = named(functions, |x| (&x.name, &x.name, &x.arn));
         for (i, node) in items.iter().enumerate() {
-            let at = item(&loc, i, node);
-            let Some(t) = fields(self.problems, node, &at, &["id", "port"]) else {
-                continue;
-            };
-            let Some(id) = t.require(self.problems, "id", "a host name or address (INSTANCE), an address (IP), or a function name (LAMBDA)").and_then(|n| string(self.problems, n, &t.loc("id"))) else { continue };
-            let port = self
-                .int_field(&t, "port", 1, 65535, "a port")
-                .map(|p| p as u16);
-            match tg.kind {
-                TargetGroupType::Lambda => {
-                    if port.is_some() {
-                        self.problems
-                            .add(&t.loc("port"), "a LAMBDA target has no port", None);
-                    }
-                    resolve(self.problems, &id, &t.loc("id"), "function", &named);
-                }
-                TargetGroupType::Ip if id.parse::<IpAddr>().is_err() => {
-                    self.problems.add(&t.loc("id"), format!("\"{id}\" is not an IP address"), Some("IP targets are addresses such as 127.0.0.1; use an INSTANCE target group for host names".into()));
-                }
-                _ if id.is_empty()
-                    || id.contains(['/', ' ', ':']) && id.parse::<IpAddr>().is_err() =>
-                {
-                    self.problems.add(
-                        &t.loc("id"),
-                        format!("\"{id}\" is not a host name or address"),
-                        Some("write the host only; the port goes in \"port\"".into()),
-                    );
-                }
-                _ if id.parse::<IpAddr>().is_err() && !is_host_name(&id) => {
-                    self.problems.add(
-                        &t.loc("id"),
-                        format!("\"{id}\" is not a host name or address"),
-                        Some(
-                            "a host name is letters, digits, '-', '_' and '.', e.g. api.internal"
-                                .into(),
-                        ),
-                    );
-                }
-                _ => {}
+            if let Some(target) = self.target(node, &item(&loc, i, node), tg, &named) {
+                tg.targets.push(target);
             }
-            tg.targets.push(Target {
-                id,
-                port: port.unwrap_or(tg.port),
-            });
         }
+    }
+
+    /// One target of `tg` (from its `targets`, or registered by the API), checked against the
+    /// group's type: LAMBDA targets name a function of `functions`.
+    pub(super) fn target(
+        &mut self,
+        node: &Node,
+        at: &Loc,
+        tg: &TargetGroup,
+        functions: &[Named<'_>],
+    ) -> Option<Target> {
+        let t = fields(self.problems, node, at, &["id", "port"])?;
+        let id = t
+            .require(
+                self.problems,
+                "id",
+                "a host name or address (INSTANCE), an address (IP), or a function name (LAMBDA)",
+            )
+            .and_then(|n| string(self.problems, n, &t.loc("id")))?;
+        let port = self
+            .int_field(&t, "port", 1, 65535, "a port")
+            .map(|p| p as u16);
+        match tg.kind {
+            TargetGroupType::Lambda => {
+                if port.is_some() {
+                    self.problems
+                        .add(&t.loc("port"), "a LAMBDA target has no port", None);
+                }
+                resolve(self.problems, &id, &t.loc("id"), "function", functions);
+            }
+            TargetGroupType::Ip if id.parse::<IpAddr>().is_err() => {
+                self.problems.add(&t.loc("id"), format!("\"{id}\" is not an IP address"), Some("IP targets are addresses such as 127.0.0.1; use an INSTANCE target group for host names".into()));
+            }
+            _ if id.is_empty() || id.contains(['/', ' ', ':']) && id.parse::<IpAddr>().is_err() => {
+                self.problems.add(
+                    &t.loc("id"),
+                    format!("\"{id}\" is not a host name or address"),
+                    Some("write the host only; the port goes in \"port\"".into()),
+                );
+            }
+            _ if id.parse::<IpAddr>().is_err() && !is_host_name(&id) => {
+                self.problems.add(
+                    &t.loc("id"),
+                    format!("\"{id}\" is not a host name or address"),
+                    Some(
+                        "a host name is letters, digits, '-', '_' and '.', e.g. api.internal"
+                            .into(),
+                    ),
+                );
+            }
+            _ => {}
+        }
+        Some(Target {
+            id,
+            port: port.unwrap_or(tg.port),
+        })
     }
 }
 

@@ -1,0 +1,647 @@
+//! The operations, called through [`Operations::call`] with a data plane that records every
+//! config it is given.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+use trellis_config::Config;
+
+use crate::{ApiError, Call, DataPlane, Operations, Plane};
+
+#[derive(Default)]
+struct Recorder {
+    applied: Mutex<Vec<Arc<Config>>>,
+    refuse: Mutex<bool>,
+}
+
+impl DataPlane for Recorder {
+    fn apply(
+        &self,
+        config: Arc<Config>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            if *self.refuse.lock().unwrap() {
+                return Err("port 8080 is in use".into());
+            }
+            self.applied.lock().unwrap().push(config);
+            Ok(())
+        })
+    }
+
+    fn target_status(
+        &self,
+        _tg: &str,
+        target: &str,
+        _port: u16,
+    ) -> Option<(String, Option<String>)> {
+        (target == "127.0.0.1").then(|| ("HEALTHY".to_string(), None))
+    }
+}
+
+const FILE: &str = "\
+region: us-west-2
+vpcs:
+  - name: client
+    cidrs: [127.0.0.0/8]
+targetGroups:
+  - name: file-tg
+    type: IP
+    config: {port: 9000}
+    targets: [{id: 127.0.0.1}]
+services:
+  - name: file-svc
+    listeners:
+      - name: http
+        protocol: HTTP
+        port: 8080
+        defaultAction: {forward: {targetGroups: [{targetGroupIdentifier: file-tg}]}}
+";
+
+struct Fixture {
+    plane: Arc<Plane>,
+    data: Arc<Recorder>,
+    dir: PathBuf,
+}
+
+fn fixture(name: &str, file: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("trellis-ops-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    reopen(dir, file)
+}
+
+fn reopen(dir: PathBuf, file: &str) -> Fixture {
+    let data = Arc::new(Recorder::default());
+    let (plane, _) = Plane::open(file.as_bytes().to_vec(), "trellis.yaml", &dir, data.clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    Fixture { plane, data, dir }
+}
+
+impl Fixture {
+    async fn call(&self, op: &str, input: Value) -> Result<Map<String, Value>, ApiError> {
+        let Value::Object(input) = input else {
+            panic!("input must be an object")
+        };
+        self.plane
+            .call(Call {
+                operation: op.into(),
+                input,
+            })
+            .await
+    }
+
+    async fn ok(&self, op: &str, input: Value) -> Map<String, Value> {
+        self.call(op, input.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{op} {input}: {} {e}", e.code()))
+    }
+
+    async fn err(&self, op: &str, input: Value) -> ApiError {
+        match self.call(op, input.clone()).await {
+            Ok(out) => panic!("{op} {input} succeeded: {out:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn last(&self) -> Arc<Config> {
+        self.data
+            .applied
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a config was applied")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Builds the launch walkthrough's shape by API on a file with only `vpcs`.
+async fn walkthrough(f: &Fixture) -> (String, String, String) {
+    let sn = f
+        .ok("CreateServiceNetwork", json!({"name": "walk-net"}))
+        .await;
+    let svc = f
+        .ok(
+            "CreateService",
+            json!({"name": "parking", "tags": {"team": "a"}}),
+        )
+        .await;
+    let tg = f
+        .ok(
+            "CreateTargetGroup",
+            json!({"name": "rates-tg", "type": "IP", "config": {"port": 8081, "protocol": "HTTP"}}),
+        )
+        .await;
+    let tg_id = tg["id"].as_str().unwrap().to_string();
+    f.ok("RegisterTargets", json!({"targetGroupIdentifier": tg_id, "targets": [{"id": "127.0.0.1"}, {"id": "127.0.0.2", "port": 8082}]})).await;
+    let svc_id = svc["id"].as_str().unwrap().to_string();
+    f.ok("CreateListener", json!({"serviceIdentifier": svc_id, "name": "http", "protocol": "HTTP", "port": 8080,
+        "defaultAction": {"forward": {"targetGroups": [{"targetGroupIdentifier": tg_id, "weight": 100}]}}})).await;
+    f.ok(
+        "CreateServiceNetworkServiceAssociation",
+        json!({"serviceNetworkIdentifier": sn["id"], "serviceIdentifier": svc_id}),
+    )
+    .await;
+    f.ok(
+        "CreateServiceNetworkVpcAssociation",
+        json!({"serviceNetworkIdentifier": sn["arn"], "vpcIdentifier": "client"}),
+    )
+    .await;
+    (sn["id"].as_str().unwrap().to_string(), svc_id, tg_id)
+}
+
+const VPCS_ONLY: &str = "region: us-west-2\nvpcs:\n  - name: client\n    cidrs: [127.0.0.0/8]\n";
+
+#[tokio::test]
+async fn the_walkthrough_built_by_api_is_applied_and_read_back() {
+    let f = fixture("walk", VPCS_ONLY);
+    let (sn_id, svc_id, tg_id) = walkthrough(&f).await;
+    let config = f.last();
+    assert_eq!(config.services[0].name, "parking");
+    assert_eq!(config.services[0].listeners[0].port, 8080);
+    assert_eq!(config.target_groups[0].targets.len(), 2);
+    assert_eq!(config.service_networks[0].services, vec![0]);
+    assert_eq!(config.service_networks[0].vpcs, vec![0]);
+
+    let svc = f
+        .ok("GetService", json!({"serviceIdentifier": svc_id}))
+        .await;
+    assert!(svc_id.starts_with("svc-") && svc_id.len() == 21, "{svc_id}");
+    assert_eq!(
+        svc["arn"],
+        json!(format!(
+            "arn:aws:vpc-lattice:us-west-2:123456789012:service/{svc_id}"
+        ))
+    );
+    assert_eq!(svc["status"], "ACTIVE");
+    assert!(
+        svc["dnsEntry"]["domainName"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "parking-{}.7d67968.vpc-lattice-svcs.us-west-2.on.aws",
+                &svc_id[4..]
+            ))
+    );
+    assert!(svc["createdAt"].as_str().unwrap().ends_with('Z'));
+    let sn = f
+        .ok(
+            "GetServiceNetwork",
+            json!({"serviceNetworkIdentifier": "walk-net"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            sn["id"].as_str().unwrap(),
+            sn["numberOfAssociatedServices"].as_u64(),
+            sn["numberOfAssociatedVPCs"].as_u64()
+        ),
+        (sn_id.as_str(), Some(1), Some(1))
+    );
+    let tags = f
+        .ok("ListTagsForResource", json!({"resourceArn": svc["arn"]}))
+        .await;
+    assert_eq!(tags["tags"], json!({"team": "a"}));
+    let targets = f
+        .ok("ListTargets", json!({"targetGroupIdentifier": tg_id}))
+        .await;
+    assert_eq!(
+        targets["items"],
+        json!([
+            {"id": "127.0.0.1", "port": 8081, "status": "HEALTHY"},
+            {"id": "127.0.0.2", "port": 8082, "status": "INITIAL", "reasonCode": "Elb.RegistrationInProgress"},
+        ])
+    );
+    let listeners = f
+        .ok("ListListeners", json!({"serviceIdentifier": svc_id}))
+        .await;
+    assert_eq!(listeners["items"][0]["port"], 8080);
+    let assocs = f
+        .ok(
+            "ListServiceNetworkServiceAssociations",
+            json!({"serviceNetworkIdentifier": sn_id}),
+        )
+        .await;
+    assert_eq!(assocs["items"][0]["serviceName"], "parking");
+    let tg = f
+        .ok("GetTargetGroup", json!({"targetGroupIdentifier": tg_id}))
+        .await;
+    assert_eq!(tg["serviceArns"], json!([svc["arn"]]));
+    assert_eq!(tg["config"]["healthCheck"]["enabled"], true);
+}
+
+#[tokio::test]
+async fn weights_rules_and_batch_updates_reach_the_config() {
+    let f = fixture("rules", VPCS_ONLY);
+    let (_, svc_id, tg_id) = walkthrough(&f).await;
+    f.ok(
+        "CreateTargetGroup",
+        json!({"name": "rates-v2", "type": "IP", "config": {"port": 8083}}),
+    )
+    .await;
+    let rule = f.ok("CreateRule", json!({"serviceIdentifier": svc_id, "listenerIdentifier": "http", "name": "split", "priority": 10,
+        "match": {"httpMatch": {"pathMatch": {"match": {"prefix": "/rates"}}}},
+        "action": {"forward": {"targetGroups": [{"targetGroupIdentifier": tg_id, "weight": 90}, {"targetGroupIdentifier": "rates-v2", "weight": 10}]}}})).await;
+    assert_eq!(rule["priority"], 10);
+    let rule_id = rule["id"].as_str().unwrap().to_string();
+    let out = f.ok("BatchUpdateRule", json!({"serviceIdentifier": svc_id, "listenerIdentifier": "http", "rules": [
+        {"ruleIdentifier": rule_id, "action": {"forward": {"targetGroups": [{"targetGroupIdentifier": tg_id, "weight": 50}, {"targetGroupIdentifier": "rates-v2", "weight": 50}]}}},
+        {"ruleIdentifier": "rule-00000000000000000"}]})).await;
+    assert_eq!(out["successful"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        out["unsuccessful"][0]["failureCode"],
+        "ResourceNotFoundException"
+    );
+    let config = f.last();
+    let trellis_config::Action::Forward(w) = &config.services[0].listeners[0].rules[0].action
+    else {
+        panic!()
+    };
+    assert_eq!(w.iter().map(|w| w.weight).collect::<Vec<_>>(), vec![50, 50]);
+    let rules = f
+        .ok(
+            "ListRules",
+            json!({"serviceIdentifier": svc_id, "listenerIdentifier": "http"}),
+        )
+        .await;
+    assert_eq!(rules["items"].as_array().unwrap().len(), 2);
+    assert_eq!(rules["items"][1]["isDefault"], true);
+    // A rule the config crate refuses is a ValidationException naming the problem.
+    let e = f.err("CreateRule", json!({"serviceIdentifier": svc_id, "listenerIdentifier": "http", "name": "bad", "priority": 11,
+        "match": {"httpMatch": {"pathMatch": {"match": {"prefix": "rates"}}}}, "action": {"fixedResponse": {"statusCode": 404}}})).await;
+    assert_eq!(e.code(), "ValidationException");
+    assert!(e.to_string().contains("does not start with '/'"), "{e}");
+    let e = f.err("CreateRule", json!({"serviceIdentifier": svc_id, "listenerIdentifier": "http", "name": "dup", "priority": 10,
+        "match": {"httpMatch": {"method": "GET"}}, "action": {"fixedResponse": {"statusCode": 404}}})).await;
+    assert_eq!(e.code(), "ConflictException");
+}
+
+#[tokio::test]
+async fn deletes_of_things_in_use_are_conflicts() {
+    let f = fixture("conflicts", VPCS_ONLY);
+    let (sn_id, svc_id, tg_id) = walkthrough(&f).await;
+    for (op, input) in [
+        (
+            "DeleteServiceNetwork",
+            json!({"serviceNetworkIdentifier": sn_id}),
+        ),
+        ("DeleteService", json!({"serviceIdentifier": svc_id})),
+        ("DeleteTargetGroup", json!({"targetGroupIdentifier": tg_id})),
+    ] {
+        let e = f.err(op, input).await;
+        assert_eq!(
+            (e.code(), e.status()),
+            ("ConflictException", 409),
+            "{op}: {e}"
+        );
+    }
+    f.ok(
+        "UpdateService",
+        json!({"serviceIdentifier": svc_id, "authType": "AWS_IAM"}),
+    )
+    .await;
+    let put = f.ok("PutAuthPolicy", json!({"resourceIdentifier": svc_id,
+        "policy": "{\"Statement\": {\"Effect\": \"Allow\", \"Principal\": \"*\", \"Action\": \"vpc-lattice-svcs:Invoke\", \"Resource\": \"*\"}}"})).await;
+    assert_eq!(put["state"], "Active");
+    assert!(
+        put["policy"]
+            .as_str()
+            .unwrap()
+            .contains("\"Version\":\"2008-10-17\""),
+        "{put:?}"
+    );
+    assert!(
+        put["policy"].as_str().unwrap().contains("\"Statement\":["),
+        "{put:?}"
+    );
+    let e = f
+        .err("DeleteAuthPolicy", json!({"resourceIdentifier": svc_id}))
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    f.ok(
+        "UpdateService",
+        json!({"serviceIdentifier": svc_id, "authType": "NONE"}),
+    )
+    .await;
+    let got = f
+        .ok("GetAuthPolicy", json!({"resourceIdentifier": svc_id}))
+        .await;
+    assert_eq!(got["state"], "Inactive");
+    f.ok("DeleteAuthPolicy", json!({"resourceIdentifier": svc_id}))
+        .await;
+    // Taken apart in order, everything goes.
+    let assocs = f
+        .ok(
+            "ListServiceNetworkServiceAssociations",
+            json!({"serviceIdentifier": svc_id}),
+        )
+        .await;
+    f.ok(
+        "DeleteServiceNetworkServiceAssociation",
+        json!({"serviceNetworkServiceAssociationIdentifier": assocs["items"][0]["id"]}),
+    )
+    .await;
+    let vas = f
+        .ok(
+            "ListServiceNetworkVpcAssociations",
+            json!({"serviceNetworkIdentifier": sn_id}),
+        )
+        .await;
+    f.ok(
+        "DeleteServiceNetworkVpcAssociation",
+        json!({"serviceNetworkVpcAssociationIdentifier": vas["items"][0]["arn"]}),
+    )
+    .await;
+    f.ok("DeleteService", json!({"serviceIdentifier": svc_id}))
+        .await;
+    f.ok("DeleteTargetGroup", json!({"targetGroupIdentifier": tg_id}))
+        .await;
+    f.ok(
+        "DeleteServiceNetwork",
+        json!({"serviceNetworkIdentifier": sn_id}),
+    )
+    .await;
+    let e = f
+        .err("GetService", json!({"serviceIdentifier": svc_id}))
+        .await;
+    assert_eq!((e.code(), e.status()), ("ResourceNotFoundException", 404));
+    let config = f.last();
+    assert!(config.services.is_empty() && config.target_groups.is_empty());
+}
+
+#[tokio::test]
+async fn client_tokens_make_creates_idempotent() {
+    let f = fixture("tokens", VPCS_ONLY);
+    let first = f
+        .ok(
+            "CreateService",
+            json!({"name": "parking", "clientToken": "t-1"}),
+        )
+        .await;
+    let again = f
+        .ok(
+            "CreateService",
+            json!({"name": "parking", "clientToken": "t-1"}),
+        )
+        .await;
+    assert_eq!(first, again);
+    let e = f
+        .err(
+            "CreateService",
+            json!({"name": "other", "clientToken": "t-1"}),
+        )
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    let e = f.err("CreateService", json!({"name": "parking"})).await;
+    assert_eq!(e.code(), "ConflictException");
+    // The token survives a restart.
+    let dir = f.dir.clone();
+    std::mem::forget(f);
+    let f = reopen(dir, VPCS_ONLY);
+    assert_eq!(
+        f.ok(
+            "CreateService",
+            json!({"name": "parking", "clientToken": "t-1"})
+        )
+        .await,
+        first
+    );
+}
+
+#[tokio::test]
+async fn quotas_and_paging() {
+    let f = fixture("quotas", VPCS_ONLY);
+    let (_, svc_id, tg_id) = walkthrough(&f).await;
+    f.ok("CreateListener", json!({"serviceIdentifier": svc_id, "name": "second", "protocol": "HTTP", "port": 8081, "defaultAction": {"fixedResponse": {"statusCode": 404}}})).await;
+    let e = f.err("CreateListener", json!({"serviceIdentifier": svc_id, "name": "third", "protocol": "HTTP", "port": 8082, "defaultAction": {"fixedResponse": {"statusCode": 404}}})).await;
+    assert_eq!(
+        (e.code(), e.status()),
+        ("ServiceQuotaExceededException", 402)
+    );
+    assert_eq!(e.body()["quotaCode"], "listeners-per-service");
+    let many: Vec<Value> = (0..101)
+        .map(|n| json!({"id": format!("10.0.0.{}", n % 250), "port": 1000 + n}))
+        .collect();
+    let e = f
+        .err(
+            "RegisterTargets",
+            json!({"targetGroupIdentifier": tg_id, "targets": many}),
+        )
+        .await;
+    assert_eq!(e.code(), "ValidationException");
+    for n in 0..119 {
+        f.ok(
+            "CreateTargetGroup",
+            json!({"name": format!("tg-page-{n:03}").replace("tg-", "t-"), "type": "IP"}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let mut input = json!({"maxResults": 50});
+        if let Some(t) = &token {
+            input["nextToken"] = json!(t);
+        }
+        let page = f.ok("ListTargetGroups", input).await;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string()),
+        );
+        match page.get("nextToken") {
+            Some(t) => token = Some(t.as_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 120);
+    seen.dedup();
+    assert_eq!(seen.len(), 120);
+    let e = f
+        .err("ListTargetGroups", json!({"nextToken": "garbage"}))
+        .await;
+    assert_eq!(e.code(), "ValidationException");
+}
+
+#[tokio::test]
+async fn file_objects_take_only_target_registrations_which_survive_reloads() {
+    let f = fixture("file", FILE);
+    let e = f
+        .err(
+            "UpdateService",
+            json!({"serviceIdentifier": "file-svc", "authType": "AWS_IAM"}),
+        )
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    assert!(
+        e.to_string()
+            .contains("comes from the config file trellis.yaml"),
+        "{e}"
+    );
+    let e = f
+        .err(
+            "DeleteTargetGroup",
+            json!({"targetGroupIdentifier": "file-tg"}),
+        )
+        .await;
+    assert!(e.to_string().contains("comes from the config file"), "{e}");
+    let e = f.err("CreateListener", json!({"serviceIdentifier": "file-svc", "name": "x", "protocol": "HTTP", "port": 81, "defaultAction": {"fixedResponse": {"statusCode": 404}}})).await;
+    assert!(e.to_string().contains("comes from the config file"), "{e}");
+    f.ok(
+        "RegisterTargets",
+        json!({"targetGroupIdentifier": "file-tg", "targets": [{"id": "127.0.0.5", "port": 9005}]}),
+    )
+    .await;
+    let out = f.ok("DeregisterTargets", json!({"targetGroupIdentifier": "file-tg", "targets": [{"id": "127.0.0.1"}, {"id": "127.0.0.9"}]})).await;
+    assert_eq!(
+        out["successful"],
+        json!([{"id": "127.0.0.1", "port": 9000}])
+    );
+    assert_eq!(out["unsuccessful"][0]["failureCode"], "TargetNotFound");
+    let ids = |c: &Config| {
+        c.target_groups[0]
+            .targets
+            .iter()
+            .map(|t| format!("{}:{}", t.id, t.port))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&f.last()), vec!["127.0.0.5:9005"]);
+    // An edit of the file keeps the API's registrations on top of it.
+    let edited = FILE.replace(
+        "targets: [{id: 127.0.0.1}]",
+        "targets: [{id: 127.0.0.1}, {id: 127.0.0.7}]",
+    );
+    let config = f.plane.reload(edited.into_bytes()).await.unwrap();
+    assert_eq!(ids(&config), vec!["127.0.0.7:9000", "127.0.0.5:9005"]);
+    // A file edit that clashes with the store is refused, naming both.
+    let clash = format!("{FILE}  - name: parking\n    listeners: []\n");
+    f.ok("CreateService", json!({"name": "parking"})).await;
+    let e = f
+        .plane
+        .reload(clash.into_bytes())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("store.json: document.services[0]: duplicate service name \"parking\""),
+        "{e}"
+    );
+    assert!(e.contains("trellis.yaml line"), "{e}");
+}
+
+#[tokio::test]
+async fn a_change_the_data_plane_refuses_leaves_the_store_as_it_was() {
+    let f = fixture("refused", VPCS_ONLY);
+    f.ok("CreateService", json!({"name": "parking"})).await;
+    let before = std::fs::read(f.dir.join("api/store.json")).unwrap();
+    *f.data.refuse.lock().unwrap() = true;
+    let e = f.err("CreateService", json!({"name": "other"})).await;
+    assert!(e.to_string().contains("port 8080 is in use"), "{e}");
+    assert_eq!(std::fs::read(f.dir.join("api/store.json")).unwrap(), before);
+    *f.data.refuse.lock().unwrap() = false;
+    let e = f
+        .err("GetService", json!({"serviceIdentifier": "other"}))
+        .await;
+    assert_eq!(e.code(), "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_restart_serves_exactly_what_was_there() {
+    let f = fixture("restart", VPCS_ONLY);
+    walkthrough(&f).await;
+    let before = f.ok("ListServices", json!({})).await;
+    let dir = f.dir.clone();
+    std::mem::forget(f);
+    let f = reopen(dir, VPCS_ONLY);
+    assert_eq!(f.ok("ListServices", json!({})).await, before);
+    let config = f.plane.config().await;
+    assert_eq!(config.service_networks[0].vpcs, vec![0]);
+    assert_eq!(config.target_groups[0].targets.len(), 2);
+}
+
+#[tokio::test]
+async fn access_logs_tags_and_unsupported_operations() {
+    let f = fixture("logs", VPCS_ONLY);
+    let (sn_id, svc_id, _) = walkthrough(&f).await;
+    let als = f
+        .ok(
+            "CreateAccessLogSubscription",
+            json!({"resourceIdentifier": svc_id,
+        "destinationArn": "arn:aws:logs:us-west-2:123456789012:log-group:/lattice/parking"}),
+        )
+        .await;
+    let config = f.last();
+    let trellis_config::LogDestination::File(path) = &config.services[0].access_logs[0] else {
+        panic!()
+    };
+    assert!(
+        path.ends_with("api/logs/cloudwatch/lattice_parking.log"),
+        "{path:?}"
+    );
+    let e = f
+        .err(
+            "CreateAccessLogSubscription",
+            json!({"resourceIdentifier": svc_id,
+        "destinationArn": "arn:aws:logs:us-west-2:123456789012:log-group:other"}),
+        )
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    f.ok("CreateAccessLogSubscription", json!({"resourceIdentifier": sn_id, "destinationArn": "arn:aws:logs:us-west-2:123456789012:log-group:stdout"})).await;
+    assert_eq!(
+        f.last().service_networks[0].access_logs,
+        vec![trellis_config::LogDestination::Stdout]
+    );
+    let e = f
+        .err(
+            "CreateAccessLogSubscription",
+            json!({"resourceIdentifier": svc_id, "destinationArn": "arn:aws:sqs:x:y:z"}),
+        )
+        .await;
+    assert_eq!(e.code(), "ValidationException");
+    f.ok(
+        "DeleteAccessLogSubscription",
+        json!({"accessLogSubscriptionIdentifier": als["id"]}),
+    )
+    .await;
+    assert!(f.last().services[0].access_logs.is_empty());
+
+    let arn = f
+        .ok("GetService", json!({"serviceIdentifier": svc_id}))
+        .await["arn"]
+        .clone();
+    f.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": {"env": "dev"}}),
+    )
+    .await;
+    f.ok(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["team"]}),
+    )
+    .await;
+    assert_eq!(
+        f.ok("ListTagsForResource", json!({"resourceArn": arn}))
+            .await["tags"],
+        json!({"env": "dev"})
+    );
+    let many: Map<String, Value> = (0..50).map(|n| (format!("k{n}"), json!("v"))).collect();
+    let e = f
+        .err("TagResource", json!({"resourceArn": arn, "tags": many}))
+        .await;
+    assert_eq!(e.code(), "ServiceQuotaExceededException");
+    let e = f.err("CreateResourceGateway", json!({"name": "x"})).await;
+    assert!(
+        e.to_string()
+            .contains("CreateResourceGateway is not supported by Trellis"),
+        "{e}"
+    );
+    assert!(!f.plane.implements("CreateResourceGateway"));
+    assert_eq!(f.plane.region(), "us-west-2");
+}
