@@ -112,7 +112,8 @@ pub struct LogArgs {
 /// Where Trellis keeps what it generates (shared by the commands that run functions).
 #[derive(clap::Args, Clone)]
 pub struct StateDirArg {
-    /// Directory for generated files (self-signed certificates, compiled wasm cache).
+    /// Directory for generated files (self-signed certificates, compiled wasm cache) and the
+    /// store of the objects made through the API (api/store.json).
     #[arg(long, value_name = "DIR", default_value = ".trellis")]
     pub state_dir: PathBuf,
 }
