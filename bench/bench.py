@@ -1689,7 +1689,7 @@ def scenario_api(args, workdir, cfgdir):
 
 
 # --------------------------------------------------------------------------------------------
-# Internals: the criterion micro-benchmarks (scenario 5)
+# Internals: the criterion micro-benchmarks (scenario 6)
 # --------------------------------------------------------------------------------------------
 
 # (package, bench target): `cargo bench -p PACKAGE --bench TARGET`
