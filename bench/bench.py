@@ -16,6 +16,10 @@ Scenarios (docs/BENCHMARKS.md explains the method):
   auth       the HTTP scenario's service twice in one Trellis, authType NONE and AWS_IAM with a
              10-statement policy; requests to the latter SigV4-signed by botocore (re-signed before
              every run); HTTP/1.1.
+  api        the AWS API (issue 16): write calls per second through boto3 against Trellis (durable
+             store: fsync per acknowledged write) and moto's server (moto[server], in memory, routes
+             nothing) for the operations both implement; and, Trellis only, the time from
+             RegisterTargets' answer to the first request the new target serves.
   internals  the criterion micro-benchmarks (rule matching over 100 rules, the event codec, SigV4
              verification and auth policies), run with cargo bench; their estimates are read from
              target/criterion.
@@ -1579,7 +1583,113 @@ def scenario_auth(args, workdir, cfgdir):
 
 
 # --------------------------------------------------------------------------------------------
-# Internals: the criterion micro-benchmarks (scenario 5)
+# The AWS API (issue 16): writes per second (Trellis vs moto), registration to first request
+# --------------------------------------------------------------------------------------------
+
+API_LOAD_PY = os.path.join(BENCH, "api_load.py")
+API_REGION = "us-west-2"
+API_WRITES = ("CreateService", "CreateTargetGroup", "TagResource")
+
+
+def fs_type(path):
+    """The file system type of `path` (from /proc/mounts, the longest mount point above it)."""
+    best, kind = "", "?"
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                mnt, typ = parts[1], parts[2]
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                    best, kind = mnt, typ
+    except OSError:
+        pass
+    return kind
+
+
+def api_load(python, *argv, timeout=600):
+    p = subprocess.run([python, API_LOAD_PY, *map(str, argv)], capture_output=True, text=True,
+                       timeout=timeout)
+    if p.returncode != 0:
+        raise BenchError(f"api_load.py {' '.join(map(str, argv[:1]))} failed ({p.returncode}):\n"
+                         f"{(p.stdout + p.stderr)[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def wait_tcp(server, port, deadline_s=60.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline_s:
+        if not server.alive():
+            raise BenchError(f"{server.name} exited:\n{server.log_tail()}")
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
+            return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.02)
+    raise BenchError(f"{server.name} did not listen on {port} within {deadline_s} s")
+
+
+def scenario_api(args, workdir, cfgdir):
+    record = {"scenario": "api"}
+    python = signer_python()
+    versions = subprocess.run(
+        [python, "-c", "import boto3, moto; print(boto3.__version__, moto.__version__)"],
+        capture_output=True, text=True, timeout=60)
+    if versions.returncode != 0:
+        raise BenchError("the virtualenv has no boto3 and moto (bench/run.sh installs moto[server]): "
+                         + versions.stderr[-500:])
+    record["boto3"], record["moto"] = versions.stdout.split()
+    n = 20 if args.quick else 200
+    rounds = args.rounds or (1 if args.quick else 3)
+    tries = 10 if args.quick else 100
+    record.update({"calls": n, "rounds": rounds, "tries": tries})
+
+    (a_srv, a_port), (b_srv, b_port) = start_backends(workdir, ["instance-a", "instance-b"])
+    port = free_port()
+    # A placeholder service of the file listens on the port: the API's service shares it (a port
+    # serves several services, told apart by host).
+    tcfg = write(os.path.join(cfgdir, "trellis-api.yaml"),
+                 f"# bench/bench.py api scenario: the API builds the rest\nregion: {API_REGION}\n"
+                 f"services:\n  - name: placeholder\n    listeners:\n      - {{name: http, protocol: HTTP, "
+                 f"port: {port}, defaultAction: {{fixedResponse: {{statusCode: 404}}}}}}\n")
+    # The store on a disk, not on the tmpfs of the work directory: fsync must mean something.
+    state = tempfile.mkdtemp(prefix="trellis-bench-api-state-", dir=os.path.join(BENCH, "results"))
+    record["store_fs"] = fs_type(state)
+    tadmin, mport = free_port(), free_port()
+    trellis = Server("trellis", [TRELLIS, "up", "-f", tcfg, "--bind", LOOPBACK, "--drain-timeout", "1",
+                                 "--admin", f"{LOOPBACK}:{tadmin}", "--state-dir", state], workdir).start()
+    moto = Server("moto", [python, "-m", "moto.server", "-H", LOOPBACK, "-p", str(mport)], workdir).start()
+    try:
+        record["startup_s"] = {"trellis": wait_tcp(trellis, tadmin), "moto": wait_tcp(moto, mport)}
+        endpoints = {"trellis": f"http://{LOOPBACK}:{tadmin}", "moto": f"http://{LOOPBACK}:{mport}"}
+        runs = {"trellis": [], "moto": []}
+        for r in range(rounds):
+            for side in ("trellis", "moto"):
+                out = api_load(python, "writes", endpoints[side], API_REGION, f"r{r}-", n)
+                runs[side].append(out)
+                log(f"[api] round {r + 1} {side}: " + ", ".join(
+                    f"{op} {out[op]['per_s']:.0f}/s" for op in API_WRITES))
+        record["writes"] = {side: {op: {
+            "per_s": statistics.median(run[op]["per_s"] for run in rs),
+            "median_ms": statistics.median(run[op]["median_ms"] for run in rs),
+            "p99_ms": statistics.median(run[op]["p99_ms"] for run in rs),
+            "rounds_per_s": [run[op]["per_s"] for run in rs]} for op in API_WRITES}
+            for side, rs in runs.items()}
+        record["store_kb"] = os.path.getsize(os.path.join(state, "api", "store.json")) / 1024
+        reg = api_load(python, "register", endpoints["trellis"], API_REGION, port, a_port, b_port, tries)
+        record["register"] = reg
+        log(f"[api] RegisterTargets to first request: median {reg['median_ms']:.2f} ms, "
+            f"p99 {reg['p99_ms']:.2f} ms over {tries} tries")
+        record["servers"] = server_info([trellis, moto, a_srv, b_srv])
+    finally:
+        for srv in (trellis, moto, a_srv, b_srv):
+            srv.stop()
+        shutil.rmtree(state, ignore_errors=True)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# Internals: the criterion micro-benchmarks (scenario 6)
 # --------------------------------------------------------------------------------------------
 
 # (package, bench target): `cargo bench -p PACKAGE --bench TARGET`
@@ -2186,6 +2296,43 @@ def report_auth(rec, chart_paths, doc_dir):
     return L
 
 
+def report_api(rec):
+    L = ["### The AWS API: writes per second (Trellis vs moto), RegisterTargets to first request", ""]
+    servers = rec.get("servers", {})
+    L += [f"boto3 {rec.get('boto3', '?')} against one Trellis (`bench/results/configs/trellis-api.yaml`, "
+          f"its API store on {rec.get('store_fs', '?')}: every acknowledged write rewrites `store.json` "
+          f"and fsyncs it and its directory) and, as the peer, moto {rec.get('moto', '?')}'s server "
+          f"(`moto[server]`, the only other local Lattice API: objects in memory, nothing routed). "
+          f"{rec['calls']} calls of each operation both implement, one after the other on one client "
+          f"(each waits for the previous answer), median of {rec['rounds']} rounds. The store held "
+          f"{rec.get('store_kb', 0):.0f} KB at the end (the objects of every round). Run "
+          f"{rec.get('finished', '?')}, {rec.get('machine', {}).get('trellis', '?')}.", "",
+          "| operation | Trellis calls/s | Trellis median / p99 ms | moto calls/s | moto median / p99 ms |",
+          "|---|--:|--:|--:|--:|"]
+    w = rec.get("writes", {})
+    for op in API_WRITES:
+        t, m = w.get("trellis", {}).get(op), w.get("moto", {}).get(op)
+        cell = lambda r: (f"{r['per_s']:.0f}", f"{r['median_ms']:.1f} / {r['p99_ms']:.1f}") if r else ("–", "–")
+        (tr, tl), (mr, ml) = cell(t), cell(m)
+        L.append(f"| {op} | {tr} | {tl} | {mr} | {ml} |")
+    reg = rec.get("register")
+    if reg:
+        L += ["", f"RegisterTargets to the first request served by the new target (Trellis; moto routes "
+                  f"nothing): median {reg['median_ms']:.2f} ms, p99 {reg['p99_ms']:.2f} ms over "
+                  f"{len(reg['samples_ms'])} tries. Each try registers `hello-instance` B beside A in a "
+                  f"group without health checks (in service at once) behind the API's listener, then sends "
+                  f"requests one after the other from the answer until B answers one (round robin: "
+                  f"{statistics.median(reg['requests_until_served']):.0f} requests, median), then "
+                  f"deregisters B and waits until B gets nothing."]
+    L += ["", "<details><summary>Exact commands</summary>", "", "```sh"]
+    for name, srv in servers.items():
+        L += [f"# {name}", short(srv["argv"])]
+    L += [f"# load (the virtualenv's Python): bench/api_load.py writes ENDPOINT {API_REGION} rN- {rec['calls']}",
+          f"# bench/api_load.py register ENDPOINT {API_REGION} PORT A_PORT B_PORT {rec['tries']}",
+          "```", "", "</details>", ""]
+    return L
+
+
 def report_internals(rec):
     L = ["### Internals: criterion micro-benchmarks", ""]
     runs = rec.get("runs", [])
@@ -2298,6 +2445,8 @@ def report(results, meta, doc_path, chart_paths, quick):
             L += report_functions(rec, chart_paths, doc_dir)
         elif sc == "auth":
             L += report_auth(rec, chart_paths, doc_dir)
+        elif sc == "api":
+            L += report_api(rec)
         elif sc == "internals":
             L += report_internals(rec)
         elif sc == "footprint":
@@ -2347,9 +2496,9 @@ DEFAULT_HEAD = """# Benchmarks
 
 # --------------------------------------------------------------------------------------------
 
-# In the issue's order (issue 14's auth after the functions), which is the order they run and are
-# reported in.
-SCENARIOS = ["http", "wasm", "functions", "auth", "internals", "footprint"]
+# In the issues' order (issue 14's auth after the functions, issue 16's API after it), which is
+# the order they run and are reported in.
+SCENARIOS = ["http", "wasm", "functions", "auth", "api", "internals", "footprint"]
 
 
 def main():
@@ -2405,7 +2554,7 @@ def main():
         for sc in scenarios:
             t0 = time.time()
             rec = {"http": scenario_http, "wasm": scenario_wasm, "functions": scenario_functions,
-                   "auth": scenario_auth, "internals": scenario_internals,
+                   "auth": scenario_auth, "api": scenario_api, "internals": scenario_internals,
                    "footprint": scenario_footprint}[sc](args, workdir, cfgdir)
             rec["duration_s"] = time.time() - t0
             rec["quick"] = args.quick

@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                 every scenario, full length (about 10 s per measurement, 3 rounds)
 #   QUICK=1 bench/run.sh         a smoke run of every scenario (about 2 s per measurement, 1 round)
-#   bench/run.sh --only http     one scenario (http, wasm, functions, auth, internals, footprint);
+#   bench/run.sh --only http     one scenario (http, wasm, functions, auth, api, internals, footprint);
 #                                other flags go to bench.py
 #
 # Installs what it needs when missing: nginx-light, haproxy, curl, openssl and python3-matplotlib
@@ -14,7 +14,8 @@
 # internals scenario runs `cargo bench` in the workspace (CARGO_TARGET_DIR honoured). The auth
 # scenario signs its requests with botocore (tests/oracles/sign.py): scripts/pyenv.sh makes a
 # virtualenv with it under the cargo target directory (from PyPI, on first use) and its Python
-# goes to bench.py as SIGNER_PYTHON.
+# goes to bench.py as SIGNER_PYTHON. The api scenario drives Trellis and moto's server with boto3
+# from the same virtualenv, adding moto[server] (PyPI) to it when missing.
 # Expects the release build of Trellis (target/release/trellis) and the sample functions
 # (sample-functions/dist/), which `make bench` builds first.
 # Every server listens on 127.0.0.1 only and every load generator talks to 127.0.0.1 only.
@@ -70,7 +71,11 @@ want() {
 
 cargo_install oha oha "$OHA_VERSION"
 if want wasm "$@"; then cargo_install wasmtime-cli wasmtime "$WASMTIME_VERSION"; fi
-if want auth "$@"; then SIGNER_PYTHON=$(scripts/pyenv.sh); export SIGNER_PYTHON; fi
+if want auth "$@" || want api "$@"; then SIGNER_PYTHON=$(scripts/pyenv.sh); export SIGNER_PYTHON; fi
+if want api "$@" && ! "$SIGNER_PYTHON" -c 'import boto3, moto.server' 2>/dev/null; then
+    log "installing moto[server] from PyPI into the virtualenv (the api scenario's peer)"
+    "$SIGNER_PYTHON" -m pip install -q 'moto[server]' >&2
+fi
 
 # The container function's program: hello-lambda linked statically, for a FROM scratch image.
 # Without a reachable engine the container half of the functions scenario is skipped (bench.py

@@ -80,7 +80,35 @@ pub fn aws_cli(python: &Path, trellis: &Trellis, region: &str, args: &[&str]) ->
     run_bounded(command)
 }
 
-fn run_bounded(mut command: Command) -> Ran {
+/// The path of an oracle script under tests/oracles/.
+pub fn oracle_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/oracles")
+        .join(name)
+}
+
+/// Runs `python tests/oracles/SCRIPT args…` (a script that imports its neighbours, such as
+/// `lattice.py`) like [`run_python`], killed after `timeout`.
+pub fn run_oracle(python: &Path, script: &str, args: &[&str], timeout: Duration) -> Ran {
+    run_bounded_for(oracle_command(python, script, args), timeout)
+}
+
+/// The command [`run_oracle`] runs, for a test that must run it in the background (and kill
+/// it if it outlives the test).
+pub fn oracle_command(python: &Path, script: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(python);
+    command.arg(oracle_script(script)).args(args);
+    oracle_env(&mut command);
+    command
+}
+
+fn run_bounded(command: Command) -> Ran {
+    run_bounded_for(command, ORACLE_TIMEOUT)
+}
+
+/// Credentials that sign (any work: the control plane is local) and none of the machine
+/// user's AWS configuration; output piped.
+fn oracle_env(command: &mut Command) {
     command
         .env("AWS_ACCESS_KEY_ID", "AKIDTRELLISTEST")
         .env("AWS_SECRET_ACCESS_KEY", "trellis-test-secret")
@@ -98,6 +126,10 @@ fn run_bounded(mut command: Command) -> Ran {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+}
+
+fn run_bounded_for(mut command: Command, timeout: Duration) -> Ran {
+    oracle_env(&mut command);
     let mut child = command.spawn().expect("spawn the oracle");
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
@@ -111,7 +143,7 @@ fn run_bounded(mut command: Command) -> Ran {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + ORACLE_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let code = loop {
         if let Ok(Some(status)) = child.try_wait() {
             break status.code();
@@ -120,7 +152,7 @@ fn run_bounded(mut command: Command) -> Ran {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the oracle took over {ORACLE_TIMEOUT:?}; stderr so far:\n{}",
+                "the oracle took over {timeout:?}; stderr so far:\n{}",
                 err_reader.join().unwrap_or_default()
             );
         }
