@@ -34,6 +34,14 @@ impl FileStamp {
         })
     }
 
+    /// Whether the file has not been modified for at least `quiet` (a file being written, say by
+    /// a linker writing its output in place, is modified again and again until it is done). A
+    /// modification time in the future (a clock set back) counts as settled.
+    pub fn settled(&self, quiet: std::time::Duration) -> bool {
+        self.modified
+            .is_none_or(|m| m.elapsed().map_or(true, |age| age >= quiet))
+    }
+
     /// Whether the file now differs from this stamp (a missing file counts as unchanged, so a
     /// rebuild that deletes and rewrites the file does not flap).
     pub fn changed(&self) -> bool {

@@ -14,6 +14,9 @@ use super::{WasmEngine, WasmError, WasmKind};
 /// `ProxyPre`, …). Fails when the program is not of a kind the backend runs.
 pub(crate) type Prepare<P> = fn(&WasmEngine, &Compiled, WasmKind) -> Result<P, WasmError>;
 
+/// How long a changed file must have been left alone before it is loaded.
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
+
 /// One version of a function's code, pre-instantiated.
 pub(crate) struct Program<P> {
     pub pre: P,
@@ -117,12 +120,19 @@ impl<P: Clone + Send + Sync + 'static> Live<P> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Whether the file holds new code, written completely: changed since it was read, and
+    /// then left alone for [`SETTLE`]. Until then the current version serves, so a file caught
+    /// half-written (a linker writes its output in place) is not loaded, nor warned about.
     fn stale(program: &Program<P>) -> bool {
-        program.stamp.as_ref().is_some_and(FileStamp::changed)
+        let Some(stamp) = program.stamp.as_ref() else {
+            return false;
+        };
+        // A missing file (deleted, about to be rewritten) is not a change.
+        FileStamp::of(&stamp.path).is_some_and(|now| now != *stamp && now.settled(SETTLE))
     }
 
-    /// The program to run now: the current one, or, if the file changed since it was read,
-    /// the file's new content. If the new content cannot be loaded (a half-written file, a
+    /// The program to run now: the current one, or, if the file changed since it was read (and
+    /// has settled: see [`Self::stale`]), the file's new content. If the new content cannot be loaded (a half-written file, a
     /// compile error, a different kind of program), the failure goes to the function log and
     /// the previous version keeps serving until the file changes again.
     ///

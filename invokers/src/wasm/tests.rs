@@ -549,19 +549,30 @@ async fn wasm_code_change_is_picked_up() {
         "Hello from the function\n"
     );
 
-    // A rebuild: the next invocation runs the new code.
+    // A file just written may still be being written: the current code serves until it has
+    // been left alone for the settle time.
     std::fs::write(&code, wat_command("version two")).expect("write");
+    assert_eq!(
+        body_of(&ask().await.expect("settling")),
+        "Hello from the function\n"
+    );
+    let settled = || tokio::time::sleep(super::live::SETTLE + Duration::from_millis(50));
+    // A rebuild, settled: the next invocation runs the new code.
+    settled().await;
     assert_eq!(body_of(&ask().await.expect("v2")), "version two");
 
-    // A broken file (a half-finished build): logged, the previous code keeps serving.
+    // A broken file (a build that failed half-way): logged, the previous code keeps serving.
     std::fs::write(&code, b"\0asm\x01\0\0\0garbage").expect("write");
+    settled().await;
     assert_eq!(body_of(&ask().await.expect("kept")), "version two");
     // A different kind of program cannot replace a command in place either.
     std::fs::copy(&proxy, &code).expect("copy");
+    settled().await;
     assert_eq!(body_of(&ask().await.expect("kept")), "version two");
 
     // Fixed again.
     std::fs::write(&code, wat_command("version three")).expect("write");
+    settled().await;
     assert_eq!(body_of(&ask().await.expect("v3")), "version three");
     let _ = std::fs::remove_dir_all(&dir);
 }
