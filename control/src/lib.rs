@@ -17,6 +17,7 @@ mod plane;
 pub mod rest;
 mod shapes;
 pub mod store;
+mod terms;
 mod time;
 
 pub use ops::OPERATIONS;

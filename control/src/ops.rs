@@ -181,7 +181,15 @@ impl Plane {
                 // part of the same write.
                 let config =
                     crate::plane::compose(&st.file, &self.file_name, self.store.file(), &snap)
-                        .map_err(crate::plane::invalid_change)?;
+                        .map_err(|e| {
+                            crate::terms::invalid_change(
+                                e,
+                                &snap,
+                                &self.store.file().display().to_string(),
+                                op,
+                                &call.input,
+                            )
+                        })?;
                 let out = answer(&View {
                     config: &config,
                     snap: &snap,
@@ -357,8 +365,11 @@ fn run(
                 .filter(|(_, tg)| kind.is_none_or(|k| k == tg.kind.as_str()))
                 .map(|(idx, tg)| v.target_group_summary(idx, tg))
                 .filter(|s| {
-                    i.opt("vpcIdentifier")
-                        .is_none_or(|vpc| s.get("vpcIdentifier") == Some(&json!(vpc)))
+                    // A config VPC may be named by id, ARN or name here too.
+                    i.opt("vpcIdentifier").is_none_or(|vpc| {
+                        let id = v.vpc(vpc).map_or(vpc, |(_, x)| x.id.as_str());
+                        s.get("vpcIdentifier") == Some(&json!(id))
+                    })
                 })
                 .collect();
             page(items, i.0).map(Done::Read)
@@ -1073,6 +1084,12 @@ fn create_target_group(i: &In<'_>, v: &View<'_>) -> Step {
     let mut snap = v.snap.clone();
     let mut entry = obj(json!({ "name": name, "type": kind, "targets": [] }));
     copy_keys(i, &mut entry, &["config"]);
+    if let Some(Value::Object(c)) = entry.get_mut("config")
+        && let Some(given) = c.get("vpcIdentifier").filter(|x| !x.is_null())
+    {
+        let id = vpc_id(v, given)?;
+        c.insert("vpcIdentifier".into(), json!(id));
+    }
     list_mut(&mut snap, "targetGroups").push(Value::Object(entry));
     Ok(Done::Write(
         snap,
@@ -1083,6 +1100,37 @@ fn create_target_group(i: &In<'_>, v: &View<'_>) -> Step {
                 &["id", "arn", "name", "type", "config", "status"],
             ))
         }),
+    ))
+}
+
+/// A target group's `config.vpcIdentifier` as the store keeps it: a VPC of the config named by
+/// id, ARN or name is kept as its id (what the file's schema takes, and what AWS answers); any
+/// other VPC id is kept as given (Trellis does not need it, as in the file).
+fn vpc_id(v: &View<'_>, given: &Value) -> Result<String, ApiError> {
+    let field = "config.vpcIdentifier";
+    let text = given
+        .as_str()
+        .ok_or_else(|| ApiError::field(field, "config.vpcIdentifier must be a string"))?;
+    if let Ok((_, vpc)) = v.vpc(text) {
+        return Ok(vpc.id.clone());
+    }
+    let is_id = text.strip_prefix("vpc-").is_some_and(|rest| {
+        (rest.len() == 8 || rest.len() == 17) && rest.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if is_id {
+        return Ok(text.to_string());
+    }
+    let names: Vec<&str> = v.config.vpcs.iter().map(|x| x.name.as_str()).collect();
+    Err(ApiError::field(
+        field,
+        format!(
+            "{field}: \"{text}\" is neither a VPC id (\"vpc-\" and 8 or 17 hex characters) nor a VPC of the config file's vpcs ({})",
+            if names.is_empty() {
+                "none defined".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
     ))
 }
 

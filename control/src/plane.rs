@@ -201,29 +201,6 @@ pub(crate) fn compose(
     )
 }
 
-/// A change the config crate refused: a `ValidationException` with its problems (only the
-/// store's can be new: the file is the last good one).
-pub(crate) fn invalid_change(e: ConfigError) -> ApiError {
-    let problems: Vec<String> = e
-        .problems()
-        .iter()
-        .map(|p| match &p.hint {
-            Some(h) => format!("{}: {} ({h})", p.path, p.message),
-            None => format!("{}: {}", p.path, p.message),
-        })
-        .collect();
-    let message = if problems.is_empty() {
-        e.to_string()
-    } else {
-        problems.join("; ")
-    };
-    ApiError::Validation {
-        message,
-        reason: "fieldValidationFailed",
-        fields: Vec::new(),
-    }
-}
-
 /// Records when objects of the file were first seen (their `createdAt`).
 fn note_file_objects(config: &Config, snap: &Snapshot, seen: &mut HashMap<String, String>) {
     let now = crate::time::now();

@@ -645,3 +645,100 @@ async fn access_logs_tags_and_unsupported_operations() {
     assert!(!f.plane.implements("CreateResourceGateway"));
     assert_eq!(f.plane.region(), "us-west-2");
 }
+
+/// Every problem the config crate finds in a change is said in the API's terms: the input
+/// member in the message and in `fieldList`, never the store document's path.
+fn assert_api_terms(e: &ApiError, field: &str, says: &str) {
+    let body = e.body();
+    assert_eq!(e.code(), "ValidationException", "{body}");
+    let text = e.to_string();
+    assert!(!text.contains("document"), "{text}");
+    assert!(!text.contains("store.json"), "{text}");
+    assert!(text.starts_with(&format!("{field}: ")), "{text}");
+    assert!(text.contains(says), "{text}");
+    assert_eq!(body["reason"], "fieldValidationFailed", "{body}");
+    assert_eq!(body["fieldList"][0]["name"], field, "{body}");
+}
+
+#[tokio::test]
+async fn a_vpc_is_named_by_id_arn_or_name_and_problems_are_said_in_api_terms() {
+    let f = fixture("vpcnames", VPCS_ONLY);
+    let config = f.plane.config().await;
+    let vpc = &config.vpcs[0];
+    for (n, given) in ["client", vpc.id.as_str(), vpc.arn.as_str()]
+        .iter()
+        .enumerate()
+    {
+        let out = f
+            .ok(
+                "CreateTargetGroup",
+                json!({"name": format!("x-tg-{n}"), "type": "INSTANCE",
+                       "config": {"port": 80, "vpcIdentifier": given}}),
+            )
+            .await;
+        assert_eq!(out["config"]["vpcIdentifier"], json!(vpc.id), "{given}");
+    }
+    // Another VPC id is kept as given (Trellis does not need it), as in the file.
+    let out = f
+        .ok(
+            "CreateTargetGroup",
+            json!({"name": "other-vpc", "type": "IP",
+            "config": {"vpcIdentifier": "vpc-0123456789abcdef0"}}),
+        )
+        .await;
+    assert_eq!(out["config"]["vpcIdentifier"], "vpc-0123456789abcdef0");
+    for filter in ["client", vpc.id.as_str(), vpc.arn.as_str()] {
+        let page = f
+            .ok("ListTargetGroups", json!({"vpcIdentifier": filter}))
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 3, "{filter}");
+    }
+    let e = f
+        .err(
+            "CreateTargetGroup",
+            json!({"name": "bad-vpc", "type": "IP",
+            "config": {"vpcIdentifier": "client-vpc"}}),
+        )
+        .await;
+    assert_api_terms(
+        &e,
+        "config.vpcIdentifier",
+        "nor a VPC of the config file's vpcs (client)",
+    );
+    // Problems the config crate finds after the change (the REST layer's model checks are
+    // bypassed here, so the config crate is the one to see them).
+    let (_, svc_id, tg_id) = walkthrough(&f).await;
+    let e = f
+        .err(
+            "CreateListener",
+            json!({"serviceIdentifier": svc_id, "name": "wide", "protocol": "HTTP",
+            "port": 70000, "defaultAction": {"fixedResponse": {"statusCode": 404}}}),
+        )
+        .await;
+    assert_api_terms(&e, "port", "70000 is out of range");
+    let e = f
+        .err(
+            "RegisterTargets",
+            json!({"targetGroupIdentifier": tg_id,
+            "targets": [{"id": "127.0.0.8"}, {"id": "not-an-ip"}]}),
+        )
+        .await;
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "target group \"rates-tg\", targets[1].id: \"not-an-ip\" is not an IP address"
+        ),
+        "{text}"
+    );
+    assert_eq!(e.body()["fieldList"][0]["name"], "targets[1].id");
+    let e = f
+        .err(
+            "UpdateTargetGroup",
+            json!({"targetGroupIdentifier": tg_id,
+            "healthCheck": {"path": "no-slash"}}),
+        )
+        .await;
+    let body = e.body();
+    assert_eq!(body["fieldList"][0]["name"], "healthCheck.path", "{body}");
+    assert!(!e.to_string().contains("document"), "{e}");
+}
