@@ -173,6 +173,22 @@ impl Plane {
     }
 }
 
+/// The config `trellis up` would serve from the config file's `bytes` (named `file_name`) and
+/// the store under `state_dir`, composed read-only: nothing is locked, created or written, so
+/// it may run beside a running `trellis up` (whose store writes are atomic renames). `None`
+/// when there is no store: then the file alone is the config.
+pub fn compose_read_only(
+    bytes: &[u8],
+    file_name: &str,
+    state_dir: &Path,
+) -> Result<Option<Config>, OpenError> {
+    let Some(snap) = Store::peek(state_dir)? else {
+        return Ok(None);
+    };
+    let store = state_dir.join("api").join("store.json");
+    Ok(Some(compose(bytes, file_name, &store, &snap)?))
+}
+
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
