@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use trellis_config::Config;
 
-use crate::{ConfigArg, EXIT_RUNTIME, StateDirArg, load_config, log};
+use crate::{ConfigArg, EXIT_BAD_CONFIG, EXIT_RUNTIME, StateDirArg, load_config, log};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -64,11 +64,26 @@ pub fn run(args: ExportArgs) -> u8 {
     }
 }
 
-/// The config `trellis up -f FILE --state-dir DIR` would serve: for now the file alone.
-/// MERGE POINT: the API store layering (file + `<DIR>/api/store.json`) goes here, so that
-/// `trellis export` writes what the API created too.
-pub fn effective_config(file: &Path, _state_dir: &Path) -> Result<Config, u8> {
-    load_config(file)
+/// The config `trellis up -f FILE --state-dir DIR` would serve: the file layered with the API
+/// store under DIR, read without locking or writing anything (so it works beside a running
+/// `trellis up`); the file alone when there is no store. A file that does not validate exits 1;
+/// a store that cannot be read (corrupt, or of a newer Trellis) exits 2, naming the store.
+pub fn effective_config(file: &Path, state_dir: &Path) -> Result<Config, u8> {
+    let Ok(bytes) = trellis_config::read_capped(file) else {
+        // The message (and hint) of a file that cannot be read.
+        return load_config(file);
+    };
+    match trellis_control::compose_read_only(&bytes, &file.display().to_string(), state_dir) {
+        Ok(Some(config)) => Ok(config),
+        Ok(None) => load_config(file),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(match e {
+                trellis_control::OpenError::Config(_) => EXIT_BAD_CONFIG,
+                trellis_control::OpenError::Store(_) => EXIT_RUNTIME,
+            })
+        }
+    }
 }
 
 /// Writes `text` to `out` through a temporary file renamed over it, so a reader never sees half

@@ -96,13 +96,15 @@ enum Command {
                       trellis export -f trellis.yaml --format cloudformation -o lattice.json\n  \
                       aws cloudformation deploy --template-file lattice.json --stack-name my-lattice \\\n      \
                       --parameter-overrides VpcClientVpcId=vpc-0abc... (one per Parameter without a default)\n\
+                      The effective config is the file layered with the objects made by API (DIR/api/store.json\n\
+                      of --state-dir), read without writing anything, so it may run beside `trellis up`.\n\
                       Every default is written out. Relative paths (function code, certificates, access-log files)\n\
                       are written absolute, resolved against the working directory as `trellis up` resolves them, so\n\
                       the export works from anywhere. Secrets written as ${NAME} stay ${NAME}. In a CloudFormation\n\
                       template what exists only locally (VPC ids, targets, log destinations, function code) becomes\n\
                       a Parameter; see \"Taking it to AWS\" in README.md.\n\
-                      Exit codes: 0 success, 1 invalid or missing config file, 2 the output cannot be written or\n\
-                      invalid arguments.")]
+                      Exit codes: 0 success, 1 invalid or missing config file, 2 the API store cannot be read\n\
+                      (corrupt or newer), the output cannot be written, or invalid arguments.")]
     Export(export::ExportArgs),
     /// Show how a service routes: listener → rules in priority order → weighted target groups → targets.
     #[command(after_help = "Exit codes: 0 success, 1 invalid config or unknown service.")]

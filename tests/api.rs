@@ -555,3 +555,155 @@ fn the_aws_cli_creates_lists_gets_and_deletes() {
     assert_eq!(listed["items"], json!([]), "{listed}");
     let _ = TcpStream::connect(t.admin_addr()).expect("the admin port still answers");
 }
+
+/// `GET path` on the admin address `addr` over HTTP/1.0: (status, body).
+fn admin_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).expect("connect to the admin port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set a read timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, body.to_owned())
+}
+
+/// `trellis export -f FILE --state-dir DIR` composes the file with the store as `trellis up`
+/// does, read-only beside the running one; the export of an API-built config round-trips (a
+/// second Trellis on it with an empty store exports the same text and serves the same), and its
+/// CloudFormation form passes cfn-lint.
+#[test]
+fn export_with_the_state_dir_is_what_the_running_trellis_serves_and_round_trips() {
+    let Some(python) =
+        api_oracles("export_with_the_state_dir_is_what_the_running_trellis_serves_and_round_trips")
+    else {
+        return;
+    };
+    let instance = Instance::start("instance-a");
+    let state = scratch_dir("api-state");
+    let yaml = file(None);
+    let port = free_port();
+    let mut t = up(&yaml, &state);
+    let ids = oracle(
+        &python,
+        &t,
+        "api_walkthrough.py",
+        Some("create"),
+        &[&port.to_string(), &instance.port.to_string()],
+    );
+    let ids_text = ids.to_string();
+    let config = t.config_path().display().to_string();
+    let cwd = t
+        .config_path()
+        .parent()
+        .expect("its directory")
+        .to_path_buf();
+    let state_arg = state.display().to_string();
+    let store_before = std::fs::read(state.join("api/store.json")).expect("the store");
+
+    // (a) The export of file + store is what the running Trellis serves.
+    let (status, served) = admin_get(&t.admin_addr(), "/export");
+    assert_eq!(status, 200, "{served}");
+    let (code, exported, err) =
+        run_cli(&["export", "-f", &config, "--state-dir", &state_arg], &cwd);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        exported, served,
+        "trellis export --state-dir differs from GET /export"
+    );
+    assert!(
+        exported.contains("lattice-svc") && exported.contains("instance-tg"),
+        "{exported}"
+    );
+    // Read-only: the store is untouched, and without --state-dir's store only the file is there.
+    assert_eq!(
+        std::fs::read(state.join("api/store.json")).unwrap(),
+        store_before
+    );
+    let empty = scratch_dir("api-export-empty");
+    let (code, file_only, err) = run_cli(
+        &[
+            "export",
+            "-f",
+            &config,
+            "--state-dir",
+            &empty.display().to_string(),
+        ],
+        &cwd,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!file_only.contains("lattice-svc"), "{file_only}");
+    assert!(!empty.join("api").exists(), "export made a store");
+
+    // (c) The CloudFormation export of the API-built config passes cfn-lint.
+    let template = cwd.join("api-export.json");
+    let (code, _, err) = run_cli(
+        &[
+            "export",
+            "-f",
+            &config,
+            "--state-dir",
+            &state_arg,
+            "--format",
+            "cloudformation",
+            "-o",
+            &template.display().to_string(),
+        ],
+        &cwd,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lint = python.with_file_name("cfn-lint");
+    let linted = Command::new(&lint)
+        .arg(&template)
+        .output()
+        .expect("run cfn-lint");
+    let lint_code = linted.status.code().unwrap_or(-1);
+    // cfn-lint's exit status is a bit set: 2 errors, 4 warnings, 8 informational.
+    assert!(
+        lint_code >= 0 && lint_code & 3 == 0,
+        "cfn-lint found errors (exit {lint_code}):\n{}",
+        String::from_utf8_lossy(&linted.stdout)
+    );
+
+    // (b) The YAML export round-trips: a second Trellis on it, with an empty store, exports the
+    // same text and serves the same through the listener the API made.
+    t.signal("TERM");
+    assert_eq!(t.wait(Duration::from_secs(20)), Some(0), "{}", t.stderr());
+    let fresh = scratch_dir("api-state-fresh");
+    let second = up(&exported, &fresh);
+    let (status, again) = admin_get(&second.admin_addr(), "/export");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, exported, "export → up → export differs");
+    let served = oracle(
+        &python,
+        &second,
+        "api_walkthrough.py",
+        Some("check"),
+        &[&ids_text],
+    );
+    assert!(
+        served["counts"]["instance-a"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{served}"
+    );
+    // A corrupt store is a clear error (exit 2) naming it, and is left as it is.
+    std::fs::write(
+        state.join("api/store.json"),
+        b"{\"format\": 1, \"document\": [",
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["export", "-f", &config, "--state-dir", &state_arg], &cwd);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("store.json") && err.contains("not a store Trellis can read"),
+        "{err}"
+    );
+}

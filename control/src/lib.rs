@@ -17,10 +17,11 @@ mod plane;
 pub mod rest;
 mod shapes;
 pub mod store;
+mod terms;
 mod time;
 
 pub use ops::OPERATIONS;
-pub use plane::{DataPlane, OpenError, Plane, ReloadError};
+pub use plane::{DataPlane, OpenError, Plane, ReloadError, compose_read_only};
 pub use shapes::HOSTED_ZONE_ID;
 
 pub use error::{ApiError, FieldError};

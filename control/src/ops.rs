@@ -82,6 +82,8 @@ mod quotas {
     pub const TARGETS_PER_GROUP: usize = 1000;
     pub const TAGS_PER_RESOURCE: usize = 50;
     pub const TARGET_GROUPS_PER_SERVICE: usize = 10;
+    /// LATTICE.md §7: "10 KB (hard)" (the model allows 36,864 characters).
+    pub const AUTH_POLICY_BYTES: usize = 10 * 1024;
 }
 
 /// What an operation did.
@@ -181,7 +183,15 @@ impl Plane {
                 // part of the same write.
                 let config =
                     crate::plane::compose(&st.file, &self.file_name, self.store.file(), &snap)
-                        .map_err(crate::plane::invalid_change)?;
+                        .map_err(|e| {
+                            crate::terms::invalid_change(
+                                e,
+                                &snap,
+                                &self.store.file().display().to_string(),
+                                op,
+                                &call.input,
+                            )
+                        })?;
                 let out = answer(&View {
                     config: &config,
                     snap: &snap,
@@ -357,8 +367,11 @@ fn run(
                 .filter(|(_, tg)| kind.is_none_or(|k| k == tg.kind.as_str()))
                 .map(|(idx, tg)| v.target_group_summary(idx, tg))
                 .filter(|s| {
-                    i.opt("vpcIdentifier")
-                        .is_none_or(|vpc| s.get("vpcIdentifier") == Some(&json!(vpc)))
+                    // A config VPC may be named by id, ARN or name here too.
+                    i.opt("vpcIdentifier").is_none_or(|vpc| {
+                        let id = v.vpc(vpc).map_or(vpc, |(_, x)| x.id.as_str());
+                        s.get("vpcIdentifier") == Some(&json!(id))
+                    })
                 })
                 .collect();
             page(items, i.0).map(Done::Read)
@@ -1073,6 +1086,12 @@ fn create_target_group(i: &In<'_>, v: &View<'_>) -> Step {
     let mut snap = v.snap.clone();
     let mut entry = obj(json!({ "name": name, "type": kind, "targets": [] }));
     copy_keys(i, &mut entry, &["config"]);
+    if let Some(Value::Object(c)) = entry.get_mut("config")
+        && let Some(given) = c.get("vpcIdentifier").filter(|x| !x.is_null())
+    {
+        let id = vpc_id(v, given)?;
+        c.insert("vpcIdentifier".into(), json!(id));
+    }
     list_mut(&mut snap, "targetGroups").push(Value::Object(entry));
     Ok(Done::Write(
         snap,
@@ -1083,6 +1102,37 @@ fn create_target_group(i: &In<'_>, v: &View<'_>) -> Step {
                 &["id", "arn", "name", "type", "config", "status"],
             ))
         }),
+    ))
+}
+
+/// A target group's `config.vpcIdentifier` as the store keeps it: a VPC of the config named by
+/// id, ARN or name is kept as its id (what the file's schema takes, and what AWS answers); any
+/// other VPC id is kept as given (Trellis does not need it, as in the file).
+fn vpc_id(v: &View<'_>, given: &Value) -> Result<String, ApiError> {
+    let field = "config.vpcIdentifier";
+    let text = given
+        .as_str()
+        .ok_or_else(|| ApiError::field(field, "config.vpcIdentifier must be a string"))?;
+    if let Ok((_, vpc)) = v.vpc(text) {
+        return Ok(vpc.id.clone());
+    }
+    let is_id = text.strip_prefix("vpc-").is_some_and(|rest| {
+        (rest.len() == 8 || rest.len() == 17) && rest.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if is_id {
+        return Ok(text.to_string());
+    }
+    let names: Vec<&str> = v.config.vpcs.iter().map(|x| x.name.as_str()).collect();
+    Err(ApiError::field(
+        field,
+        format!(
+            "{field}: \"{text}\" is neither a VPC id (\"vpc-\" and 8 or 17 hex characters) nor a VPC of the config file's vpcs ({})",
+            if names.is_empty() {
+                "none defined".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
     ))
 }
 
@@ -1372,17 +1422,27 @@ fn with_listener<T>(
     }
 }
 
+/// Target groups per service (10): the groups the service's actions forward to once `action`
+/// is in place. `replacing` names the action it replaces — a listener's default action
+/// (`(listener, None)`) or a rule's (`(listener, Some(rule))`) — whose groups no longer count.
 fn check_tgs_per_service(
     v: &View<'_>,
     svc_name: &str,
     action: Option<&Value>,
+    member: &str,
+    replacing: Option<(&str, Option<&str>)>,
 ) -> Result<(), ApiError> {
     let Some((_, svc)) = v.service(svc_name).ok() else {
         return Ok(());
     };
     let mut tgs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for l in &svc.listeners {
-        for a in std::iter::once(&l.default_action).chain(l.rules.iter().map(|r| &r.action)) {
+        let default = (replacing != Some((l.name.as_str(), None))).then_some(&l.default_action);
+        let rules = l
+            .rules
+            .iter()
+            .filter(|r| replacing != Some((l.name.as_str(), Some(r.name.as_str()))));
+        for a in default.into_iter().chain(rules.map(|r| &r.action)) {
             if let trellis_config::Action::Forward(w) = a {
                 for w in w {
                     if let Some(tg) = v.config.target_groups.get(w.target_group) {
@@ -1396,6 +1456,17 @@ fn check_tgs_per_service(
         .and_then(|a| a.pointer("/forward/targetGroups"))
         .and_then(Value::as_array)
     {
+        // The model's bound on a forward action (as AWS answers it, before any quota).
+        if list.len() > 10 {
+            let member = format!("{member}.forward.targetGroups");
+            return Err(ApiError::field(
+                &member,
+                format!(
+                    "{member}: {} target groups given; a forward action takes 1-10",
+                    list.len()
+                ),
+            ));
+        }
         for w in list {
             if let Some(ident) = w.get("targetGroupIdentifier").and_then(Value::as_str)
                 && let Ok((_, tg)) = v.target_group(ident)
@@ -1439,7 +1510,7 @@ fn create_listener(i: &In<'_>, v: &View<'_>) -> Step {
             ),
         ));
     }
-    check_tgs_per_service(v, &sname, i.get("defaultAction"))?;
+    check_tgs_per_service(v, &sname, i.get("defaultAction"), "defaultAction", None)?;
     check_tags(i.get("tags"), 0)?;
     let mut entry = obj(json!({ "name": name }));
     copy_keys(i, &mut entry, &["protocol", "port", "defaultAction"]);
@@ -1476,7 +1547,13 @@ fn update_listener(i: &In<'_>, v: &View<'_>) -> Step {
         .get("defaultAction")
         .cloned()
         .ok_or_else(|| ApiError::field("defaultAction", "defaultAction is required"))?;
-    check_tgs_per_service(v, &sname, Some(&action))?;
+    check_tgs_per_service(
+        v,
+        &sname,
+        Some(&action),
+        "defaultAction",
+        Some((&l.name, None)),
+    )?;
     let mut snap = v.snap.clone();
     let lname = l.name.clone();
     with_listener(&mut snap, sidx, None, |ls| {
@@ -1555,7 +1632,7 @@ fn create_rule(i: &In<'_>, v: &View<'_>) -> Step {
             ),
         ));
     }
-    check_tgs_per_service(v, &sname, i.get("action"))?;
+    check_tgs_per_service(v, &sname, i.get("action"), "action", None)?;
     check_tags(i.get("tags"), 0)?;
     let mut entry = obj(json!({ "name": name }));
     copy_keys(i, &mut entry, &["priority", "match", "action"]);
@@ -1658,7 +1735,15 @@ fn update_rules(i: &In<'_>, v: &View<'_>, batch: bool) -> Step {
             unsuccessful.push(json!({"ruleIdentifier": ident, "failureCode": "ConflictException", "failureMessage": message}));
             continue;
         }
-        check_tgs_per_service(v, &sname, u.get("action"))?;
+        if u.get("action").is_some_and(|a| !a.is_null()) {
+            check_tgs_per_service(
+                v,
+                &sname,
+                u.get("action"),
+                "action",
+                Some((&lname, Some(&rule.name))),
+            )?;
+        }
         let rname = rule.name.clone();
         with_listener(&mut snap, sidx, Some(&lname), |rules| {
             if let Some(e) = rules
@@ -1816,6 +1901,17 @@ fn put_auth_policy(i: &In<'_>, v: &View<'_>) -> Step {
         )
     })?;
     let policy = i.str("policy")?.to_string();
+    if policy.len() > quotas::AUTH_POLICY_BYTES {
+        return Err(quota(
+            "AUTH_POLICY",
+            "auth-policy-size",
+            format!(
+                "the auth policy is {} bytes; an auth policy is at most {} bytes (10 KB)",
+                policy.len(),
+                quotas::AUTH_POLICY_BYTES
+            ),
+        ));
+    }
     let mut snap = v.snap.clone();
     if let Some(Value::Object(e)) = list_mut(&mut snap, r.key).get_mut(idx) {
         e.insert("authPolicy".into(), json!(policy));
@@ -2111,20 +2207,33 @@ fn known_arn(v: &View<'_>, arn: &str) -> Result<bool, ApiError> {
         return Ok(true);
     }
     let c = v.config;
-    let found = c.services.iter().any(|s| {
+    // An object is the API's when it is in the store's document (its metadata may be absent,
+    // e.g. for a store written by hand or by an older Trellis).
+    if let Some(s) = c.services.iter().find(|s| {
         s.arn == arn
             || s.listeners
                 .iter()
                 .any(|l| l.arn == arn || l.rules.iter().any(|r| r.arn == arn))
-    }) || c.service_networks.iter().any(|n| n.arn == arn)
-        || c.target_groups.iter().any(|t| t.arn == arn)
-        || snsas(v).iter().any(|a| a["arn"] == json!(arn))
-        || snvas(v).iter().any(|a| a["arn"] == json!(arn));
-    if found {
-        Ok(false)
-    } else {
-        Err(not_found("RESOURCE", "resource", arn))
+    }) {
+        return Ok(v.owned("services", &s.name).is_some());
     }
+    if let Some(n) = c.service_networks.iter().find(|n| n.arn == arn) {
+        return Ok(v.owned("serviceNetworks", &n.name).is_some());
+    }
+    if let Some(t) = c.target_groups.iter().find(|t| t.arn == arn) {
+        return Ok(v.owned("targetGroups", &t.name).is_some());
+    }
+    if let Some(a) = snsas(v).into_iter().find(|a| a["arn"] == json!(arn)) {
+        let (sn, svc) = (
+            a["serviceNetworkName"].as_str().unwrap_or_default(),
+            a["serviceName"].as_str().unwrap_or_default(),
+        );
+        return Ok(assoc_index(v.snap, "serviceAssociations", "service", sn, svc).is_some());
+    }
+    if snvas(v).iter().any(|a| a["arn"] == json!(arn)) {
+        return Ok(false);
+    }
+    Err(not_found("RESOURCE", "resource", arn))
 }
 
 fn tag(i: &In<'_>, v: &View<'_>, add: bool) -> Step {

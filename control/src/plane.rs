@@ -173,6 +173,22 @@ impl Plane {
     }
 }
 
+/// The config `trellis up` would serve from the config file's `bytes` (named `file_name`) and
+/// the store under `state_dir`, composed read-only: nothing is locked, created or written, so
+/// it may run beside a running `trellis up` (whose store writes are atomic renames). `None`
+/// when there is no store: then the file alone is the config.
+pub fn compose_read_only(
+    bytes: &[u8],
+    file_name: &str,
+    state_dir: &Path,
+) -> Result<Option<Config>, OpenError> {
+    let Some(snap) = Store::peek(state_dir)? else {
+        return Ok(None);
+    };
+    let store = state_dir.join("api").join("store.json");
+    Ok(Some(compose(bytes, file_name, &store, &snap)?))
+}
+
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -199,29 +215,6 @@ pub(crate) fn compose(
             path: "document",
         },
     )
-}
-
-/// A change the config crate refused: a `ValidationException` with its problems (only the
-/// store's can be new: the file is the last good one).
-pub(crate) fn invalid_change(e: ConfigError) -> ApiError {
-    let problems: Vec<String> = e
-        .problems()
-        .iter()
-        .map(|p| match &p.hint {
-            Some(h) => format!("{}: {} ({h})", p.path, p.message),
-            None => format!("{}: {}", p.path, p.message),
-        })
-        .collect();
-    let message = if problems.is_empty() {
-        e.to_string()
-    } else {
-        problems.join("; ")
-    };
-    ApiError::Validation {
-        message,
-        reason: "fieldValidationFailed",
-        fields: Vec::new(),
-    }
 }
 
 /// Records when objects of the file were first seen (their `createdAt`).

@@ -119,6 +119,31 @@ impl Store {
         // A write cut short: never the store (the rename did not happen).
         let _ = std::fs::remove_file(tmp_of(&file));
         let store = Store { file };
+        match store.read()? {
+            Some(snap) => Ok((store, snap)),
+            None => Ok((
+                store,
+                Snapshot {
+                    format: FORMAT,
+                    ..Snapshot::default()
+                },
+            )),
+        }
+    }
+
+    /// What the store under `state_dir` holds, read without locking, creating or removing
+    /// anything (`trellis export` beside a running `trellis up`): `None` when there is no store.
+    /// The file is replaced by a rename, so a reader sees the old store or the new one whole.
+    pub fn peek(state_dir: &Path) -> Result<Option<Snapshot>, StoreError> {
+        let store = Store {
+            file: state_dir.join("api").join("store.json"),
+        };
+        store.read()
+    }
+
+    fn read(&self) -> Result<Option<Snapshot>, StoreError> {
+        let name = self.file.display().to_string();
+        let store = self;
         let bytes = match std::fs::File::open(&store.file) {
             Ok(f) => {
                 use std::io::Read;
@@ -131,18 +156,10 @@ impl Store {
                     })?;
                 bytes
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((
-                    store,
-                    Snapshot {
-                        format: FORMAT,
-                        ..Snapshot::default()
-                    },
-                ));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StoreError::Read { file: name, source }),
         };
-        Ok((store.clone(), store.decode(&bytes)?))
+        Ok(Some(store.decode(&bytes)?))
     }
 
     /// The store's file.
@@ -251,6 +268,23 @@ mod tests {
         store.write(&Store::encode(&sample())).unwrap();
         let (_, again) = Store::open(&d).unwrap();
         assert_eq!(again, sample());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn peek_reads_without_creating_or_removing_anything() {
+        let d = dir("peek");
+        assert_eq!(Store::peek(&d).unwrap(), None);
+        assert!(!d.exists(), "peek made the state dir");
+        let (store, _) = Store::open(&d).unwrap();
+        store.write(&Store::encode(&sample())).unwrap();
+        let tmp = tmp_of(store.file());
+        std::fs::write(&tmp, b"{").unwrap();
+        assert_eq!(Store::peek(&d).unwrap(), Some(sample()));
+        assert!(tmp.exists(), "peek removed a file");
+        std::fs::write(store.file(), b"{\"format\": 7}").unwrap();
+        let e = Store::peek(&d).unwrap_err().to_string();
+        assert!(e.contains("has format 7, newer"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }
 

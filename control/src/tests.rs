@@ -645,3 +645,460 @@ async fn access_logs_tags_and_unsupported_operations() {
     assert!(!f.plane.implements("CreateResourceGateway"));
     assert_eq!(f.plane.region(), "us-west-2");
 }
+
+/// Every problem the config crate finds in a change is said in the API's terms: the input
+/// member in the message and in `fieldList`, never the store document's path.
+fn assert_api_terms(e: &ApiError, field: &str, says: &str) {
+    let body = e.body();
+    assert_eq!(e.code(), "ValidationException", "{body}");
+    let text = e.to_string();
+    assert!(!text.contains("document"), "{text}");
+    assert!(!text.contains("store.json"), "{text}");
+    assert!(text.starts_with(&format!("{field}: ")), "{text}");
+    assert!(text.contains(says), "{text}");
+    assert_eq!(body["reason"], "fieldValidationFailed", "{body}");
+    assert_eq!(body["fieldList"][0]["name"], field, "{body}");
+}
+
+#[tokio::test]
+async fn a_vpc_is_named_by_id_arn_or_name_and_problems_are_said_in_api_terms() {
+    let f = fixture("vpcnames", VPCS_ONLY);
+    let config = f.plane.config().await;
+    let vpc = &config.vpcs[0];
+    for (n, given) in ["client", vpc.id.as_str(), vpc.arn.as_str()]
+        .iter()
+        .enumerate()
+    {
+        let out = f
+            .ok(
+                "CreateTargetGroup",
+                json!({"name": format!("x-tg-{n}"), "type": "INSTANCE",
+                       "config": {"port": 80, "vpcIdentifier": given}}),
+            )
+            .await;
+        assert_eq!(out["config"]["vpcIdentifier"], json!(vpc.id), "{given}");
+    }
+    // Another VPC id is kept as given (Trellis does not need it), as in the file.
+    let out = f
+        .ok(
+            "CreateTargetGroup",
+            json!({"name": "other-vpc", "type": "IP",
+            "config": {"vpcIdentifier": "vpc-0123456789abcdef0"}}),
+        )
+        .await;
+    assert_eq!(out["config"]["vpcIdentifier"], "vpc-0123456789abcdef0");
+    for filter in ["client", vpc.id.as_str(), vpc.arn.as_str()] {
+        let page = f
+            .ok("ListTargetGroups", json!({"vpcIdentifier": filter}))
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 3, "{filter}");
+    }
+    let e = f
+        .err(
+            "CreateTargetGroup",
+            json!({"name": "bad-vpc", "type": "IP",
+            "config": {"vpcIdentifier": "client-vpc"}}),
+        )
+        .await;
+    assert_api_terms(
+        &e,
+        "config.vpcIdentifier",
+        "nor a VPC of the config file's vpcs (client)",
+    );
+    // Problems the config crate finds after the change (the REST layer's model checks are
+    // bypassed here, so the config crate is the one to see them).
+    let (_, svc_id, tg_id) = walkthrough(&f).await;
+    let e = f
+        .err(
+            "CreateListener",
+            json!({"serviceIdentifier": svc_id, "name": "wide", "protocol": "HTTP",
+            "port": 70000, "defaultAction": {"fixedResponse": {"statusCode": 404}}}),
+        )
+        .await;
+    assert_api_terms(&e, "port", "70000 is out of range");
+    let e = f
+        .err(
+            "RegisterTargets",
+            json!({"targetGroupIdentifier": tg_id,
+            "targets": [{"id": "127.0.0.8"}, {"id": "not-an-ip"}]}),
+        )
+        .await;
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "target group \"rates-tg\", targets[1].id: \"not-an-ip\" is not an IP address"
+        ),
+        "{text}"
+    );
+    assert_eq!(e.body()["fieldList"][0]["name"], "targets[1].id");
+    let e = f
+        .err(
+            "UpdateTargetGroup",
+            json!({"targetGroupIdentifier": tg_id,
+            "healthCheck": {"path": "no-slash"}}),
+        )
+        .await;
+    let body = e.body();
+    assert_eq!(body["fieldList"][0]["name"], "healthCheck.path", "{body}");
+    assert!(!e.to_string().contains("document"), "{e}");
+}
+
+/// One quota of LATTICE.md §7 at its boundary: from a pre-filled store (so the big quotas cost
+/// one compose, not thousands of calls), `last` is the last call allowed and succeeds, `next`
+/// fails with `code` (and, for a 402, `quota_code`).
+struct QuotaRow {
+    quota: &'static str,
+    file: String,
+    document: Value,
+    last: (&'static str, Value),
+    next: (&'static str, Value),
+    code: &'static str,
+    quota_code: Option<&'static str>,
+}
+
+fn prefilled(name: &str, file: &str, document: &Value) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("trellis-quota-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("api")).unwrap();
+    let store = json!({"format": 1, "document": document});
+    std::fs::write(dir.join("api/store.json"), store.to_string()).unwrap();
+    reopen(dir, file)
+}
+
+fn fixed() -> Value {
+    json!({"fixedResponse": {"statusCode": 404}})
+}
+
+fn forward_to(names: &[String]) -> Value {
+    let tgs: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"targetGroupIdentifier": n, "weight": 1}))
+        .collect();
+    json!({"forward": {"targetGroups": tgs}})
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:04}")).collect()
+}
+
+fn ips(n: usize, from: usize) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| json!({"id": format!("10.0.{}.{}", i / 250, i % 250 + 1), "port": 80}))
+        .collect()
+}
+
+fn rule(name: &str, priority: usize, action: Value) -> Value {
+    json!({"name": name, "priority": priority,
+           "match": {"httpMatch": {"pathMatch": {"match": {"prefix": format!("/{name}")}}}},
+           "action": action})
+}
+
+/// A policy of exactly `len` bytes.
+fn policy_of(len: usize) -> String {
+    let head = r#"{"Statement": [{"Sid": ""#;
+    let tail = r#"", "Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]}"#;
+    format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()))
+}
+
+#[tokio::test]
+async fn every_quota_holds_at_its_boundary() {
+    let tgs = |n: usize| -> Vec<Value> {
+        names("grp", n)
+            .into_iter()
+            .map(|n| json!({"name": n, "type": "IP"}))
+            .collect()
+    };
+    let many_vpcs = {
+        let mut f = String::from("region: us-west-2\nvpcs:\n");
+        for i in 0..501 {
+            f.push_str(&format!(
+                "  - name: client-{i:04}\n    cidrs: [10.{}.{}.0/24]\n",
+                i / 250,
+                i % 250
+            ));
+        }
+        f
+    };
+    let svc_with = |listeners: Value| json!({"name": "qsvc", "listeners": listeners});
+    let rows = vec![
+        QuotaRow {
+            quota: "listeners per service: 2",
+            file: VPCS_ONLY.into(),
+            document: json!({"services": [svc_with(json!([{"name": "la1", "protocol": "HTTP", "port": 8080, "defaultAction": fixed()}]))]}),
+            last: (
+                "CreateListener",
+                json!({"serviceIdentifier": "qsvc", "name": "lb1", "protocol": "HTTP", "port": 8081, "defaultAction": fixed()}),
+            ),
+            next: (
+                "CreateListener",
+                json!({"serviceIdentifier": "qsvc", "name": "lc1", "protocol": "HTTP", "port": 8082, "defaultAction": fixed()}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("listeners-per-service"),
+        },
+        QuotaRow {
+            quota: "rules per listener: 10",
+            file: VPCS_ONLY.into(),
+            document: json!({"services": [svc_with(json!([{"name": "la1", "protocol": "HTTP", "port": 8080, "defaultAction": fixed(),
+                "rules": (1..10).map(|p| rule(&format!("rule{p}"), p, fixed())).collect::<Vec<_>>()}]))]}),
+            last: ("CreateRule", {
+                let mut r = rule("rule10", 10, fixed());
+                r["serviceIdentifier"] = json!("qsvc");
+                r["listenerIdentifier"] = json!("la1");
+                r
+            }),
+            next: ("CreateRule", {
+                let mut r = rule("rule11", 11, fixed());
+                r["serviceIdentifier"] = json!("qsvc");
+                r["listenerIdentifier"] = json!("la1");
+                r
+            }),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("rules-per-listener"),
+        },
+        QuotaRow {
+            // A model bound: AWS answers it as a ValidationException.
+            quota: "target groups per forward action: 10 (model)",
+            file: VPCS_ONLY.into(),
+            document: json!({"services": [svc_with(json!([]))], "targetGroups": tgs(11)}),
+            last: (
+                "CreateListener",
+                json!({"serviceIdentifier": "qsvc", "name": "la1", "protocol": "HTTP", "port": 8080, "defaultAction": forward_to(&names("grp", 10))}),
+            ),
+            next: (
+                "CreateListener",
+                json!({"serviceIdentifier": "qsvc", "name": "lb1", "protocol": "HTTP", "port": 8081, "defaultAction": forward_to(&names("grp", 11))}),
+            ),
+            code: "ValidationException",
+            quota_code: None,
+        },
+        QuotaRow {
+            quota: "target groups per service: 10",
+            file: VPCS_ONLY.into(),
+            document: json!({"services": [svc_with(json!([{"name": "la1", "protocol": "HTTP", "port": 8080,
+                "defaultAction": forward_to(&names("grp", 9))}]))], "targetGroups": tgs(11)}),
+            last: (
+                "CreateListener",
+                json!({"serviceIdentifier": "qsvc", "name": "lb1", "protocol": "HTTP", "port": 8081,
+                "defaultAction": forward_to(&names("grp", 10)[9..])}),
+            ),
+            next: (
+                "UpdateListener",
+                json!({"serviceIdentifier": "qsvc", "listenerIdentifier": "lb1",
+                "defaultAction": forward_to(&names("grp", 11)[9..])}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("target-groups-per-service"),
+        },
+        QuotaRow {
+            quota: "target groups per region: 500",
+            file: VPCS_ONLY.into(),
+            document: json!({"targetGroups": tgs(499)}),
+            last: ("CreateTargetGroup", json!({"name": "last", "type": "IP"})),
+            next: ("CreateTargetGroup", json!({"name": "next", "type": "IP"})),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("target-groups-per-region"),
+        },
+        QuotaRow {
+            quota: "targets per target group: 1000",
+            file: VPCS_ONLY.into(),
+            document: json!({"targetGroups": [{"name": "big", "type": "IP", "targets": ips(999, 0)}]}),
+            last: (
+                "RegisterTargets",
+                json!({"targetGroupIdentifier": "big", "targets": ips(1, 999)}),
+            ),
+            next: (
+                "RegisterTargets",
+                json!({"targetGroupIdentifier": "big", "targets": ips(1, 1000)}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("targets-per-target-group"),
+        },
+        QuotaRow {
+            // A model bound (1-100): a ValidationException, as from AWS.
+            quota: "targets per RegisterTargets call: 100 (model)",
+            file: VPCS_ONLY.into(),
+            document: json!({"targetGroups": [{"name": "big", "type": "IP"}]}),
+            last: (
+                "RegisterTargets",
+                json!({"targetGroupIdentifier": "big", "targets": ips(100, 0)}),
+            ),
+            next: (
+                "RegisterTargets",
+                json!({"targetGroupIdentifier": "big", "targets": ips(101, 100)}),
+            ),
+            code: "ValidationException",
+            quota_code: None,
+        },
+        QuotaRow {
+            quota: "targets per DeregisterTargets call: 100 (model)",
+            file: VPCS_ONLY.into(),
+            document: json!({"targetGroups": [{"name": "big", "type": "IP", "targets": ips(201, 0)}]}),
+            last: (
+                "DeregisterTargets",
+                json!({"targetGroupIdentifier": "big", "targets": ips(100, 0)}),
+            ),
+            next: (
+                "DeregisterTargets",
+                json!({"targetGroupIdentifier": "big", "targets": ips(101, 100)}),
+            ),
+            code: "ValidationException",
+            quota_code: None,
+        },
+        QuotaRow {
+            quota: "services per region: 2000",
+            file: VPCS_ONLY.into(),
+            document: json!({"services": names("s", 1999).iter().map(|n| json!({"name": n, "listeners": []})).collect::<Vec<_>>()}),
+            last: ("CreateService", json!({"name": "last"})),
+            next: ("CreateService", json!({"name": "next"})),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("services-per-region"),
+        },
+        QuotaRow {
+            quota: "service networks per region: 50",
+            file: VPCS_ONLY.into(),
+            document: json!({"serviceNetworks": names("n", 49).iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}),
+            last: ("CreateServiceNetwork", json!({"name": "last"})),
+            next: ("CreateServiceNetwork", json!({"name": "next"})),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("service-networks-per-region"),
+        },
+        QuotaRow {
+            quota: "service associations per service network: 500",
+            file: VPCS_ONLY.into(),
+            document: json!({
+                "serviceNetworks": [{"name": "net"}],
+                "services": names("s", 501).iter().map(|n| json!({"name": n, "listeners": []})).collect::<Vec<_>>(),
+                "serviceAssociations": names("s", 499).iter().map(|n| json!({"serviceNetwork": "net", "service": n})).collect::<Vec<_>>(),
+            }),
+            last: (
+                "CreateServiceNetworkServiceAssociation",
+                json!({"serviceNetworkIdentifier": "net", "serviceIdentifier": "s-0499"}),
+            ),
+            next: (
+                "CreateServiceNetworkServiceAssociation",
+                json!({"serviceNetworkIdentifier": "net", "serviceIdentifier": "s-0500"}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("service-associations-per-service-network"),
+        },
+        QuotaRow {
+            quota: "VPC associations per service network: 500",
+            file: many_vpcs.clone(),
+            document: json!({
+                "serviceNetworks": [{"name": "net"}],
+                "vpcAssociations": (0..499).map(|i| json!({"serviceNetwork": "net", "vpc": format!("client-{i:04}")})).collect::<Vec<_>>(),
+            }),
+            last: (
+                "CreateServiceNetworkVpcAssociation",
+                json!({"serviceNetworkIdentifier": "net", "vpcIdentifier": "client-0499"}),
+            ),
+            next: (
+                "CreateServiceNetworkVpcAssociation",
+                json!({"serviceNetworkIdentifier": "net", "vpcIdentifier": "client-0500"}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("vpc-associations-per-service-network"),
+        },
+        QuotaRow {
+            // Lattice refuses a second network for a VPC as a conflict with the first.
+            quota: "service networks per VPC: 1",
+            file: VPCS_ONLY.into(),
+            document: json!({"serviceNetworks": [{"name": "net"}, {"name": "net2"}]}),
+            last: (
+                "CreateServiceNetworkVpcAssociation",
+                json!({"serviceNetworkIdentifier": "net", "vpcIdentifier": "client"}),
+            ),
+            next: (
+                "CreateServiceNetworkVpcAssociation",
+                json!({"serviceNetworkIdentifier": "net2", "vpcIdentifier": "client"}),
+            ),
+            code: "ConflictException",
+            quota_code: None,
+        },
+        QuotaRow {
+            quota: "tags per resource: 50 (at create)",
+            file: VPCS_ONLY.into(),
+            document: json!({}),
+            last: (
+                "CreateService",
+                json!({"name": "last", "tags": (0..50).map(|i| (format!("k{i}"), json!("v"))).collect::<Map<String, Value>>()}),
+            ),
+            next: (
+                "CreateService",
+                json!({"name": "next", "tags": (0..51).map(|i| (format!("k{i}"), json!("v"))).collect::<Map<String, Value>>()}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("tags-per-resource"),
+        },
+        QuotaRow {
+            quota: "tags per resource: 50 (TagResource)",
+            file: VPCS_ONLY.into(),
+            document: json!({"targetGroups": [{"name": "tagged", "type": "IP"}]}),
+            last: (
+                "TagResource",
+                json!({"resourceArn": "arn:aws:vpc-lattice:us-west-2:123456789012:targetgroup/TG", "tags": (0..50).map(|i| (format!("k{i}"), json!("v"))).collect::<Map<String, Value>>()}),
+            ),
+            next: (
+                "TagResource",
+                json!({"resourceArn": "arn:aws:vpc-lattice:us-west-2:123456789012:targetgroup/TG", "tags": {"one-more": "v"}}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("tags-per-resource"),
+        },
+        QuotaRow {
+            quota: "auth policy size: 10 KB",
+            file: VPCS_ONLY.into(),
+            document: json!({"services": [svc_with(json!([]))]}),
+            last: (
+                "PutAuthPolicy",
+                json!({"resourceIdentifier": "qsvc", "policy": policy_of(10 * 1024)}),
+            ),
+            next: (
+                "PutAuthPolicy",
+                json!({"resourceIdentifier": "qsvc", "policy": policy_of(10 * 1024 + 1)}),
+            ),
+            code: "ServiceQuotaExceededException",
+            quota_code: Some("auth-policy-size"),
+        },
+    ];
+    for (n, row) in rows.into_iter().enumerate() {
+        let f = prefilled(&format!("row{n}"), &row.file, &row.document);
+        let config = f.plane.config().await;
+        let fix = |mut input: Value| {
+            // The tagged group's ARN is known once the store is composed.
+            if let Some(arn) = input.get("resourceArn").and_then(Value::as_str)
+                && arn.ends_with("/TG")
+            {
+                let tg = &config.target_groups[0];
+                input["resourceArn"] = json!(tg.arn);
+            }
+            input
+        };
+        let (op, input) = row.last;
+        if let Err(e) = f.call(op, fix(input)).await {
+            panic!(
+                "{}: the last allowed {op} failed: {} {e}",
+                row.quota,
+                e.code()
+            );
+        }
+        let (op, input) = row.next;
+        let e = match f.call(op, fix(input)).await {
+            Ok(out) => panic!("{}: {op} past the quota succeeded: {out:?}", row.quota),
+            Err(e) => e,
+        };
+        assert_eq!(e.code(), row.code, "{}: {e}", row.quota);
+        if let Some(code) = row.quota_code {
+            assert_eq!(e.status(), 402, "{}", row.quota);
+            let body = e.body();
+            assert_eq!(body["quotaCode"], code, "{}: {body}", row.quota);
+            assert_eq!(body["serviceCode"], "vpc-lattice", "{}", row.quota);
+            assert!(
+                body["resourceType"].as_str().is_some_and(|t| !t.is_empty()),
+                "{}",
+                row.quota
+            );
+        }
+    }
+}

@@ -43,6 +43,28 @@ def errors(c, region, ports):
                        action={"fixedResponse": {"statusCode": 404}})
     assert r.get("fieldList"), r
     out["validation"] = r["Error"]["Message"]
+    # A config VPC may be named by name (README), id or ARN wherever a vpcIdentifier is taken.
+    vpc_tg = c.create_target_group(name="x-tg", type="INSTANCE",
+                                   config={"port": 80, "vpcIdentifier": "client-vpc"})
+    vpc_id = vpc_tg["config"]["vpcIdentifier"]
+    L.check_id("vpc", vpc_id)
+    got = c.get_target_group(targetGroupIdentifier=vpc_tg["id"])
+    assert got["config"]["vpcIdentifier"] == vpc_id, got
+    for given in ("client-vpc", vpc_id):
+        listed = [t["name"] for t in c.list_target_groups(vpcIdentifier=given)["items"]]
+        assert listed == ["x-tg"], (given, listed)
+    # A problem is said in the API's terms: the input member, never the store's inside.
+    r = L.expect_error("ValidationException", 400, c.create_target_group, name="y-tg", type="INSTANCE",
+                       config={"port": 80, "vpcIdentifier": "nope-vpc"})
+    assert fields(r) == ["config.vpcIdentifier"], r
+    assert "nope-vpc" in r["Error"]["Message"], r
+    ip_tg = c.create_target_group(name="ip-tg", type="IP", config={"port": 80})
+    r = L.expect_error("ValidationException", 400, c.register_targets, targetGroupIdentifier=ip_tg["id"],
+                       targets=[{"id": "127.0.0.3"}, {"id": "not-an-ip"}])
+    assert fields(r) == ["targets[1].id"], r
+    for message in (out["validation"], r["Error"]["Message"]):
+        assert "document" not in message and "store.json" not in message, message
+    out["api_terms"] = r["Error"]["Message"]
 
     # ResourceNotFoundException (404) with resourceId and resourceType.
     missing = "svc-0123456789abcdef0"

@@ -33,6 +33,8 @@ ID = {
     "rule": r"rule-[0-9a-z]{17}",
     "servicenetworkserviceassociation": r"snsa-[0-9a-z]{17}",
     "servicenetworkvpcassociation": r"snva-[0-9a-z]{17}",
+    # The VpcId shape of the model.
+    "vpc": r"vpc-(([0-9a-z]{8})|([0-9a-z]{17}))",
 }
 
 
