@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn resolv_conf() {
         let text = "# comment\nsearch example.com\nnameserver fe80::1%eth0\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n";
-        assert_eq!(parse_resolv_conf(text), Some("10.0.0.2:53".parse().unwrap()));
+        assert_eq!(
+            parse_resolv_conf(text),
+            Some("10.0.0.2:53".parse().unwrap())
+        );
         assert_eq!(parse_resolv_conf("options ndots:1\n"), None);
     }
 }

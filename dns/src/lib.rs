@@ -161,11 +161,17 @@ async fn bind_pair(
     Err(err(last.unwrap_or_else(|| std::io::Error::other("no port"))))
 }
 
-/// Whether forwarding to `up` would reach this server itself.
+/// Whether forwarding to `up` would plainly reach this server itself. Only the plain cases:
+/// other loopback addresses are left alone, since Docker's resolver at 127.0.0.11:53 inside a
+/// container is redirected elsewhere even when Trellis listens on 0.0.0.0:53 there.
 fn is_self(up: SocketAddr, local: SocketAddr) -> bool {
+    let plain_local = |ip: IpAddr| {
+        ip.is_unspecified()
+            || ip == IpAddr::V4(Ipv4Addr::LOCALHOST)
+            || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
+    };
     up.port() == local.port()
-        && (up.ip() == local.ip()
-            || (local.ip().is_unspecified() && (up.ip().is_loopback() || up.ip().is_unspecified())))
+        && (up.ip() == local.ip() || (local.ip().is_unspecified() && plain_local(up.ip())))
 }
 
 struct Handler {
@@ -359,6 +365,8 @@ mod tests {
         assert!(is_self(a("127.0.0.1:53"), a("127.0.0.1:53")));
         assert!(is_self(a("127.0.0.1:53"), a("0.0.0.0:53")));
         assert!(!is_self(a("127.0.0.11:53"), a("127.0.0.1:53")));
+        // Docker's embedded resolver, redirected by the container's own NAT rules.
+        assert!(!is_self(a("127.0.0.11:53"), a("0.0.0.0:53")));
         assert!(!is_self(a("127.0.0.1:5353"), a("0.0.0.0:53")));
     }
 
