@@ -52,13 +52,18 @@ pub const MAX_FORWARDS: usize = 256;
 /// How long a TCP client may stay silent before its connection is closed.
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Reads the configuration being served now.
+pub type ConfigFn = Box<dyn Fn() -> Arc<Config> + Send + Sync>;
+/// Says whether a client at an address may reach the named service.
+pub type AdmitsFn = Box<dyn Fn(&str, IpAddr) -> bool + Send + Sync>;
+
 /// The live state the answers come from, provided by the binary.
 pub struct Directory {
     /// The configuration being served now (the routing table's).
-    pub config: Box<dyn Fn() -> Arc<Config> + Send + Sync>,
+    pub config: ConfigFn,
     /// Whether a client at this address may reach the named service (the router's admission
     /// rule on the current routing table).
-    pub admits: Box<dyn Fn(&str, IpAddr) -> bool + Send + Sync>,
+    pub admits: AdmitsFn,
 }
 
 /// Which address the answers for Trellis's names carry.
