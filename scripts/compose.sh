@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The docker compose demo (compose.yaml): the walkthrough as containers.
 #   scripts/compose.sh up      start it in the background and print what to try
-#   scripts/compose.sh check   start it, check the 20/10 split and both rules from the client
-#                              container and from the host, stop it, and check nothing is left
+#   scripts/compose.sh check   start it, resolve the generated name from the client container
+#                              through Trellis's DNS, check the 20/10 split and both rules from
+#                              the client container and from the host, stop it, and check
+#                              nothing is left
 #   scripts/compose.sh down    stop it and remove everything it created
 # Works with `docker compose` (plugin) and with `docker-compose`.
 set -euo pipefail
@@ -56,6 +58,11 @@ check)
     expect() { # WHERE GOT WANT
         case "$2" in *"$3"*) echo "ok: $1 -> $2" ;; *) fail "$1 answered '$2', expected '$3'" ;; esac
     }
+    # The generated name resolves through Trellis's DNS server (compose.yaml has no aliases).
+    resolved=$(compose exec -T client nslookup "$DNS" 2>&1) || fail "nslookup $DNS from the client: $resolved"
+    expect "client nslookup $DNS" "$resolved" "10.213.0.53"
+    unknown=$(compose exec -T client nslookup nothing.trellis.localhost 2>&1) && fail "nothing.trellis.localhost resolved: $unknown"
+    expect "client nslookup nothing.trellis.localhost" "$unknown" "NXDOMAIN"
     from_client() { compose exec -T client wget -qO- "http://$DNS:8080$1"; }
     from_host() { curl -sS -m 10 "http://lattice-svc.trellis.localhost:8080$1"; }
     for where in client host; do

@@ -63,10 +63,33 @@ pub struct UpArgs {
     /// second, and SIGHUP), signal (only SIGHUP) or off (nothing; SIGHUP is logged and ignored).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = ReloadMode::Watch)]
     reload: ReloadMode,
+    /// Serve DNS (UDP and TCP) on this address, e.g. 127.0.0.1:10053 (port 0: any free port):
+    /// each service's generated DNS name, custom domain name and <name>.trellis.localhost
+    /// resolve to the listeners' address, for clients whose VPC may reach the service; other
+    /// names are forwarded upstream. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    dns: Option<std::net::SocketAddr>,
+    /// The address DNS answers carry (default: the --bind address; with --bind 0.0.0.0 or ::,
+    /// the address of this host facing each client, e.g. loopback for a local client).
+    #[arg(long, value_name = "IP")]
+    advertise: Option<IpAddr>,
+    /// Where --dns forwards names that are not Trellis's (IP or IP:PORT; default: the first
+    /// nameserver of /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR", value_parser = upstream_addr)]
+    dns_upstream: Option<std::net::SocketAddr>,
     #[command(flatten)]
     state: crate::StateDirArg,
     #[command(flatten)]
     pub log: crate::LogArgs,
+}
+
+/// `--dns-upstream`: an IP (port 53) or IP:PORT.
+fn upstream_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is neither IP nor IP:PORT"))
 }
 
 /// A duration flag that must not be zero (a zero timeout would close every connection).
@@ -170,6 +193,10 @@ async fn serve(
         },
     )
     .await?;
+    let dns = match args.dns {
+        Some(listen) => Some(start_dns(&args, listen, table.clone()).await?),
+        None => None,
+    };
     let admin = admin::bind(args.admin).await;
     // Made before "ready" (it compiles the AWS model's input checks), so a client that waits
     // for "ready" finds the API answering.
@@ -181,6 +208,7 @@ async fn serve(
         &listeners.ports().await,
         admin_addr,
         workers.count(),
+        dns.as_ref().map(|d| d.local),
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -222,6 +250,9 @@ async fn serve(
             if open == 1 { "" } else { "s" }
         );
     }
+    if let Some(dns) = dns {
+        dns.shutdown().await;
+    }
     invokers.shutdown().await;
     drop(workers);
     sinks.close();
@@ -245,6 +276,7 @@ fn print_banner(
     ports: &[PortInfo],
     admin: Option<std::net::SocketAddr>,
     threads: usize,
+    dns: Option<std::net::SocketAddr>,
 ) {
     let json = log::json();
     let file = args.config.file.display();
@@ -325,11 +357,67 @@ fn print_banner(
             eprintln!("trellis: VPC Lattice API at http://{addr}  →  {api}");
         }
     }
+    if let Some(dns) = dns {
+        let example = config
+            .services
+            .first()
+            .map_or_else(|| "NAME".to_string(), |s| s.dns_name.clone());
+        let dig = format!("dig @{} -p {} {example}", dns.ip(), dns.port());
+        if json {
+            tracing::info!(target: log::TARGET, dns = %dns, %dig, "DNS at {dns}  →  {dig}");
+        } else {
+            eprintln!("trellis: DNS at {dns}  →  {dig}");
+        }
+    }
     if json {
         tracing::info!(target: log::TARGET, "ready (Ctrl-C to stop)");
     } else {
         eprintln!("trellis: ready (Ctrl-C to stop)");
     }
+}
+
+/// Starts `--dns`: answers come from the routing table being served (so from every reload and
+/// API change), admission from the router's own rule on that table.
+async fn start_dns(
+    args: &UpArgs,
+    listen: std::net::SocketAddr,
+    table: Arc<ArcSwap<RoutingTable>>,
+) -> anyhow::Result<trellis_dns::Running> {
+    let advertise = match (args.advertise, args.bind) {
+        (Some(ip), _) => trellis_dns::Advertise::Fixed(ip),
+        (None, IpAddr::V4(v4)) if v4.is_unspecified() => {
+            trellis_dns::Advertise::Route(trellis_dns::AddrFamily::V4)
+        }
+        (None, IpAddr::V6(v6)) if v6.is_unspecified() => {
+            trellis_dns::Advertise::Route(trellis_dns::AddrFamily::V6)
+        }
+        (None, ip) => trellis_dns::Advertise::Fixed(ip),
+    };
+    let upstream = args.dns_upstream.or_else(trellis_dns::system_upstream);
+    if upstream.is_none() {
+        tracing::warn!(target: log::TARGET, "no nameserver in /etc/resolv.conf and no --dns-upstream: DNS answers SERVFAIL for names that are not Trellis's");
+    }
+    let config_table = table.clone();
+    let directory = trellis_dns::Directory {
+        config: Box::new(move || config_table.load().config.clone()),
+        admits: Box::new(move |service, ip| {
+            let t = table.load();
+            t.services
+                .iter()
+                .find(|s| s.name == service)
+                .is_some_and(|s| t.admit(s, ip).is_some())
+        }),
+    };
+    trellis_dns::start(
+        trellis_dns::Options {
+            listen,
+            upstream,
+            advertise,
+        },
+        directory,
+    )
+    .await
+    .map_err(anyhow::Error::from)
 }
 
 /// An address a local client can connect to: loopback when listening on every address.
