@@ -129,7 +129,7 @@ impl Drop for Tail {
 }
 
 /// A service `svc` with a rule on `/b` (priority 5) and one on `/fixed` (priority 1, a fixed
-/// 404), its default splitting 20/10 between two backends, `tg-a` health-checked every 5 s.
+/// 404), its default splitting 20/10 between two backends, `group-a` health-checked every 5 s.
 async fn setup() -> (Trellis, Backend, Backend, u16) {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
@@ -140,17 +140,17 @@ async fn setup() -> (Trellis, Backend, Backend, u16) {
         .service(
             Service::new("svc").listener(
                 Listener::http(port)
-                    .action(forward_weighted(&[("tg-a", 20), ("tg-b", 10)]))
-                    .rule("to-b", 5, path_prefix("/b"), forward("tg-b"))
+                    .action(forward_weighted(&[("group-a", 20), ("group-b", 10)]))
+                    .rule("to-b", 5, path_prefix("/b"), forward("group-b"))
                     .rule("fixed", 1, path_prefix("/fixed"), fixed_response(404)),
             ),
         )
-        .target_group(TargetGroup::instance("tg-a", &[a.port]).config(
+        .target_group(TargetGroup::instance("group-a", &[a.port]).config(
             "healthCheck",
             json!({"path": "/health", "healthCheckIntervalSeconds": 5,
                    "healthyThresholdCount": 2, "unhealthyThresholdCount": 2}),
         ))
-        .target_group(TargetGroup::instance("tg-b", &[b.port]).no_health_checks())
+        .target_group(TargetGroup::instance("group-b", &[b.port]).no_health_checks())
         .yaml();
     (Trellis::start(&yaml, &[]), a, b, port)
 }
@@ -183,7 +183,10 @@ async fn directory_and_routing_show_the_live_state() {
     assert_eq!(listener["rules"][0]["name"], "fixed", "{svc}");
     assert_eq!(listener["rules"][0]["action"]["fixedResponse"], 404);
     assert_eq!(listener["rules"][1]["name"], "to-b");
-    assert_eq!(listener["rules"][1]["conditions"][0], "path prefix /b");
+    assert_eq!(
+        listener["rules"][1]["conditions"][0],
+        "path prefix /b (any case)"
+    );
     let default = &listener["defaultAction"]["forward"];
     assert_eq!(default[0]["weight"], 20);
     assert_eq!(default[1]["weight"], 10);
@@ -403,7 +406,7 @@ async fn the_form_sends_a_request_and_says_which_rule_and_group_served_it() {
         "{answer}"
     );
     assert_eq!(answer["rule"], "to-b");
-    assert_eq!(answer["targetGroup"], "tg-b");
+    assert_eq!(answer["targetGroup"], "group-b");
     assert_eq!(answer["target"], format!("127.0.0.1:{}", b.port));
     assert_eq!(answer["record"]["requestMethod"], "POST");
     let seen = b.seen.lock().unwrap().last().cloned().expect("b saw it");
@@ -437,6 +440,7 @@ fn an_admin_address_that_is_not_loopback_is_announced() {
         stderr.contains("trellis: console at http://0.0.0.0:"),
         "{stderr}"
     );
+    drop(t);
     let t = Trellis::start(&yaml, &[]);
     assert!(!t.stderr().contains("not loopback"), "{}", t.stderr());
 }
