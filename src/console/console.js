@@ -128,6 +128,7 @@ function drawChart(canvas, points) {
 function fmtMs(v) { return v === null || v === undefined ? "–" : `≤${v < 10 ? v.toFixed(1) : Math.round(v)} ms`; }
 
 async function viewService(name) {
+  directory().catch(() => {});
   const title = el("h1", {}, `Service ${name}`);
   const info = el("div", { class: "muted" });
   const picture = el("div", { id: "routing" });

@@ -16,6 +16,11 @@ import sys
 import time
 import uuid
 
+# Offline and private: Selenium Manager must not look for drivers or send usage statistics
+# (the driver is Debian's chromedriver, given by path below).
+os.environ.setdefault("SE_OFFLINE", "true")
+os.environ.setdefault("SE_AVOID_STATS", "true")
+
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
