@@ -17,7 +17,7 @@ DIST := sample-functions/dist
 SAMPLES_TARGET := $(or $(CARGO_TARGET_DIR),sample-functions/target)
 HELLO_INSTANCE := $(DIST)/hello-instance
 
-.PHONY: all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets python-h2 clean bench soak
+.PHONY: browser all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets python-h2 clean bench soak
 
 all: build
 
@@ -73,7 +73,7 @@ demo-check: build sample-functions
 # The oracles in a virtualenv under the target dir: the SigV4/SigV4A signers (botocore, awscrt)
 # the auth tests sign with, and boto3 and the AWS CLI the API tests drive Trellis with; they may
 # not skip here (TRELLIS_REQUIRE_ORACLES).
-unit: sample-functions python-h2
+unit: sample-functions python-h2 browser
 	TRELLIS_PYTHON=$$(scripts/pyenv.sh) && export TRELLIS_PYTHON TRELLIS_REQUIRE_ORACLES=1 && \
 	  $(CARGO) test --workspace $(CARGO_PROFILE_FLAG)
 
@@ -84,6 +84,14 @@ python-h2:
 	  apt-get install -y -q python3-h2 >/dev/null 2>&1 || \
 	  { apt-get update -q >/dev/null && apt-get install -y -q python3-h2 >/dev/null; } || \
 	  echo "make: could not install python3-h2; the HPACK test will be skipped"
+
+# Debian's chromium and chromium-driver: the headless browser the console's tests
+# (tests/console.rs) drive through selenium (installed into the virtualenv by scripts/pyenv.sh).
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || [ "$$(id -u)" -ne 0 ] || \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+	  echo "make: could not install chromium/chromium-driver; the console's browser tests will fail under make unit"
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check

@@ -2,7 +2,8 @@
 # Prints the path of a Python that has the oracles installed: the SigV4 signers (botocore,
 # awscrt), the AWS API clients (boto3, and the AWS CLI v1 from PyPI, as `bin/aws` beside it) and
 # cfn-lint (the CloudFormation export's oracle: `"$python" -m cfnlint template.json`) and
-# dnspython (the DNS server's resolver in tests/dns.rs):
+# dnspython (the DNS server's resolver in tests/dns.rs) and selenium (the console's browser
+# tests drive Debian's chromium through chromedriver):
 #
 #     python="$(scripts/pyenv.sh)"
 #     echo '{"mode":"sigv4", ...}' | "$python" tests/oracles/sign.py
@@ -21,7 +22,7 @@ python="$venv/bin/python"
 
 ready() {
     [ -x "$python" ] && [ -x "$venv/bin/aws" ] &&
-        "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt, boto3, awscli, cfnlint, dns.resolver' >/dev/null 2>&1
+        "$python" -c 'import botocore.auth, botocore.crt.auth, awscrt, boto3, awscli, cfnlint, dns.resolver, selenium' >/dev/null 2>&1
 }
 
 if ! ready; then
@@ -42,8 +43,8 @@ if ! ready; then
                 }
             fi
         fi
-        "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' boto3 awscli cfn-lint dnspython >&2
-        ready || { echo "pyenv.sh: botocore/awscrt/boto3/awscli/cfn-lint/dnspython still not importable in $venv" >&2; exit 1; }
+        "$python" -m pip install --quiet --disable-pip-version-check 'botocore[crt]' boto3 awscli cfn-lint dnspython selenium >&2
+        ready || { echo "pyenv.sh: botocore/awscrt/boto3/awscli/cfn-lint/dnspython/selenium still not importable in $venv" >&2; exit 1; }
     fi
 fi
 echo "$python"

@@ -3,7 +3,8 @@
 //! `aws vpc-lattice --endpoint-url http://127.0.0.1:9901` drives the running Trellis. It is
 //! Trellis's own control surface, so it listens apart from the services' listeners (no host
 //! matching, no access log) and on loopback unless told otherwise. `/export` writes the config
-//! being served (the file layered with the API store) as `trellis export` does.
+//! being served (the file layered with the API store) as `trellis export` does. `/ui/` is the
+//! web console (`crate::console`), a prefix no API route uses.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,6 +23,8 @@ use tokio::sync::watch;
 use trellis_control::rest::{self, Api};
 use trellis_router::RoutingTable;
 use trellis_router::accept::AcceptBackoff;
+
+use crate::console::{Body, Console};
 
 /// `--admin`: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +79,10 @@ pub async fn serve(
     listener: TcpListener,
     api: Arc<Api>,
     table: Arc<ArcSwap<RoutingTable>>,
+    console: Arc<Console>,
     mut stop: watch::Receiver<bool>,
 ) {
+    tokio::spawn(console.clone().sample());
     let mut backoff = AcceptBackoff::new("admin port");
     loop {
         let accepted = tokio::select! {
@@ -97,8 +102,11 @@ pub async fn serve(
         backoff.succeeded();
         let api = api.clone();
         let table = table.clone();
+        let console = console.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| answer(api.clone(), table.clone(), request));
+            let service = service_fn(move |request| {
+                answer(api.clone(), table.clone(), console.clone(), request)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -111,8 +119,16 @@ pub async fn serve(
 async fn answer(
     api: Arc<Api>,
     table: Arc<ArcSwap<RoutingTable>>,
+    console: Arc<Console>,
     request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
+    let path = request.uri().path();
+    if path == "/ui" || path.starts_with("/ui/") {
+        if let Some(response) = console.answer(request).await {
+            return Ok(response);
+        }
+        return Ok(Response::new(BoxBody::new(Full::new(Bytes::new()))));
+    }
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics") => (
             StatusCode::OK,
@@ -135,9 +151,13 @@ async fn answer(
             "text/plain; charset=utf-8",
             "use GET /export?format=yaml or GET /export?format=cloudformation\n".to_owned(),
         ),
-        _ => return Ok(call_api(&api, request).await.map(Full::new)),
+        _ => {
+            return Ok(call_api(&api, request)
+                .await
+                .map(|b| BoxBody::new(Full::new(b))));
+        }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(BoxBody::new(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
         response

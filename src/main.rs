@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod console;
 mod duration;
 mod export;
 mod invoke;
@@ -74,9 +75,15 @@ enum Command {
         after_help = "Exit codes: 0 the file is valid (a one-line summary is printed), 1 problems were found."
     )]
     Validate(ConfigArg),
-    /// List the services: names, generated DNS names, host names and listeners.
+    /// List the services: names, generated DNS names, host names and listeners; with a Trellis
+    /// running on the admin address, also its targets' live health.
     #[command(after_help = "Exit codes: 0 success, 1 invalid config.")]
-    Services(ConfigArg),
+    Services {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        live: show::LiveArg,
+    },
     /// Run one function directly with a raw event; print its response (stdout) and log (stderr).
     #[command(
         after_help = "Example: trellis generate-event --path /hello | trellis invoke hello-function --event - -f examples/walkthrough.yaml\n\
@@ -106,13 +113,16 @@ enum Command {
                       Exit codes: 0 success, 1 invalid or missing config file, 2 the API store cannot be read\n\
                       (corrupt or newer), the output cannot be written, or invalid arguments.")]
     Export(export::ExportArgs),
-    /// Show how a service routes: listener → rules in priority order → weighted target groups → targets.
+    /// Show how a service routes: listener → rules in priority order → weighted target groups → targets
+    /// (with their live health when a Trellis is running on the admin address).
     #[command(after_help = "Exit codes: 0 success, 1 invalid config or unknown service.")]
     Routes {
         /// The service's name (or id, or ARN).
         service: String,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        live: show::LiveArg,
     },
 }
 
@@ -143,8 +153,12 @@ fn main() -> ExitCode {
             up::run(args)
         }
         Command::Validate(c) => show::validate(&c.file),
-        Command::Services(c) => show::services(&c.file),
-        Command::Routes { service, config } => show::routes(&config.file, &service),
+        Command::Services { config, live } => show::services(&config.file, &live),
+        Command::Routes {
+            service,
+            config,
+            live,
+        } => show::routes(&config.file, &service, &live),
         Command::Invoke(args) => {
             log::init(args.log.log_format);
             invoke::invoke(args)

@@ -55,8 +55,9 @@ pub struct UpArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
     /// Where the admin port serves the VPC Lattice API (aws vpc-lattice --endpoint-url
-    /// http://ADDR), /metrics (Prometheus) and /healthz; "off" to disable, port 0 for any free
-    /// port.
+    /// http://ADDR), the web console (http://ADDR/ui/), /metrics (Prometheus) and /healthz;
+    /// "off" to disable, port 0 for any free port. Not loopback: Trellis warns that other
+    /// machines can reach it.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     admin: AdminAddr,
     /// What reloads the config file: watch (an edit, once the file has not changed for half a
@@ -215,6 +216,7 @@ async fn serve(
     let server = tokio::spawn(server::serve(listeners.clone(), stop_rx.clone()));
     // API changes and file reloads install configs through this seam (issue 16); set before
     // the API serves, so that its first call can install.
+    let console_listeners = listeners.clone();
     let _ = seam.installer.set(Installer {
         invokers: invokers.clone(),
         monitor: monitor.clone(),
@@ -222,7 +224,15 @@ async fn serve(
         listeners,
     });
     if let Some(listener) = admin {
-        tokio::spawn(admin::serve(listener, api, table.clone(), stop_rx.clone()));
+        let console =
+            crate::console::Console::new(table.clone(), Some(console_listeners), stop_rx.clone());
+        tokio::spawn(admin::serve(
+            listener,
+            api,
+            table.clone(),
+            console,
+            stop_rx.clone(),
+        ));
     }
     let live = Live {
         file: args.config.file.clone(),
@@ -355,6 +365,19 @@ fn print_banner(
             tracing::info!(target: log::TARGET, api = %api, "VPC Lattice API at http://{addr}  →  {api}");
         } else {
             eprintln!("trellis: VPC Lattice API at http://{addr}  →  {api}");
+        }
+        let console = format!("http://{addr}/ui/");
+        if json {
+            tracing::info!(target: log::TARGET, console = %console, "console at {console}");
+        } else {
+            eprintln!("trellis: console at {console}");
+        }
+        // The admin port has no authentication: say so when other machines can reach it.
+        if !addr.ip().is_loopback() {
+            let warning = format!(
+                "the admin address {addr} is not loopback: other machines can reach the console and the VPC Lattice API (and change the configuration) without credentials"
+            );
+            tracing::warn!(target: log::TARGET, admin = %addr, "{warning}");
         }
     }
     if let Some(dns) = dns {

@@ -102,6 +102,25 @@ pub struct Record {
     pub failure_reason: String,
 }
 
+/// How many records the console's live tail keeps for a watcher that has fallen behind; a
+/// watcher further behind loses the oldest (and is told how many), the request path never waits.
+const TAP_CAPACITY: usize = 1024;
+
+/// The console's live tail: every access-log record, whether or not an access log is
+/// configured, broadcast to whoever watches (`/ui/api/logs`). Sending never blocks: a slow
+/// watcher drops records. With nobody watching, requests make no record for it at all
+/// ([`tapped`] is one atomic load).
+pub fn tap() -> &'static tokio::sync::broadcast::Sender<Arc<String>> {
+    static TAP: std::sync::LazyLock<tokio::sync::broadcast::Sender<Arc<String>>> =
+        std::sync::LazyLock::new(|| tokio::sync::broadcast::channel(TAP_CAPACITY).0);
+    &TAP
+}
+
+/// Whether anyone watches the live tail.
+pub fn tapped() -> bool {
+    tap().receiver_count() > 0
+}
+
 /// The placeholder Lattice writes for an empty value.
 pub const DASH: &str = "-";
 

@@ -60,6 +60,17 @@ pub struct HealthCell {
     status: AtomicU8,
     /// Milliseconds since [`EPOCH`] until which the target is ejected; 0 when it is not.
     ejected_until: AtomicU64,
+    /// The last probe's result, for the console: written by the prober once per interval and
+    /// read by the admin port, never touched on the request path.
+    last_probe: Mutex<Option<LastProbe>>,
+}
+
+/// When a target was last probed and what came of it (`status 200`, `connection refused`...).
+#[derive(Debug, Clone)]
+pub struct LastProbe {
+    pub at: std::time::SystemTime,
+    pub passed: bool,
+    pub detail: String,
 }
 
 /// The clock ejections are measured on.
@@ -75,7 +86,24 @@ impl HealthCell {
         HealthCell {
             status: AtomicU8::new(status as u8),
             ejected_until: AtomicU64::new(0),
+            last_probe: Mutex::new(None),
         }
+    }
+
+    /// The last probe's result; `None` before the first probe ends or with health checks off.
+    pub fn last_probe(&self) -> Option<LastProbe> {
+        self.last_probe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record_probe(&self, passed: bool, detail: &str) {
+        *self.last_probe.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastProbe {
+            at: std::time::SystemTime::now(),
+            passed,
+            detail: detail.to_owned(),
+        });
     }
 
     pub fn get(&self) -> Status {
@@ -286,6 +314,7 @@ async fn probe_loop(
             ),
             ProbeOutcome::Failed(reason) => (false, reason.clone()),
         };
+        cell.record_probe(passed, &detail);
         if passed && cell.ejected() {
             cell.readmit();
             tracing::info!(target: "trellis::health", "{label}: back in rotation after an ejection ({detail})");

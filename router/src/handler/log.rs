@@ -38,9 +38,10 @@ impl Log {
         }
     }
 
-    /// Sends the record to `sinks`, making it with `record` when there are any.
+    /// Sends the record to `sinks`, making it with `record` when there are any or when the
+    /// console's live tail is watched.
     pub fn open(&mut self, sinks: Vec<Arc<LogSink>>, record: impl FnOnce() -> Record) {
-        if !sinks.is_empty() {
+        if !sinks.is_empty() || crate::accesslog::tapped() {
             self.record = Some(Box::new(record()));
         }
         self.sinks = sinks;
@@ -103,6 +104,8 @@ impl Log {
                     for sink in &sinks {
                         sink.write(line.clone());
                     }
+                    // No watcher is not an error; a full watcher drops its oldest records.
+                    let _ = crate::accesslog::tap().send(line);
                 }
                 Err(e) => {
                     tracing::warn!(target: "trellis::accesslog", "cannot encode access-log record: {e}")

@@ -1,0 +1,309 @@
+// The Trellis console: one small script, no framework, no build step. Each view has its own
+// URL (/ui/, /ui/services/NAME, /ui/logs, /ui/functions, /ui/send); the data comes from
+// /ui/api/... (JSON) and /ui/api/logs (server-sent events). Text from the server is only ever
+// put in the page as text (textContent), never as HTML.
+"use strict";
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, { cache: "no-store" });
+  if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+const main = document.getElementById("main");
+let timers = [];
+function every(ms, f) { f(); timers.push(setInterval(f, ms)); }
+function show(...nodes) { main.replaceChildren(...nodes); }
+function badge(status) { return el("span", { class: `badge ${status}` }, status); }
+function codeClass(code) { return `c${Math.floor(code / 100)}`; }
+
+let directoryCache = null;
+async function directory() {
+  if (!directoryCache) directoryCache = await getJSON("/ui/api/directory");
+  document.getElementById("region").textContent = `region ${directoryCache.region}`;
+  return directoryCache;
+}
+
+// ---- Directory -------------------------------------------------------------------------
+async function viewDirectory() {
+  const d = await directory();
+  const services = el("table", {},
+    el("tr", {}, el("th", {}, "Service"), el("th", {}, "DNS names"), el("th", {}, "Listeners"),
+      el("th", {}, "Auth"), el("th", {}, "Networks")),
+    d.services.map(s => el("tr", { class: "service-row" },
+      el("td", {}, el("a", { href: `/ui/services/${encodeURIComponent(s.name)}` }, s.name)),
+      el("td", { class: "mono" }, s.dnsName, s.customDomainName ? [el("br"), s.customDomainName] : null,
+        el("br"), el("span", { class: "muted" }, `${s.name}.trellis.localhost`)),
+      el("td", {}, s.listeners.map(l => el("div", {}, `${l.name}: ${l.protocol} :${l.port}`))),
+      el("td", {}, s.authType),
+      el("td", {}, s.networks.join(", ") || el("span", { class: "muted" }, "none")))));
+  const networks = el("table", {},
+    el("tr", {}, el("th", {}, "Service network"), el("th", {}, "Auth"), el("th", {}, "Services"),
+      el("th", {}, "VPC associations")),
+    d.networks.map(n => el("tr", {},
+      el("td", {}, n.name), el("td", {}, n.authType),
+      el("td", {}, n.services.map((s, i) => [i ? ", " : "", el("a", { href: `/ui/services/${encodeURIComponent(s)}` }, s)])),
+      el("td", {}, n.vpcs.map(v => el("div", {}, `${v.name} (${v.id}) `, el("span", { class: "mono muted" }, v.cidrs.join(" "))))))));
+  show(el("h1", {}, "Directory"),
+    el("h2", {}, "Services"), el("div", { class: "card" }, services),
+    el("h2", {}, "Service networks"), el("div", { class: "card" }, d.networks.length ? networks : el("p", { class: "muted" }, "No service networks.")));
+}
+
+// ---- One service: routing picture, live health, traffic charts --------------------------
+function targetLine(t, type) {
+  const probe = t.lastProbe
+    ? `last probe ${new Date(t.lastProbe.at * 1000).toLocaleTimeString()}: ${t.lastProbe.detail}`
+    : "";
+  const label = type === "LAMBDA" ? t.id : `${t.id}:${t.port}`;
+  return el("div", { class: "target", "data-target": label },
+    el("span", { class: "mono" }, label), badge(t.status),
+    t.reasonCode ? el("span", { class: "muted" }, t.reasonCode) : null,
+    el("span", { class: "muted" }, probe));
+}
+
+function actionView(action) {
+  if (action.fixedResponse !== undefined)
+    return el("div", { class: "groups" }, el("div", { class: "group" },
+      el("div", { class: "head" }, `fixed response ${action.fixedResponse}`)));
+  return el("div", { class: "groups" }, action.forward.map(g => el("div", { class: "group", "data-group": g.targetGroup },
+    el("div", { class: "head" },
+      el("div", {}, el("b", {}, g.targetGroup), " ", el("span", { class: "muted" }, g.type)),
+      el("div", {}, "weight ", el("span", { class: "weight" }, g.weight), ` · ${Math.round(g.sharePercent)}%`),
+      el("div", { class: "share" }, el("div", { style: `width:${g.sharePercent}%` })),
+      g.healthCheck ? el("div", { class: "muted" }, `checks ${g.healthCheck.path} every ${g.healthCheck.intervalSeconds}s`) : null),
+    el("div", { class: "arrow" }, "→"),
+    el("div", { class: "targets" }, g.targets.length ? g.targets.map(t => targetLine(t, g.type)) : el("span", { class: "muted" }, "no targets")))));
+}
+
+function routingView(svc) {
+  return svc.listeners.map(l => el("div", { class: "card" },
+    el("div", { class: "listener-head" }, `Listener ${l.name} · ${l.protocol} :${l.port}`),
+    l.rules.map(r => el("div", { class: "route" },
+      el("div", { class: "rule" }, el("div", { class: "name" }, `${r.priority} · ${r.name}`),
+        r.conditions.map(c => el("div", { class: "mono" }, c))),
+      el("div", { class: "arrow" }, "→"), actionView(r.action))),
+    el("div", { class: "route" },
+      el("div", { class: "rule default" }, el("div", { class: "name" }, "default action"),
+        el("div", { class: "muted" }, "when no rule matches")),
+      el("div", { class: "arrow" }, "→"), actionView(l.defaultAction))));
+}
+
+function drawChart(canvas, points) {
+  const w = canvas.width = canvas.clientWidth * devicePixelRatio;
+  const h = canvas.height = canvas.clientHeight * devicePixelRatio;
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  const max = Math.max(1, ...points.map(p => p.rps));
+  const x = i => (i / 59) * w;
+  const y = v => h - 4 - (v / max) * (h - 14);
+  const lines = [["2XX", "#1a7f37"], ["4XX", "#b26a00"], ["5XX", "#c62828"]];
+  const start = Math.max(0, points.length - 60);
+  g.lineWidth = 1.5 * devicePixelRatio;
+  for (const [cls, color] of lines) {
+    g.strokeStyle = color; g.beginPath();
+    points.slice(start).forEach((p, i) => {
+      const secs = p.classes[cls] * (p.rps / Math.max(1e-9, Object.values(p.classes).reduce((a, b) => a + b, 0)) || 0);
+      i ? g.lineTo(x(i), y(secs)) : g.moveTo(x(i), y(secs));
+    });
+    g.stroke();
+  }
+  g.fillStyle = "#6b7280"; g.font = `${10 * devicePixelRatio}px system-ui`;
+  g.fillText(`${max.toFixed(1)} req/s`, 4, 11 * devicePixelRatio);
+}
+
+function fmtMs(v) { return v === null || v === undefined ? "–" : `≤${v < 10 ? v.toFixed(1) : Math.round(v)} ms`; }
+
+async function viewService(name) {
+  directory().catch(() => {});
+  const title = el("h1", {}, `Service ${name}`);
+  const info = el("div", { class: "muted" });
+  const picture = el("div", { id: "routing" });
+  const charts = el("div", { class: "charts" });
+  show(title, info, el("h2", {}, "Routing"), picture, el("h2", {}, "Traffic (last minute, per target group)"), charts,
+    el("p", {}, el("a", { href: `/ui/logs?service=${encodeURIComponent(name)}` }, "Live log of this service →")));
+  every(1000, async () => {
+    try {
+      const svc = await getJSON(`/ui/api/services/${encodeURIComponent(name)}`);
+      info.textContent = `${svc.dnsName}${svc.customDomainName ? " · " + svc.customDomainName : ""} · auth ${svc.authType}`;
+      picture.replaceChildren(...routingView(svc));
+    } catch (e) { picture.replaceChildren(el("p", { class: "notice" }, String(e.message))); }
+  });
+  const cards = new Map();
+  every(1000, async () => {
+    const t = await getJSON(`/ui/api/traffic?service=${encodeURIComponent(name)}`);
+    for (const r of t.routes) {
+      let card = cards.get(r.targetGroup);
+      if (!card) {
+        card = { canvas: el("canvas"), stats: el("div", { class: "stats" }) };
+        card.node = el("div", { class: "card", "data-traffic": r.targetGroup },
+          el("b", {}, r.targetGroup === "-" ? "no target group (fixed responses, refusals)" : r.targetGroup), card.canvas, card.stats);
+        cards.set(r.targetGroup, card);
+        charts.append(card.node);
+      }
+      drawChart(card.canvas, r.points);
+      const last = r.points[r.points.length - 1] || { rps: 0, classes: {}, p50Ms: null, p99Ms: null };
+      card.stats.replaceChildren(
+        el("span", {}, `${last.rps.toFixed(1)} req/s`),
+        ...["2XX", "3XX", "4XX", "5XX"].map(c => el("span", { class: `c${c[0]}` }, `${c} ${last.classes[c] || 0}`)),
+        el("span", {}, `p50 ${fmtMs(last.p50Ms)}`), el("span", {}, `p99 ${fmtMs(last.p99Ms)}`));
+    }
+    if (!t.routes.length && !charts.childElementCount)
+      charts.replaceChildren(el("p", { class: "muted" }, "No requests yet."));
+  });
+}
+
+// ---- Live log --------------------------------------------------------------------------
+function logLine(rec, names) {
+  const pre = el("pre", { class: "mono", hidden: "" }, JSON.stringify(rec, null, 2));
+  const svc = names.services.get(rec.serviceArn) || rec.serviceArn;
+  const tg = names.groups.get(rec.targetGroupArn) || rec.targetGroupArn;
+  const row = el("div", { class: "rec mono", "data-request-id": rec.requestId },
+    el("span", {}, `${rec.startTime} `), el("b", { class: codeClass(rec.responseCode) }, rec.responseCode), " ",
+    `${rec.requestMethod} ${rec.requestPath} · ${svc} → ${tg} ${rec.targetIpPort} · ${rec.duration} ms`, pre);
+  row.addEventListener("click", e => { if (e.target !== pre) pre.hidden = !pre.hidden; });
+  return row;
+}
+
+async function names() {
+  const d = await directory();
+  const services = new Map(d.services.map(s => [s.arn, s.name]));
+  const groups = new Map();
+  const tgs = await getJSON("/ui/api/target-groups").catch(() => ({ targetGroups: [] }));
+  for (const g of tgs.targetGroups) groups.set(g.arn, g.name);
+  return { services, groups };
+}
+
+let source = null;
+function tail(query, onRecord, onNotice) {
+  if (source) source.close();
+  source = new EventSource(`/ui/api/logs?${query}`);
+  source.addEventListener("record", e => onRecord(JSON.parse(e.data)));
+  source.addEventListener("dropped", e => onNotice(`${JSON.parse(e.data).dropped} records dropped: this page fell behind`));
+  source.onopen = () => onNotice(null);
+}
+
+async function viewLogs() {
+  const params = new URLSearchParams(location.search);
+  const d = await directory();
+  const n = await names();
+  const service = el("select", { id: "service" }, el("option", { value: "" }, "all services"),
+    d.services.map(s => el("option", { value: s.name }, s.name)));
+  service.value = params.get("service") || "";
+  const status = el("select", { id: "status" }, ["", "2XX", "3XX", "4XX", "5XX"].map(s => el("option", { value: s }, s || "any status")));
+  status.value = params.get("status") || "";
+  const state = el("span", { class: "muted", id: "state" }, "connecting…");
+  const log = el("div", { id: "log", class: "card" });
+  const notice = el("div", { class: "notice" });
+  const connect = () => {
+    const q = new URLSearchParams();
+    if (service.value) q.set("service", service.value);
+    if (status.value) q.set("status", status.value);
+    history.replaceState(null, "", `/ui/logs${q.toString() ? "?" + q : ""}`);
+    log.replaceChildren();
+    tail(q.toString(), rec => {
+      log.prepend(logLine(rec, n));
+      while (log.childElementCount > 500) log.lastChild.remove();
+    }, msg => { if (msg) notice.textContent = msg; state.textContent = "live"; });
+  };
+  service.addEventListener("change", connect);
+  status.addEventListener("change", connect);
+  show(el("h1", {}, "Live access log"),
+    el("div", { class: "filters" }, "Service", service, "Status", status, state,
+      el("span", { class: "muted" }, "newest first; click a record for its JSON")), notice, log);
+  connect();
+}
+
+// ---- Functions -------------------------------------------------------------------------
+async function viewFunctions() {
+  const list = el("div");
+  const recent = el("div", { id: "log", class: "card" }, el("p", { class: "muted" }, "Invocations appear here as they happen."));
+  show(el("h1", {}, "Functions"), list, el("h2", {}, "Last invocations (since this page opened)"), recent);
+  let lambdaGroups = new Map();
+  every(1000, async () => {
+    const f = await getJSON("/ui/api/functions");
+    const tgs = await getJSON("/ui/api/target-groups");
+    lambdaGroups = new Map(tgs.targetGroups.filter(g => g.type === "LAMBDA").map(g => [g.arn, g.name]));
+    list.replaceChildren(...(f.functions.length ? f.functions.map(fn => el("div", { class: "card", "data-function": fn.name },
+      el("b", {}, fn.name), " ", el("span", { class: "muted" }, `${fn.runtime} · ${fn.memorySizeMb} MB · timeout ${fn.timeoutSeconds}s · target groups: ${fn.targetGroups.join(", ") || "none"}`),
+      el("div", { class: "stats" },
+        el("span", {}, `environments ${fn.environments}`), el("span", {}, `busy ${fn.busy}`), el("span", {}, `idle ${fn.idle}`),
+        el("span", {}, `queued ${fn.queued}`), el("span", {}, `cold starts ${fn.coldStarts}`),
+        ...Object.entries(fn.invocations).filter(([, v]) => v > 0).map(([k, v]) => el("span", { class: k === "success" ? "c2" : "c5" }, `${k} ${v}`)))))
+      : [el("p", { class: "muted" }, "No functions in this config.")]));
+  });
+  const n = await names();
+  tail("", rec => {
+    if (!lambdaGroups.has(rec.targetGroupArn)) return;
+    if (recent.firstChild && recent.firstChild.tagName === "P") recent.replaceChildren();
+    recent.prepend(logLine(rec, n));
+    while (recent.childElementCount > 100) recent.lastChild.remove();
+  }, () => {});
+}
+
+// ---- Send a request --------------------------------------------------------------------
+async function viewSend() {
+  const d = await directory();
+  const params = new URLSearchParams(location.search);
+  const service = el("select", { name: "service", id: "send-service" }, d.services.map(s => el("option", { value: s.name }, s.name)));
+  if (params.get("service")) service.value = params.get("service");
+  const method = el("select", { name: "method", id: "send-method" }, ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"].map(m => el("option", {}, m)));
+  const path = el("input", { name: "path", id: "send-path", value: params.get("path") || "/" });
+  const headers = el("textarea", { name: "headers", id: "send-headers", placeholder: "Name: value (one a line)" });
+  const body = el("textarea", { name: "body", id: "send-body" });
+  const answer = el("div", { id: "answer" });
+  const button = el("button", { type: "submit", id: "send-button" }, "Send");
+  const form = el("form", { class: "send card" },
+    el("label", {}, "Service"), service, el("label", {}, "Method"), method, el("label", {}, "Path"), path,
+    el("label", {}, "Headers"), headers, el("label", {}, "Body"), body, el("span"), el("div", {}, button,
+      el("span", { class: "muted" }, " sent over plain HTTP to the service's first HTTP listener, Host set to its DNS name")));
+  form.addEventListener("submit", async e => {
+    e.preventDefault();
+    answer.replaceChildren(el("p", { class: "muted" }, "sending…"));
+    const pairs = headers.value.split("\n").map(l => l.trim()).filter(Boolean).map(l => {
+      const i = l.indexOf(":"); return i < 0 ? [l, ""] : [l.slice(0, i).trim(), l.slice(i + 1).trim()];
+    });
+    const r = await fetch("/ui/api/send", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ service: service.value, method: method.value, path: path.value, headers: pairs, body: body.value }) });
+    const a = await r.json();
+    if (!r.ok) { answer.replaceChildren(el("p", { class: "notice" }, a.error)); return; }
+    answer.replaceChildren(el("div", { class: "card" },
+      el("h2", {}, el("span", { class: codeClass(a.status), id: "answer-status" }, a.status), ` from ${a.url}`),
+      el("div", { id: "answer-route" }, `rule: ${a.rule ?? "–"} · target group: ${a.targetGroup ?? "–"} · target: ${a.target ?? "–"} · ${a.elapsedMs.toFixed(1)} ms · request id `, el("span", { class: "mono" }, a.requestId)),
+      el("h2", {}, "Headers"), el("pre", { class: "mono" }, a.headers.map(([k, v]) => `${k}: ${v}`).join("\n")),
+      el("h2", {}, "Body"), el("pre", { class: "mono", id: "answer-body" }, a.body),
+      el("details", {}, el("summary", {}, "access-log record"), el("pre", { class: "mono" }, JSON.stringify(a.record, null, 2)))));
+  });
+  show(el("h1", {}, "Send a request"), form, answer);
+}
+
+// ---- Router ----------------------------------------------------------------------------
+(async function route() {
+  const p = location.pathname;
+  let view = "directory";
+  for (const a of document.querySelectorAll("header nav a")) {
+    if (a.getAttribute("href") === p) { a.classList.add("active"); view = a.dataset.view; }
+  }
+  try {
+    if (p.startsWith("/ui/services/")) await viewService(decodeURIComponent(p.slice("/ui/services/".length)));
+    else if (view === "logs") await viewLogs();
+    else if (view === "functions") await viewFunctions();
+    else if (view === "send") await viewSend();
+    else await viewDirectory();
+  } catch (e) {
+    show(el("p", { class: "notice" }, `The console could not load: ${e.message}`));
+  }
+})();

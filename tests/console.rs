@@ -1,0 +1,555 @@
+//! The web console (issue 17) through the real binary: its JSON over the live state (directory,
+//! routing with live health, traffic, functions), the live tail as server-sent events (filters,
+//! a bound on watchers, hostile query strings), the send-a-request form, the warning for an
+//! admin address that is not loopback, `trellis routes`/`services` reading live health, and
+//! the pages in a real headless browser (Debian's chromium through selenium, see
+//! tests/oracles/console_browser.py).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// One HTTP/1.0 exchange with the admin port: (status, body).
+fn admin(t: &Trellis, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(t.admin_addr()).expect("connect admin");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.take(8 << 20).read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line from {method} {path}: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn admin_json(t: &Trellis, path: &str) -> Value {
+    let (status, body) = admin(t, "GET", path, "");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+}
+
+/// A request to `svc` on `port` as a client sends it; the status.
+fn get(port: u16, path: &str, request_id: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: svc.trellis.localhost\r\nx-amzn-requestid: {request_id}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// A live-tail watcher: the SSE stream read line by line on a thread.
+struct Tail {
+    lines: std::sync::mpsc::Receiver<String>,
+    stream: TcpStream,
+}
+
+impl Tail {
+    /// Opens `/ui/api/logs?QUERY`; the status line and, for 200, the `: connected` comment.
+    fn open(t: &Trellis, query: &str) -> (u16, Option<Tail>) {
+        let mut stream = TcpStream::connect(t.admin_addr()).expect("connect admin");
+        write!(
+            stream,
+            "GET /ui/api/logs?{query} HTTP/1.1\r\nHost: admin\r\n\r\n"
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a status line");
+        let status: u16 = first.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let tail = Tail { lines: rx, stream };
+        if status == 200 {
+            tail.wait_for(Duration::from_secs(5), |l| l == ": connected")
+                .expect("the connected comment");
+            (status, Some(tail))
+        } else {
+            (status, None)
+        }
+    }
+
+    fn wait_for(&self, within: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The next record whose request id is `id`, within `within`.
+    fn record(&self, id: &str, within: Duration) -> Option<Value> {
+        let line = self.wait_for(within, |l| {
+            l.starts_with("data: {") && l.contains(&format!("\"requestId\":\"{id}\""))
+        })?;
+        serde_json::from_str(&line["data: ".len()..]).ok()
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A service `svc` with a rule on `/b` (priority 5) and one on `/fixed` (priority 1, a fixed
+/// 404), its default splitting 20/10 between two backends, `group-a` health-checked every 5 s.
+async fn setup() -> (Trellis, Backend, Backend, u16) {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let port = free_port();
+    let yaml = Config::new()
+        .vpc("client-vpc", &["127.0.0.0/8"])
+        .network(Network::new("net", &["svc"], &["client-vpc"]))
+        .service(
+            Service::new("svc").listener(
+                Listener::http(port)
+                    .action(forward_weighted(&[("group-a", 20), ("group-b", 10)]))
+                    .rule("to-b", 5, path_prefix("/b"), forward("group-b"))
+                    .rule("fixed", 1, path_prefix("/fixed"), fixed_response(404)),
+            ),
+        )
+        .target_group(TargetGroup::instance("group-a", &[a.port]).config(
+            "healthCheck",
+            json!({"path": "/health", "healthCheckIntervalSeconds": 5,
+                   "healthyThresholdCount": 2, "unhealthyThresholdCount": 2}),
+        ))
+        .target_group(TargetGroup::instance("group-b", &[b.port]).no_health_checks())
+        .yaml();
+    (Trellis::start(&yaml, &[]), a, b, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_and_routing_show_the_live_state() {
+    let (t, a, _b, port) = setup().await;
+    let dir = admin_json(&t, "/ui/api/directory");
+    assert_eq!(dir["services"][0]["name"], "svc", "{dir}");
+    assert!(
+        dir["services"][0]["dnsName"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(".on.aws")),
+        "{dir}"
+    );
+    assert_eq!(dir["services"][0]["listeners"][0]["port"], port);
+    assert_eq!(dir["networks"][0]["vpcs"][0]["name"], "client-vpc");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let svc = loop {
+        let svc = admin_json(&t, "/ui/api/services/svc");
+        let default = &svc["listeners"][0]["defaultAction"]["forward"];
+        if default[0]["targets"][0]["status"] == "HEALTHY" || Instant::now() > deadline {
+            break svc;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let listener = &svc["listeners"][0];
+    // Rules in priority order, then the default's 20/10 split.
+    assert_eq!(listener["rules"][0]["name"], "fixed", "{svc}");
+    assert_eq!(listener["rules"][0]["action"]["fixedResponse"], 404);
+    assert_eq!(listener["rules"][1]["name"], "to-b");
+    assert_eq!(
+        listener["rules"][1]["conditions"][0],
+        "path prefix /b (any case)"
+    );
+    let default = &listener["defaultAction"]["forward"];
+    assert_eq!(default[0]["weight"], 20);
+    assert_eq!(default[1]["weight"], 10);
+    assert_eq!(default[0]["targets"][0]["status"], "HEALTHY", "{svc}");
+    assert_eq!(
+        default[0]["targets"][0]["lastProbe"]["detail"],
+        "status 200"
+    );
+    assert_eq!(default[1]["targets"][0]["status"], "UNAVAILABLE");
+    assert_eq!(
+        default[1]["targets"][0]["reasonCode"],
+        "HealthCheckDisabled"
+    );
+
+    // The backend's health check fails: UNHEALTHY after two probes (5 s apart), with why.
+    a.health_status
+        .store(503, std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(5 * 2 + 2);
+    loop {
+        let svc = admin_json(&t, "/ui/api/services/svc");
+        let target = &svc["listeners"][0]["defaultAction"]["forward"][0]["targets"][0];
+        if target["status"] == "UNHEALTHY" {
+            assert_eq!(target["reasonCode"], "HealthCheckFailed");
+            assert_eq!(target["lastProbe"]["detail"], "status 503");
+            assert_eq!(target["lastProbe"]["passed"], false);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {target} after 12 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // `trellis routes` and `trellis services` read the same live health…
+    let routes = cli(&t, &["routes", "svc", "--admin", &t.admin_addr()]);
+    assert!(routes.contains("live from the Trellis at"), "{routes}");
+    assert!(
+        routes.contains(&format!(
+            "127.0.0.1:{}  UNHEALTHY (HealthCheckFailed)",
+            a.port
+        )),
+        "{routes}"
+    );
+    let services = cli(&t, &["services", "--admin", &t.admin_addr()]);
+    assert!(
+        services.contains("1 UNAVAILABLE, 1 UNHEALTHY (live from"),
+        "{services}"
+    );
+    // …and fall back to the file when nothing answers.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let routes = cli(&t, &["routes", "svc", "--admin", &closed]);
+    assert!(
+        !routes.contains("live") && !routes.contains("HEALTHY"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(&format!("127.0.0.1:{}", a.port)),
+        "{routes}"
+    );
+
+    // Traffic: requests counted per target group within a couple of samples.
+    for i in 0..20 {
+        get(port, "/", &format!("t-{i}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let traffic = admin_json(&t, "/ui/api/traffic?service=svc");
+        let served: f64 = traffic["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["points"].as_array().unwrap().iter())
+            .map(|p| p["classes"]["2XX"].as_f64().unwrap_or(0.0))
+            .sum();
+        if served >= 20.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{traffic}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Runs `trellis ARGS -f <t's config>`; its stdout.
+fn cli(t: &Trellis, args: &[&str]) -> String {
+    let out = Command::new(TRELLIS)
+        .args(args)
+        .arg("-f")
+        .arg(t.config_path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run trellis");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_get_clear_answers_and_the_api_is_not_shadowed() {
+    let (t, _a, _b, _port) = setup().await;
+    let (status, body) = admin(&t, "GET", "/ui/api/services/nope", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no service named \\\"nope\\\""), "{body}");
+    for odd in ["%00%ff%", "..%2F..%2Fetc", "%E2%80%AE", "a%", "svc%2Fextra"] {
+        let (status, body) = admin(&t, "GET", &format!("/ui/api/services/{odd}"), "");
+        assert_eq!(status, 404, "{odd}: {body}");
+    }
+    assert_eq!(admin(&t, "GET", "/ui/nothing", "").0, 404);
+    assert_eq!(admin(&t, "POST", "/ui/api/directory", "").0, 405);
+    assert_eq!(admin(&t, "GET", "/ui/api/send", "").0, 405);
+    assert_eq!(admin(&t, "GET", "/ui", "").0, 301);
+    let (status, page) = admin(&t, "GET", "/ui/services/svc", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("/ui/console.js"), "{page}");
+    // A long, odd query string: answered (the filter is cut, and matches nothing).
+    let long = format!("service={}&status=%ZZ&&&=&x", "s".repeat(6000));
+    let (status, _) = admin(&t, "GET", &format!("/ui/api/traffic?{long}"), "");
+    assert_eq!(status, 200);
+    // Broken forms.
+    for (body, want) in [
+        ("not json", 400),
+        ("{}", 400),
+        (r#"{"service":"nope"}"#, 404),
+        (r#"{"service":"svc","path":"no-slash"}"#, 400),
+        (r#"{"service":"svc","method":"G E T"}"#, 400),
+        (r#"{"service":"svc","headers":[["bad name","x"]]}"#, 400),
+        (r#"{"service":"svc","headers":[["x","bad\nvalue"]]}"#, 400),
+    ] {
+        let (status, answer) = admin(&t, "POST", "/ui/api/send", body);
+        assert_eq!(status, want, "{body}: {answer}");
+        assert!(answer.contains("\"error\""), "{answer}");
+    }
+    // The API on the same port still answers its own routes.
+    let (status, body) = admin(&t, "GET", "/services", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"items\""), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_tail_streams_filtered_records_and_bounds_its_watchers() {
+    let (t, _a, _b, port) = setup().await;
+    let all = Tail::open(&t, "").1.expect("a tail");
+    let ok_only = Tail::open(&t, "service=svc&status=2XX").1.expect("a tail");
+    let not_found = Tail::open(&t, "status=404").1.expect("a tail");
+    let other = Tail::open(&t, &format!("service={}", "x".repeat(5000)))
+        .1
+        .expect("a tail");
+
+    assert_eq!(get(port, "/b/1", "tail-ok"), 200);
+    assert_eq!(get(port, "/fixed", "tail-404"), 404);
+    let sent = Instant::now();
+    let record = all
+        .record("tail-ok", Duration::from_secs(2))
+        .expect("the record within 2 s");
+    assert!(sent.elapsed() < Duration::from_secs(2));
+    assert_eq!(record["responseCode"], 200);
+    assert!(all.record("tail-404", Duration::from_secs(2)).is_some());
+    assert!(ok_only.record("tail-ok", Duration::from_secs(2)).is_some());
+    assert!(
+        ok_only
+            .record("tail-404", Duration::from_millis(500))
+            .is_none()
+    );
+    assert!(
+        not_found
+            .record("tail-404", Duration::from_secs(2))
+            .is_some()
+    );
+    assert!(
+        other
+            .record("tail-ok", Duration::from_millis(300))
+            .is_none()
+    );
+    drop((all, ok_only, not_found, other));
+
+    // Many watchers: up to the limit are served, the next is refused, and closing them frees
+    // their places (each closed stream is noticed at its next write: a record).
+    let mut watchers = Vec::new();
+    for _ in 0..64 {
+        let (status, tail) = Tail::open(&t, "");
+        if status == 503 {
+            break;
+        }
+        watchers.push(tail.expect("a tail"));
+    }
+    assert!(watchers.len() >= 60, "only {} watchers", watchers.len());
+    let (status, _) = Tail::open(&t, "");
+    assert_eq!(status, 503);
+    drop(watchers);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        get(port, "/", "wake");
+        let (status, tail) = Tail::open(&t, "");
+        if status == 200 {
+            break tail.expect("a tail");
+        }
+        assert!(Instant::now() < deadline, "watchers never freed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(get(port, "/", "after-churn"), 200);
+    assert!(
+        again
+            .record("after-churn", Duration::from_secs(2))
+            .is_some()
+    );
+    // Requests were served all along.
+    assert!(t.stderr().contains("trellis: ready"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_form_sends_a_request_and_says_which_rule_and_group_served_it() {
+    let (t, _a, b, _port) = setup().await;
+    let form = json!({"service": "svc", "method": "POST", "path": "/b/x?q=1",
+                      "headers": [["x-test", "yes"]], "body": "hello"});
+    let (status, body) = admin(&t, "POST", "/ui/api/send", &form.to_string());
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert!(
+        answer["body"].as_str().unwrap().contains("Hello from b"),
+        "{answer}"
+    );
+    assert_eq!(answer["rule"], "to-b");
+    assert_eq!(answer["targetGroup"], "group-b");
+    assert_eq!(answer["target"], format!("127.0.0.1:{}", b.port));
+    assert_eq!(answer["record"]["requestMethod"], "POST");
+    let seen = b.seen.lock().unwrap().last().cloned().expect("b saw it");
+    assert_eq!(seen.headers["x-test"], "yes");
+    assert_eq!(&seen.body[..], b"hello");
+    let (_, body) = admin(
+        &t,
+        "POST",
+        "/ui/api/send",
+        r#"{"service":"svc","path":"/fixed"}"#,
+    );
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["status"], 404);
+    assert_eq!(answer["rule"], "fixed");
+}
+
+#[test]
+fn an_admin_address_that_is_not_loopback_is_announced() {
+    let yaml = Config::new()
+        .service(
+            Service::new("svc").listener(Listener::http(free_port()).action(fixed_response(204))),
+        )
+        .yaml();
+    let t = Trellis::start(&yaml, &["--admin", "0.0.0.0:0"]);
+    let stderr = t.stderr();
+    assert!(
+        stderr.contains("is not loopback: other machines can reach the console"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("trellis: console at http://0.0.0.0:"),
+        "{stderr}"
+    );
+    drop(t);
+    let t = Trellis::start(&yaml, &[]);
+    assert!(!t.stderr().contains("not loopback"), "{}", t.stderr());
+}
+
+/// The pages in a real browser: the walkthrough's directory, the routing picture with both
+/// rules and the 20/10 weights, a backend stopped during the test turning UNHEALTHY in the open
+/// page in time, a curl request in the log tail within 2 s, the form returning the function's
+/// answer. Screenshots go to $TRELLIS_SCREENSHOTS (docs/console/ for the README) or a scratch
+/// directory.
+#[test]
+fn the_console_in_a_headless_browser() {
+    let Some(python) = browser("the_console_in_a_headless_browser") else {
+        return;
+    };
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let instance_port = free_port();
+    let listener_port = free_port();
+    let mut instance = Command::new(sample("hello-instance"))
+        .args([
+            "--port",
+            &instance_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--name",
+            "instance",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hello-instance");
+    let mut line = String::new();
+    let _ = BufReader::new(instance.stdout.take().unwrap()).read_line(&mut line);
+    assert!(line.contains("listening"), "{line:?}");
+    let walkthrough =
+        std::fs::read_to_string(repo.join("examples/walkthrough.yaml")).expect("walkthrough");
+    let dist = repo.join("sample-functions/dist");
+    let _ = sample("hello-wasm.wasm");
+    let yaml = walkthrough
+        .replace("port: 8080", &format!("port: {listener_port}"))
+        .replace("port: 8081", &format!("port: {instance_port}"))
+        .replace("sample-functions/dist", &dist.display().to_string());
+    let scratch = scratch_dir("console-shots");
+    let t = Trellis::start_with_state(&yaml, &scratch.join("state"), &[], Duration::from_secs(120));
+    let shots = std::env::var("TRELLIS_SCREENSHOTS")
+        .map(|d| repo.join(d))
+        .unwrap_or_else(|_| scratch.join("shots"));
+    let ran = run_oracle(
+        &python,
+        "console_browser.py",
+        &[
+            &t.admin_addr(),
+            &listener_port.to_string(),
+            &instance.id().to_string(),
+            &shots.display().to_string(),
+        ],
+        Duration::from_secs(180),
+    );
+    let _ = instance.kill();
+    let _ = instance.wait();
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "console_browser.py failed:\n{}\n{}\n--- trellis stderr:\n{}",
+        ran.stdout,
+        ran.stderr,
+        t.stderr()
+    );
+    let summary: Value =
+        serde_json::from_str(ran.stdout.lines().last().unwrap_or_default()).expect("summary");
+    assert!(
+        summary["tail_after_s"].as_f64().is_some_and(|s| s <= 2.0),
+        "{summary}"
+    );
+    assert!(
+        summary["unhealthy_after_s"].as_f64() <= summary["unhealthy_budget_s"].as_f64(),
+        "{summary}"
+    );
+    for shot in ["directory", "service", "logs", "functions", "send"] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+}
+
+/// The virtualenv's Python when it has selenium and Debian's chromium and chromedriver are
+/// installed; otherwise `None` with the reason (a failure under TRELLIS_REQUIRE_ORACLES, which
+/// `make unit` sets).
+fn browser(test: &str) -> Option<std::path::PathBuf> {
+    let python = api_oracles(test)?;
+    let works = Command::new(&python)
+        .args(["-c", "import selenium"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && ["chromium", "chromedriver"].iter().all(|b| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {b}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+    if works {
+        return Some(python);
+    }
+    let why = format!(
+        "{test}: SKIPPED: needs selenium in {} and Debian's chromium and chromium-driver (make browser; scripts/pyenv.sh)",
+        python.display()
+    );
+    assert!(
+        std::env::var_os("TRELLIS_REQUIRE_ORACLES").is_none(),
+        "{why}, and TRELLIS_REQUIRE_ORACLES is set"
+    );
+    eprintln!("{why}");
+    None
+}
