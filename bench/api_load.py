@@ -25,6 +25,7 @@ import time
 
 import boto3
 import botocore.config
+import botocore.exceptions
 
 
 def client(endpoint, region):
@@ -50,10 +51,12 @@ def writes(c, prefix, n):
     out = {}
     made = []
     times = []
+    services = []
     for i in range(n):
         t0 = time.perf_counter()
-        c.create_service(name=f"{prefix}svc-{i}")
+        svc = c.create_service(name=f"{prefix}svc-{i}")
         times.append(time.perf_counter() - t0)
+        services.append(svc["id"])
     out["CreateService"] = summary(times)
     times = []
     for i in range(n):
@@ -68,6 +71,17 @@ def writes(c, prefix, n):
         c.tag_resource(resourceArn=arn, tags={"n": str(i)})
         times.append(time.perf_counter() - t0)
     out["TagResource"] = summary(times)
+    # Untimed: leave the server as found, so that every round (and both servers) starts from the
+    # same number of objects (Trellis rewrites its whole store per write) and no quota (500
+    # target groups per region) is met after a few rounds. moto implements neither delete (it
+    # answers 500): its objects stay, which costs an in-memory server nothing.
+    try:
+        for arn in made:
+            c.delete_target_group(targetGroupIdentifier=arn)
+        for sid in services:
+            c.delete_service(serviceIdentifier=sid)
+    except botocore.exceptions.ClientError:
+        pass
     return out
 
 

@@ -2305,7 +2305,7 @@ def report_api(rec):
           f"(`moto[server]`, the only other local Lattice API: objects in memory, nothing routed). "
           f"{rec['calls']} calls of each operation both implement, one after the other on one client "
           f"(each waits for the previous answer), median of {rec['rounds']} rounds. The store held "
-          f"{rec.get('store_kb', 0):.0f} KB at the end (the objects of every round). Run "
+          f"{rec.get('store_kb', 0):.0f} KB at the end (each round deletes what it made; the answers to the last 1,000 creates stay, for their clientToken). Run "
           f"{rec.get('finished', '?')}, {rec.get('machine', {}).get('trellis', '?')}.", "",
           "| operation | Trellis calls/s | Trellis median / p99 ms | moto calls/s | moto median / p99 ms |",
           "|---|--:|--:|--:|--:|"]
