@@ -28,34 +28,11 @@ const AUDITOR: &str = "arn:aws:iam::123456789012:user/auditor";
 /// The Python that has botocore and awscrt, or `None` (with the reason printed) when the
 /// oracles are not installed and the run does not require them.
 fn python(test: &str) -> Option<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidate = std::env::var_os("TRELLIS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo.join("target"));
-            repo.join(target).join("pyenv/bin/python")
-        });
-    let works = Command::new(&candidate)
-        .args(["-c", "import botocore.auth, botocore.crt.auth, awscrt"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if works {
-        return Some(candidate);
-    }
-    let why = format!(
-        "{test}: SKIPPED: no Python with botocore and awscrt at {} (run `make test`, or scripts/pyenv.sh and set TRELLIS_PYTHON)",
-        candidate.display()
-    );
-    assert!(
-        std::env::var_os("TRELLIS_REQUIRE_ORACLES").is_none(),
-        "{why}, and TRELLIS_REQUIRE_ORACLES is set"
-    );
-    eprintln!("{why}");
-    None
+    oracle_python(
+        test,
+        "botocore.auth, botocore.crt.auth, awscrt",
+        "botocore and awscrt",
+    )
 }
 
 /// A request as a client will send it: method, path with query, headers in order.

@@ -17,34 +17,7 @@ use serde_json::{Value, json};
 /// The virtualenv's Python when it has dnspython, else `None` with the reason printed
 /// (`make test` sets TRELLIS_REQUIRE_ORACLES, and then a missing oracle fails the test).
 fn python(test: &str) -> Option<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidate = std::env::var_os("TRELLIS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo.join("target"));
-            repo.join(target).join("pyenv/bin/python")
-        });
-    let works = Command::new(&candidate)
-        .args(["-c", "import dns.query, dns.message"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if works {
-        return Some(candidate);
-    }
-    let why = format!(
-        "{test}: SKIPPED: no Python with dnspython at {} (run `make test`, or scripts/pyenv.sh and set TRELLIS_PYTHON)",
-        candidate.display()
-    );
-    assert!(
-        std::env::var_os("TRELLIS_REQUIRE_ORACLES").is_none(),
-        "{why}, and TRELLIS_REQUIRE_ORACLES is set"
-    );
-    eprintln!("{why}");
-    None
+    oracle_python(test, "dns.query, dns.message", "dnspython")
 }
 
 /// The local upstream resolver; it exits when this guard drops (its stdin closes).

@@ -11,10 +11,10 @@ use super::Trellis;
 /// How long one script or CLI call may take before it is killed (and the test fails).
 const ORACLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The virtualenv's Python when it has boto3 and the AWS CLI, or `None` with the reason printed
-/// (the test then returns). With `TRELLIS_REQUIRE_ORACLES` set (`make test`), a missing oracle
-/// fails the test instead.
-pub fn api_oracles(test: &str) -> Option<PathBuf> {
+/// The virtualenv's Python when `import IMPORTS` works in it (`what` names the packages in the
+/// message), or `None` with the reason printed (the test then returns). With
+/// `TRELLIS_REQUIRE_ORACLES` set (`make test`), a missing oracle fails the test instead.
+pub fn oracle_python(test: &str, imports: &str, what: &str) -> Option<PathBuf> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidate = std::env::var_os("TRELLIS_PYTHON")
         .map(PathBuf::from)
@@ -25,25 +25,40 @@ pub fn api_oracles(test: &str) -> Option<PathBuf> {
             repo.join(target).join("pyenv/bin/python")
         });
     let works = Command::new(&candidate)
-        .args(["-c", "import boto3, awscli"])
+        .args(["-c", &format!("import {imports}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
-        && aws_script(&candidate).is_file();
+        .is_ok_and(|s| s.success());
     if works {
         return Some(candidate);
     }
-    let why = format!(
-        "{test}: SKIPPED: no Python with boto3 and the AWS CLI at {} (run `make test`, or scripts/pyenv.sh and set TRELLIS_PYTHON)",
+    skip(&format!(
+        "{test}: SKIPPED: no Python with {what} at {} (run `make test`, or scripts/pyenv.sh and set TRELLIS_PYTHON)",
         candidate.display()
-    );
+    ))
+}
+
+/// Prints why a test skips and returns `None`; fails instead under `TRELLIS_REQUIRE_ORACLES`.
+fn skip(why: &str) -> Option<PathBuf> {
     assert!(
         std::env::var_os("TRELLIS_REQUIRE_ORACLES").is_none(),
         "{why}, and TRELLIS_REQUIRE_ORACLES is set"
     );
     eprintln!("{why}");
     None
+}
+
+/// The virtualenv's Python when it has boto3 and the AWS CLI (see [`oracle_python`]).
+pub fn api_oracles(test: &str) -> Option<PathBuf> {
+    let python = oracle_python(test, "boto3, awscli", "boto3 and the AWS CLI")?;
+    if aws_script(&python).is_file() {
+        return Some(python);
+    }
+    skip(&format!(
+        "{test}: SKIPPED: no AWS CLI script beside {} (run `make test`, or scripts/pyenv.sh)",
+        python.display()
+    ))
 }
 
 /// The AWS CLI v1's entry script, beside the virtualenv's Python.
