@@ -436,6 +436,7 @@ async fn start_dns(
             listen,
             upstream,
             advertise,
+            tcp: trellis_dns::tcp::TcpLimits::default(),
         },
         directory,
     )

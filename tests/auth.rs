@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,28 +64,7 @@ impl Req {
 /// Signs a request with the oracle: `spec` is tests/oracles/sign.py's input (mode, method,
 /// url, key, secret, …).
 fn sign(python: &Path, spec: Value) -> Req {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(python)
-        .arg(repo.join("tests/oracles/sign.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sign.py");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(spec.to_string().as_bytes())
-        .expect("write spec");
-    let out = child.wait_with_output().expect("sign.py");
-    assert!(
-        out.status.success(),
-        "sign.py failed for {spec}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let signed: Value = serde_json::from_slice(&out.stdout).expect("sign.py output");
+    let signed = oracle_sign(python, &spec);
     let url = signed["url"].as_str().expect("url");
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let (authority, path) = match after_scheme.find('/') {

@@ -387,3 +387,177 @@ fn garbage_oversized_packets_and_a_flood_do_not_stop_answers() {
         t.stderr()
     );
 }
+
+#[test]
+fn a_service_made_through_the_api_resolves_within_a_second_and_goes_when_deleted() {
+    let Some(python) = oracle_python("dns_api", "boto3, dns.query", "boto3 and dnspython") else {
+        return;
+    };
+    let upstream = Upstream::start(&python);
+    let yaml = Config::new()
+        .region("us-west-2")
+        .vpc("client-vpc", &["127.0.0.2/32"])
+        .yaml();
+    let t = Trellis::start(
+        &yaml,
+        &["--dns", "127.0.0.1:0", "--dns-upstream", &upstream.addr()],
+    );
+    let (server, port) = dns_addr(&t);
+    let endpoint = format!("http://{}", t.admin_addr());
+    let ran = run_oracle(
+        &python,
+        "dns_api.py",
+        &[&endpoint, "us-west-2", &server, &port.to_string()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "dns_api.py failed:\n{}\n{}\n--- trellis:\n{}",
+        ran.stdout,
+        ran.stderr,
+        t.stderr()
+    );
+    let summary: Value = serde_json::from_str(ran.stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}", ran.stdout));
+    eprintln!("seconds from each API call to the DNS answer showing it: {summary}");
+    // Every name of the created service, then of the deleted one, and the admission of the
+    // networked one: each within a second of the API call that made the change.
+    let mut timed = 0;
+    for phase in ["created", "deleted"] {
+        let names = summary[phase].as_object().expect("names");
+        assert_eq!(names.len(), 3, "{summary}");
+        for (name, took) in names {
+            let took = took.as_f64().unwrap_or(f64::MAX);
+            assert!(took < 1.0, "{phase} {name}: {took}s ({summary})");
+            timed += 1;
+        }
+    }
+    for key in ["admitted", "refused"] {
+        let took = summary[key].as_f64().unwrap_or(f64::MAX);
+        assert!(took < 1.0, "{key}: {took}s ({summary})");
+        timed += 1;
+    }
+    assert_eq!(timed, 8);
+}
+
+/// Whether the server has closed `stream` (EOF or reset), looking for 20 ms.
+fn closed_by_server(mut stream: &TcpStream) -> bool {
+    use std::io::Read;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn more_idle_tcp_connections_than_the_cap_take_no_descriptors_and_no_answers() {
+    let Some(python) = python("tcp_cap") else {
+        return;
+    };
+    let upstream = Upstream::start(&python);
+    let t = Trellis::start(
+        &simple_config(free_port(), &[free_port()]),
+        &["--dns", "127.0.0.1:0", "--dns-upstream", &upstream.addr()],
+    );
+    let (server, port) = dns_addr(&t);
+    let target = format!("{server}:{port}");
+    let pid = t.child.as_ref().expect("running").id();
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| dir.count())
+            .expect("/proc/PID/fd")
+    };
+    let well_behaved = json!([
+        q("svc.trellis.localhost", "A", "127.0.0.1"),
+        {"name": "svc.trellis.localhost", "type": "A", "transport": "tcp"},
+        {"name": "forwarded.test", "type": "A", "transport": "tcp"},
+        {"name": "svc.trellis.localhost", "type": "A", "transport": "tcp"},
+        q("forwarded.test", "A", "127.0.0.1"),
+    ]);
+    let check = |r: &[Value], when: &str| {
+        for (i, expected) in [
+            "127.0.0.1",
+            "127.0.0.1",
+            "192.0.2.7",
+            "127.0.0.1",
+            "192.0.2.7",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(answers(&r[i]), [*expected], "{when}, query {i}: {}", r[i]);
+        }
+    };
+    // Once before, so that whatever is opened on first use is open.
+    check(&query(&python, &t, well_behaved.clone()), "before");
+    let before = descriptors();
+
+    // The cap and 64 more connections, half of them silent, half stopped one byte into a
+    // query.
+    let cap = trellis_dns::tcp::MAX_TCP_CONNECTIONS;
+    let flood: Vec<TcpStream> = (0..cap + 64)
+        .map(|i| {
+            let mut s = TcpStream::connect(&target).expect("connect");
+            if i % 2 == 1 {
+                s.write_all(&[0x00]).expect("one byte");
+            }
+            s
+        })
+        .collect();
+    // Let the server accept them all (bounded wait for the descriptor count to settle).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut during = descriptors();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = descriptors();
+        if now == during {
+            break;
+        }
+        during = now;
+    }
+    assert!(
+        during <= before + cap + 4,
+        "{during} descriptors with {} idle connections open (before: {before}, cap {cap})",
+        flood.len()
+    );
+
+    // The server closed the ones over the cap, oldest first.
+    let closed_before = flood.iter().filter(|s| closed_by_server(s)).count();
+    assert_eq!(
+        closed_before,
+        flood.len() - cap,
+        "closed before the queries"
+    );
+    assert!(
+        flood[..64].iter().all(closed_by_server),
+        "the oldest went first"
+    );
+    let started = Instant::now();
+    check(&query(&python, &t, well_behaved), "during the flood");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answers took {:?}",
+        started.elapsed()
+    );
+    // The first TCP query took the place of the longest idle connection; the next ones took
+    // the place the one before left (or, had it not been given back yet, another idle one's).
+    let open = flood.len() - flood.iter().filter(|s| closed_by_server(s)).count();
+    assert!(
+        (cap - 3..cap).contains(&open),
+        "{open} idle connections still open after the queries"
+    );
+    assert!(descriptors() <= before + cap + 4);
+    let mut t = t;
+    let running = t.child.as_mut().map(|c| c.try_wait());
+    assert!(
+        matches!(running, Some(Ok(None))),
+        "trellis exited: {running:?}"
+    );
+}

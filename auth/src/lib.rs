@@ -1,6 +1,7 @@
 //! IAM auth for Trellis, as VPC Lattice does it: who signed a request (SigV4 and SigV4A
 //! verification against the configured local identities) and whether an auth policy lets that
-//! caller invoke a service.
+//! caller invoke a service. It also signs (SigV4, [`sigv4::sign()`]) as one of those identities,
+//! for the web console's "send a request" form.
 //!
 //! This crate depends on no other Trellis crate: the config crate uses it to validate
 //! `authPolicy` and `identities` when a config loads, and the router calls it in the

@@ -13,13 +13,15 @@
 //! The crate does not depend on the router: admission is a closure the binary implements with
 //! the router's own rule, so the two can never disagree.
 //!
-//! Parsing, UDP truncation (TC bit) and the TCP framing are hickory-server's; this crate only
-//! decides answers and forwards.
+//! Parsing and UDP (with truncation, the TC bit) are hickory-server's; this crate decides
+//! answers, forwards, and serves TCP itself ([`tcp`]) so that the number of TCP connections is
+//! bounded, which hickory's TCP listener does not do.
 
 #![forbid(unsafe_code)]
 
 mod forward;
 mod names;
+pub mod tcp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use hickory_server::proto::rr::rdata::{A, AAAA};
 use hickory_server::proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use trellis_config::Config;
 
 pub use forward::system_upstream;
@@ -49,7 +51,8 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 /// (Trellis's own names never wait, so they keep resolving during such a flood).
 pub const MAX_FORWARDS: usize = 256;
 
-/// How long a TCP client may stay silent before its connection is closed.
+/// How long a TCP client may take to send each whole query (after opening, or after its last
+/// answer) before its connection is closed; also how long an answer may take to be written.
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the configuration being served now.
@@ -92,6 +95,8 @@ pub struct Options {
     /// Where other names are forwarded.
     pub upstream: Option<SocketAddr>,
     pub advertise: Advertise,
+    /// The bounds of DNS over TCP (connections, timeouts).
+    pub tcp: tcp::TcpLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,14 +116,23 @@ pub enum DnsError {
 pub struct Running {
     /// The address it listens on (UDP and TCP), with the port chosen when 0 was asked.
     pub local: SocketAddr,
-    server: Server<Handler>,
+    /// The UDP side (hickory's).
+    server: Server<Shared>,
+    /// The TCP side ([`tcp`]): its stop signal and its accept loop's task.
+    stop_tcp: watch::Sender<bool>,
+    tcp: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting queries and waits for the listeners' tasks to end.
+    /// Stops accepting queries and waits for the listeners' tasks to end (TCP connections
+    /// still open are closed).
     pub async fn shutdown(mut self) {
+        let _ = self.stop_tcp.send(true);
         if let Err(e) = self.server.shutdown_gracefully().await {
             tracing::debug!(error = %e, "DNS server stopped with an error");
+        }
+        if let Err(e) = self.tcp.await {
+            tracing::debug!(error = %e, "DNS over TCP stopped with an error");
         }
     }
 }
@@ -135,16 +149,22 @@ pub async fn start(options: Options, directory: Directory) -> Result<Running, Dn
     {
         return Err(DnsError::UpstreamIsSelf(up));
     }
-    let handler = Handler {
+    let handler = Arc::new(Handler {
         directory,
         upstream: options.upstream,
         advertise: options.advertise,
         forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
-    };
-    let mut server = Server::new(handler);
+    });
+    let mut server = Server::new(Shared(handler.clone()));
     server.register_socket(udp);
-    server.register_listener(tcp, TCP_TIMEOUT, 64 * 1024);
-    Ok(Running { local, server })
+    let (stop_tcp, stopped) = watch::channel(false);
+    let tcp = tokio::spawn(tcp::serve(tcp, handler, options.tcp, stopped));
+    Ok(Running {
+        local,
+        server,
+        stop_tcp,
+        tcp,
+    })
 }
 
 /// UDP and TCP on one port. With port 0 the UDP port is chosen first and TCP takes the same
@@ -299,6 +319,21 @@ fn serve_failed(request: &Request) -> ResponseInfo {
     };
     header.metadata.response_code = ResponseCode::ServFail;
     header.into()
+}
+
+/// The one handler, shared by hickory's UDP server (which wants to own its handler) and
+/// [`tcp`].
+struct Shared(Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for Shared {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        handle: R,
+    ) -> ResponseInfo {
+        self.0.handle_request::<R, T>(request, handle).await
+    }
 }
 
 #[async_trait::async_trait]

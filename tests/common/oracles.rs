@@ -143,9 +143,40 @@ fn oracle_env(command: &mut Command) {
         .stderr(Stdio::piped());
 }
 
-fn run_bounded_for(mut command: Command, timeout: Duration) -> Ran {
+fn run_bounded_for(command: Command, timeout: Duration) -> Ran {
+    run_bounded_with_input(command, timeout, None)
+}
+
+/// Signs one request with tests/oracles/sign.py (botocore's SigV4Auth and friends, awscrt's
+/// SigV4A): `spec` is its JSON input (mode, method, url, key, secret, …; see the script) and
+/// the answer its output, `{"url": …, "headers": {…}}`.
+pub fn oracle_sign(python: &Path, spec: &serde_json::Value) -> serde_json::Value {
+    let mut command = Command::new(python);
+    command.arg(oracle_script("sign.py"));
+    let ran = run_bounded_with_input(command, ORACLE_TIMEOUT, Some(spec.to_string().into_bytes()));
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "sign.py failed for {spec}: {}",
+        ran.stderr
+    );
+    serde_json::from_str(&ran.stdout).expect("sign.py prints JSON")
+}
+
+/// Runs `command` (with [`oracle_env`]), `input` on its stdin, killed after `timeout`.
+fn run_bounded_with_input(mut command: Command, timeout: Duration, input: Option<Vec<u8>>) -> Ran {
     oracle_env(&mut command);
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
     let mut child = command.spawn().expect("spawn the oracle");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A thread, so that a script that does not read its input cannot block the test.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let out_reader = std::thread::spawn(move || {

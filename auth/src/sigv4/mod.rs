@@ -23,6 +23,7 @@ mod canonical;
 mod error;
 mod keys;
 mod parse;
+mod sign;
 mod time;
 
 #[cfg(test)]
@@ -38,6 +39,7 @@ use crate::identity::IdentityError;
 use crate::{Caller, Identity};
 
 pub use error::{ContentSha256Problem, SignatureError};
+pub use sign::{RequestToSign, SignError, UNSIGNED_HEADERS, sign};
 pub use time::parse_amz_date;
 
 use canonical::CanonicalRequest;
