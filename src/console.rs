@@ -5,15 +5,18 @@
 //!
 //! The console only reads: the routing table being served (the config it was built from, and
 //! the targets' health cells), the process's metrics (sampled once a second into a short
-//! history for the charts) and the access-log tap (`trellis_router::accesslog::tap`), which a
-//! slow browser falls behind on, losing records, without ever slowing a request. The one thing
-//! it does is `POST /ui/api/send`, which sends a request to a service's listener as any client
-//! would.
+//! history for the charts), the function runtime's activity (environments, last invocations)
+//! and two taps: the access log's (`trellis_router::accesslog::tap`) and the function log's
+//! (`trellis_runtime::log::tap`), which a slow browser falls behind on, losing lines, without
+//! ever slowing a request or a function. The one thing it does is `POST /ui/api/send`, which
+//! sends a request to a service's listener as any client would.
 //!
-//! The parts, by responsibility: `views` (the JSON of the directory, a service's routing, the
-//! functions), `sample` (the metrics sampled into the charts' history), `tail` (the access log
-//! as server-sent events), `send` (the send-a-request form).
+//! The parts, by responsibility: `views` (the JSON of the directory and a service's routing),
+//! `functions` (the functions' JSON and their log tail), `sample` (the metrics sampled into the
+//! charts' history), `tail` (the live tails as server-sent events), `send` (the
+//! send-a-request form).
 
+mod functions;
 mod sample;
 mod send;
 mod tail;
@@ -49,7 +52,9 @@ const MAX_FILTER: usize = 128;
 pub struct Console {
     table: Arc<ArcSwap<RoutingTable>>,
     listeners: Option<Arc<Listeners>>,
+    /// Browsers watching the access-log tail, and the function-log tail.
     watchers: Arc<AtomicUsize>,
+    function_watchers: Arc<AtomicUsize>,
     history: Mutex<VecDeque<Sample>>,
     stop: watch::Receiver<bool>,
 }
@@ -64,6 +69,7 @@ impl Console {
             table,
             listeners,
             watchers: Arc::new(AtomicUsize::new(0)),
+            function_watchers: Arc::new(AtomicUsize::new(0)),
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
             stop,
         })
@@ -96,8 +102,19 @@ impl Console {
                 &self.traffic(query_value(&query, "service").as_deref()),
             ),
             "/ui/api/logs" => self.tail(&query),
+            "/ui/api/function-logs" => self.function_tail(&query),
             p if p.starts_with("/ui/services/") && !p["/ui/services/".len()..].contains('/') => {
                 whole(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML)
+            }
+            p if p.starts_with("/ui/api/functions/") => {
+                let name = percent_decode(&p["/ui/api/functions/".len()..]);
+                match self.function(&name) {
+                    Some(v) => json_response(StatusCode::OK, &v),
+                    None => json_response(
+                        StatusCode::NOT_FOUND,
+                        &json!({"error": format!("no function named {:?}", truncate(&name, MAX_FILTER))}),
+                    ),
+                }
             }
             p if p.starts_with("/ui/api/services/") => {
                 let name = percent_decode(&p["/ui/api/services/".len()..]);

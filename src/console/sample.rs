@@ -20,7 +20,7 @@ pub(super) struct Sample {
     /// (service, target group) → requests by class 1XX..5XX and the latency histogram's
     /// cumulative buckets (upper bound in seconds, count).
     routes: BTreeMap<(String, String), RouteSample>,
-    /// function → (gauge or counter name → value), and invocations by outcome.
+    /// function → (`outcome:<outcome>` → invocations since Trellis started).
     pub(super) functions: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
@@ -99,7 +99,7 @@ impl Console {
 }
 
 /// Reads what the console shows from the metrics text: request counters and latency buckets
-/// per (service, target group), and the function gauges and counters.
+/// per (service, target group), and function invocations by outcome.
 fn parse_metrics(text: &str, at: f64) -> Sample {
     let mut sample = Sample {
         at,
@@ -159,15 +159,8 @@ fn parse_metrics(text: &str, at: f64) -> Sample {
                 let Some(function) = labels.get("function") else {
                     continue;
                 };
-                let key = match name {
-                    "trellis_function_environments" => "environments".to_owned(),
-                    "trellis_function_busy_environments" => "busy".to_owned(),
-                    "trellis_function_queued_invocations" => "queued".to_owned(),
-                    "trellis_function_cold_starts_total" => "cold_starts".to_owned(),
-                    "trellis_function_invocations_total" => match labels.get("outcome") {
-                        Some(o) => format!("outcome:{o}"),
-                        None => continue,
-                    },
+                let key = match (name, labels.get("outcome")) {
+                    ("trellis_function_invocations_total", Some(o)) => format!("outcome:{o}"),
                     _ => continue,
                 };
                 sample
@@ -230,7 +223,7 @@ mod tests {
         let r = &s.routes[&("svc".to_owned(), "tg".to_owned())];
         assert_eq!(r.classes[1], 7.0);
         assert_eq!(r.buckets.len(), 2);
-        assert_eq!(s.functions["f"]["environments"], 2.0);
+        assert!(!s.functions["f"].contains_key("environments"));
         assert_eq!(s.functions["f"]["outcome:success"], 5.0);
     }
 

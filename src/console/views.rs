@@ -1,7 +1,7 @@
 //! The console's JSON views of the configuration being served: the directory, one service's
-//! routing with its targets' live health, the target groups, and the functions.
+//! routing with its targets' live health, and the target groups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -93,41 +93,6 @@ impl Console {
             "customDomainName": svc.custom_domain_name, "authType": auth(svc.auth_type),
             "listeners": listeners,
         }))
-    }
-
-    /// Each function with its environments (from the pool gauges), cold starts and invocations
-    /// by outcome.
-    pub(super) fn functions(&self) -> Value {
-        let table = self.table.load();
-        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let last = history.back();
-        let functions: Vec<Value> = table
-            .config
-            .functions
-            .iter()
-            .map(|f| {
-                let m = last.and_then(|s| s.functions.get(&f.name));
-                let get = |k: &str| m.and_then(|m| m.get(k)).copied().unwrap_or(0.0);
-                let environments = get("environments");
-                let busy = get("busy");
-                let outcomes: BTreeMap<&str, f64> = trellis_router::metrics::OUTCOMES
-                    .iter()
-                    .map(|o| (*o, get(&format!("outcome:{o}"))))
-                    .collect();
-                json!({
-                    "name": f.name, "arn": f.arn, "runtime": f.runtime.as_str(),
-                    "timeoutSeconds": f.timeout_seconds, "memorySizeMb": f.memory_size_mb,
-                    "concurrency": f.concurrency, "provisioned": f.provisioned,
-                    "environments": environments, "busy": busy,
-                    "idle": (environments - busy).max(0.0), "queued": get("queued"),
-                    "coldStarts": get("cold_starts"), "invocations": outcomes,
-                    "targetGroups": table.config.target_groups.iter()
-                        .filter(|g| g.targets.iter().any(|t| t.id == f.name))
-                        .map(|g| &g.name).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({"functions": functions})
     }
 }
 
