@@ -15,38 +15,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-/// One HTTP/1.0 exchange with the admin port: (status, body).
-fn admin(t: &Trellis, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(t.admin_addr()).expect("connect admin");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.take(8 << 20).read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line from {method} {path}: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn admin_json(t: &Trellis, path: &str) -> Value {
-    let (status, body) = admin(t, "GET", path, "");
-    assert_eq!(status, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
-}
-
 /// A request to `svc` on `port` as a client sends it; the status.
 fn get(port: u16, path: &str, request_id: &str) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect listener");
@@ -61,71 +29,6 @@ fn get(port: u16, path: &str, request_id: &str) -> u16 {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-/// A live-tail watcher: the SSE stream read line by line on a thread.
-struct Tail {
-    lines: std::sync::mpsc::Receiver<String>,
-    stream: TcpStream,
-}
-
-impl Tail {
-    /// Opens `/ui/api/logs?QUERY`; the status line and, for 200, the `: connected` comment.
-    fn open(t: &Trellis, query: &str) -> (u16, Option<Tail>) {
-        let mut stream = TcpStream::connect(t.admin_addr()).expect("connect admin");
-        write!(
-            stream,
-            "GET /ui/api/logs?{query} HTTP/1.1\r\nHost: admin\r\n\r\n"
-        )
-        .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = stream.try_clone().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a status line");
-        let status: u16 = first.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let tail = Tail { lines: rx, stream };
-        if status == 200 {
-            tail.wait_for(Duration::from_secs(5), |l| l == ": connected")
-                .expect("the connected comment");
-            (status, Some(tail))
-        } else {
-            (status, None)
-        }
-    }
-
-    fn wait_for(&self, within: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return Some(line),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    /// The next record whose request id is `id`, within `within`.
-    fn record(&self, id: &str, within: Duration) -> Option<Value> {
-        let line = self.wait_for(within, |l| {
-            l.starts_with("data: {") && l.contains(&format!("\"requestId\":\"{id}\""))
-        })?;
-        serde_json::from_str(&line["data: ".len()..]).ok()
-    }
-}
-
-impl Drop for Tail {
-    fn drop(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-    }
 }
 
 /// A service `svc` with a rule on `/b` (priority 5) and one on `/fixed` (priority 1, a fixed
@@ -447,8 +350,9 @@ fn an_admin_address_that_is_not_loopback_is_announced() {
 
 /// The pages in a real browser: the walkthrough's directory, the routing picture with both
 /// rules and the 20/10 weights, a backend stopped during the test turning UNHEALTHY in the open
-/// page in time, a curl request in the log tail within 2 s, the form returning the function's
-/// answer. Screenshots go to $TRELLIS_SCREENSHOTS (docs/console/ for the README) or a scratch
+/// page in time, a curl request in the log tail within 2 s, a function's invocation in its last
+/// invocations (with status and duration, the first one marked as a cold start) and its log
+/// lines in its log tail within 2 s, the form returning the function's answer. Screenshots go to $TRELLIS_SCREENSHOTS (docs/console/ for the README) or a scratch
 /// directory.
 #[test]
 fn the_console_in_a_headless_browser() {
@@ -512,6 +416,12 @@ fn the_console_in_a_headless_browser() {
         serde_json::from_str(ran.stdout.lines().last().unwrap_or_default()).expect("summary");
     assert!(
         summary["tail_after_s"].as_f64().is_some_and(|s| s <= 2.0),
+        "{summary}"
+    );
+    assert!(
+        summary["function_log_after_s"]
+            .as_f64()
+            .is_some_and(|s| s <= 2.0),
         "{summary}"
     );
     assert!(

@@ -166,6 +166,8 @@ impl Invokers {
                 .collect();
             names.iter().filter_map(|n| functions.remove(n)).collect()
         };
+        let names: Vec<&str> = config.functions.iter().map(|f| f.name.as_str()).collect();
+        trellis_runtime::activity::global().retain(&names);
         for f in gone {
             tracing::info!(function = %f.settings.name, "trellis: function {} removed", f.settings.name);
             stop(f.handle).await;

@@ -43,6 +43,16 @@ pub enum Failure {
     Target(TargetError),
 }
 
+/// The status a client gets for a target's failure (the router answers it as
+/// [`Failure::Target`]); the function runtime records it with the invocation that failed.
+pub fn target_status(error: &TargetError) -> StatusCode {
+    match error {
+        TargetError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        TargetError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
 impl Failure {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -53,9 +63,7 @@ impl Failure {
             }
             Failure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Failure::Target(TargetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            Failure::Target(TargetError::PayloadTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            Failure::Target(_) => StatusCode::BAD_GATEWAY,
+            Failure::Target(e) => target_status(e),
         }
     }
 

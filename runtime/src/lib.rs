@@ -7,9 +7,12 @@
 //!   [`Target`](trellis_router::Target).
 //! - `pool`: the pool of warm environments that process and container functions run in, and
 //!   Trellis's Lambda Runtime API they speak.
+//! - `log`: the function log (stderr, and a tap the web console watches); `activity`: each
+//!   function's last invocations and environments, for the web console.
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod event;
 pub mod log;
 pub mod pool;

@@ -41,6 +41,8 @@ pub struct LambdaTarget {
     timeout: Duration,
     arn: String,
     metrics: Arc<trellis_router::metrics::FunctionMetrics>,
+    /// Where the console reads the function's last invocations.
+    activity: Arc<crate::activity::FunctionActivity>,
 }
 
 impl LambdaTarget {
@@ -55,6 +57,7 @@ impl LambdaTarget {
     ) -> LambdaTarget {
         LambdaTarget {
             metrics: trellis_router::metrics::global().function(function.name()),
+            activity: crate::activity::global().function(function.name()),
             function,
             version,
             region: region.into(),
@@ -190,8 +193,17 @@ impl LambdaTarget {
                 (metric, Err(self.function_error(e.to_string())))
             }
         };
-        self.metrics
-            .invocation(metric, started.elapsed().as_secs_f64());
+        let total = started.elapsed();
+        self.metrics.invocation(metric, total.as_secs_f64());
+        let (status, error) = match &result {
+            Ok(response) => (response.status().as_u16(), None),
+            Err(e) => (
+                trellis_router::rescue::target_status(e).as_u16(),
+                Some(e.to_string()),
+            ),
+        };
+        self.activity
+            .answered(ctx.request_id, total, metric, status, error.as_deref());
         result
     }
 }

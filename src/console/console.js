@@ -1,7 +1,7 @@
 // The Trellis console: one small script, no framework, no build step. Each view has its own
 // URL (/ui/, /ui/services/NAME, /ui/logs, /ui/functions, /ui/send); the data comes from
-// /ui/api/... (JSON) and /ui/api/logs (server-sent events). Text from the server is only ever
-// put in the page as text (textContent), never as HTML.
+// /ui/api/... (JSON), /ui/api/logs and /ui/api/function-logs (server-sent events). Text from
+// the server is only ever put in the page as text (textContent), never as HTML.
 "use strict";
 
 function el(tag, attrs, ...children) {
@@ -228,30 +228,84 @@ async function viewLogs() {
 }
 
 // ---- Functions -------------------------------------------------------------------------
+// Each function's card: its environments (starting / idle / busy, from the runtime), cold
+// starts, invocations by outcome, its last invocations (from the runtime, kept across page
+// loads) and its log tail (/ui/api/function-logs: what it prints and its START/END/REPORT lines).
+function fmtDuration(ms) { return ms === null || ms === undefined ? "–" : `${ms < 10 ? ms.toFixed(2) : ms.toFixed(1)} ms`; }
+
+function invocationRow(r) {
+  const status = r.status === null ? el("span", { class: "muted" }, "running") : el("b", { class: codeClass(r.status) }, r.status);
+  return el("tr", { class: "invocation", "data-request-id": r.requestId },
+    el("td", { class: "mono" }, new Date(r.startTime * 1000).toLocaleTimeString()),
+    el("td", { class: "mono id" }, r.requestId),
+    el("td", {}, status, " ", el("span", { class: r.outcome === "success" ? "c2" : "c5" }, r.outcome ?? "")),
+    el("td", { class: "duration" }, fmtDuration(r.durationMs ?? r.totalMs)),
+    el("td", {}, r.coldStart ? el("span", { class: "badge cold" }, `cold · init ${fmtDuration(r.initDurationMs)}`) : el("span", { class: "muted" }, "warm")),
+    el("td", { class: "muted error" }, r.error ?? ""));
+}
+
+function functionCard(name) {
+  const card = {
+    info: el("span", { class: "muted" }),
+    stats: el("div", { class: "stats" }),
+    invocations: el("tbody"),
+    log: el("div", { class: "fn-log mono", "data-function-log": name }),
+    notice: el("div", { class: "notice" }),
+  };
+  card.node = el("div", { class: "card", "data-function": name },
+    el("b", {}, name), " ", card.info, card.stats,
+    el("div", { class: "fn-panels" },
+      el("div", {}, el("h2", {}, "Last invocations"),
+        el("div", { class: "fn-scroll" }, el("table", { class: "invocations" },
+          el("thead", {}, el("tr", {}, ["Start", "Request id", "Status", "Duration", "Cold start", "Error"].map(h => el("th", {}, h)))),
+          card.invocations))),
+      el("div", {}, el("h2", {}, "Log"), card.notice, card.log)));
+  card.log.append(el("div", { class: "muted" }, "Lines appear here as the function writes them."));
+  return card;
+}
+
+function updateCard(card, fn) {
+  card.info.textContent = `${fn.runtime} · ${fn.memorySizeMb} MB · timeout ${fn.timeoutSeconds}s · concurrency ${fn.concurrency} · target groups: ${fn.targetGroups.join(", ") || "none"}`;
+  const env = fn.environments;
+  card.stats.replaceChildren(
+    ...(env ? [el("span", { class: "env-starting" }, `starting ${env.starting}`), el("span", { class: "env-idle" }, `idle ${env.idle}`),
+      el("span", { class: "env-busy" }, `busy ${env.busy}`), el("span", {}, `queued ${env.queued}`)]
+      : [el("span", { class: "muted" }, "a fresh WebAssembly instance per invocation")]),
+    el("span", { class: "cold-starts" }, `cold starts ${fn.coldStarts}`),
+    ...Object.entries(fn.invocations).filter(([, v]) => v > 0).map(([k, v]) => el("span", { class: k === "success" ? "c2" : "c5" }, `${k} ${v}`)));
+  card.invocations.replaceChildren(...(fn.lastInvocations.length ? fn.lastInvocations.map(invocationRow)
+    : [el("tr", {}, el("td", { class: "muted", colspan: "6" }, "No invocations yet."))]));
+}
+
 async function viewFunctions() {
   const list = el("div");
-  const recent = el("div", { id: "log", class: "card" }, el("p", { class: "muted" }, "Invocations appear here as they happen."));
-  show(el("h1", {}, "Functions"), list, el("h2", {}, "Last invocations (since this page opened)"), recent);
-  let lambdaGroups = new Map();
+  show(el("h1", {}, "Functions"), list);
+  const cards = new Map();
   every(1000, async () => {
     const f = await getJSON("/ui/api/functions");
-    const tgs = await getJSON("/ui/api/target-groups");
-    lambdaGroups = new Map(tgs.targetGroups.filter(g => g.type === "LAMBDA").map(g => [g.arn, g.name]));
-    list.replaceChildren(...(f.functions.length ? f.functions.map(fn => el("div", { class: "card", "data-function": fn.name },
-      el("b", {}, fn.name), " ", el("span", { class: "muted" }, `${fn.runtime} · ${fn.memorySizeMb} MB · timeout ${fn.timeoutSeconds}s · target groups: ${fn.targetGroups.join(", ") || "none"}`),
-      el("div", { class: "stats" },
-        el("span", {}, `environments ${fn.environments}`), el("span", {}, `busy ${fn.busy}`), el("span", {}, `idle ${fn.idle}`),
-        el("span", {}, `queued ${fn.queued}`), el("span", {}, `cold starts ${fn.coldStarts}`),
-        ...Object.entries(fn.invocations).filter(([, v]) => v > 0).map(([k, v]) => el("span", { class: k === "success" ? "c2" : "c5" }, `${k} ${v}`)))))
-      : [el("p", { class: "muted" }, "No functions in this config.")]));
+    if (!f.functions.length) { list.replaceChildren(el("p", { class: "muted" }, "No functions in this config.")); return; }
+    for (const fn of f.functions) {
+      let card = cards.get(fn.name);
+      if (!card) { card = functionCard(fn.name); cards.set(fn.name, card); list.append(card.node); }
+      updateCard(card, fn);
+    }
   });
-  const n = await names();
-  tail("", rec => {
-    if (!lambdaGroups.has(rec.targetGroupArn)) return;
-    if (recent.firstChild && recent.firstChild.tagName === "P") recent.replaceChildren();
-    recent.prepend(logLine(rec, n));
-    while (recent.childElementCount > 100) recent.lastChild.remove();
-  }, () => {});
+  if (source) source.close();
+  source = new EventSource("/ui/api/function-logs");
+  source.addEventListener("line", e => {
+    const line = JSON.parse(e.data);
+    const card = cards.get(line.function);
+    if (!card) return;
+    if (card.log.firstChild && card.log.firstChild.classList.contains("muted")) card.log.replaceChildren();
+    card.log.append(el("div", { class: "fn-line" },
+      el("span", { class: "muted" }, `${new Date(line.at * 1000).toLocaleTimeString()} `), line.text));
+    while (card.log.childElementCount > 200) card.log.firstChild.remove();
+    card.log.scrollTop = card.log.scrollHeight;
+  });
+  source.addEventListener("dropped", e => {
+    const n = JSON.parse(e.data).dropped;
+    for (const card of cards.values()) card.notice.textContent = `${n} log lines dropped: this page fell behind`;
+  });
 }
 
 // ---- Send a request --------------------------------------------------------------------

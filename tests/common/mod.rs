@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 mod builder;
+mod console;
 mod oracles;
 pub use builder::*;
+#[allow(unused_imports)] // Only the console tests use them.
+pub use console::*;
 #[allow(unused_imports)] // Only the API tests run the oracles.
 pub use oracles::*;
 

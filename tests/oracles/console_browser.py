@@ -123,11 +123,29 @@ try:
     time.sleep(0.5)
     driver.save_screenshot(f"{shots}/logs.png")
 
-    # Functions.
+    # Functions: a request shows up in the function's last invocations with its status and
+    # duration, and what the function prints (and its START line) in its log tail within 2 s;
+    # the first invocation of the run, earlier, is marked as a cold start.
     driver.get(f"{base}/ui/functions")
+    card = "[data-function='hello-function']"
     wait_until("the function", 10, lambda: "hello-function" in body() and "success" in body())
-    curl("/to-function")
-    wait_until("an invocation in the function view", 5, lambda: "/to-function" in driver.find_element(By.ID, "log").text)
+    wait_until("the cold start of the first invocation", 5,
+               lambda: driver.find_elements(By.CSS_SELECTOR, f"{card} .badge.cold"))
+    time.sleep(0.5)  # the log tail connects
+    rid = f"browser-fn-{uuid.uuid4()}"
+    curl("/to-function", rid)
+    sent = time.monotonic()
+    log = lambda: driver.find_element(By.CSS_SELECTOR, f"[data-function-log='hello-function']").text
+    wait_until("the function's START line and its own output in its log tail", 2,
+               lambda: f"START RequestId: {rid}" in log() and "GET /to-function" in log())
+    summary["function_log_after_s"] = round(time.monotonic() - sent, 2)
+    row = wait_until("the invocation in the last invocations", 3,
+                     lambda: driver.find_elements(By.CSS_SELECTOR, f'{card} tr[data-request-id="{rid}"]'))
+    row_text = row[0].text
+    if "200" not in row_text or "success" not in row_text or " ms" not in row_text:
+        fail(f"the invocation's row lacks its status or duration: {row_text!r}")
+    summary["function_row"] = row_text
+    wait_until(f"the REPORT line of {rid}", 2, lambda: f"REPORT RequestId: {rid}" in log())
     driver.save_screenshot(f"{shots}/functions.png")
 
     # The send-a-request form returns the function's answer and says which rule served it.

@@ -82,6 +82,8 @@ pub struct WasmHttpTarget {
     env: Vec<(String, String)>,
     memory_mb: u32,
     timeout: Duration,
+    /// Where the console reads the component's last requests.
+    activity: Arc<trellis_runtime::activity::FunctionActivity>,
 }
 
 /// How one request's instance ended, as the spawned task reports it.
@@ -98,6 +100,7 @@ impl WasmHttpTarget {
         timeout: Duration,
     ) -> WasmHttpTarget {
         WasmHttpTarget {
+            activity: trellis_runtime::activity::global().function(&name),
             name,
             arn,
             live,
@@ -249,7 +252,30 @@ impl Target for WasmHttpTarget {
         ctx: CallContext<'a>,
         request: http::Request<Body>,
     ) -> BoxFuture<'a, Result<http::Response<Body>, TargetError>> {
-        Box::pin(self.handle(ctx, request))
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.handle(ctx, request).await;
+            // Recorded when the response head is sent (the REPORT follows its body).
+            let (outcome, status, error) = match &result {
+                Ok(response) => ("success", response.status().as_u16(), None),
+                Err(e) => (
+                    match e {
+                        TargetError::Timeout { .. } => "timeout",
+                        _ => "error",
+                    },
+                    trellis_router::rescue::target_status(e).as_u16(),
+                    Some(e.to_string()),
+                ),
+            };
+            self.activity.answered(
+                ctx.request_id,
+                started.elapsed(),
+                outcome,
+                status,
+                error.as_deref(),
+            );
+            result
+        })
     }
 
     /// The function's ARN, as the access log shows it for Lambda targets.

@@ -106,7 +106,8 @@ impl Invocation {
     }
 }
 
-/// A snapshot of a pool's counters, for metrics.
+/// A snapshot of a pool's counters, for metrics and the console (which reads the newest from
+/// [`crate::activity`]: the pool publishes it there whenever it changes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStats {
     /// Environments started since the pool was created.
@@ -115,6 +116,11 @@ pub struct PoolStats {
     pub cold_starts: u64,
     /// Environments alive now (starting, idle, busy or being stopped).
     pub environments: usize,
+    /// Environments launched but not ready yet: their runtime has not asked for work
+    /// (`/next`) yet, and is not being stopped.
+    pub starting: usize,
+    /// Ready environments with no invocation, not being stopped.
+    pub idle: usize,
     /// Environments running an invocation now.
     pub busy: usize,
     /// Invocations waiting for an environment now.

@@ -18,6 +18,7 @@ use trellis_router::metrics;
 
 use super::launcher::Launcher;
 use super::{PoolConfig, PoolStats, RETURN_GRACE};
+use crate::activity::{self, FunctionActivity};
 use crate::{FunctionError, log};
 
 /// The pool's state and configuration, shared by the pool, the invocation tasks, the
@@ -31,6 +32,9 @@ pub(super) struct Shared {
     launches: AtomicU64,
     cold_starts: AtomicU64,
     metrics: Arc<metrics::FunctionMetrics>,
+    /// Where the console reads the pool's stats, and this pool's generation there.
+    activity: Arc<FunctionActivity>,
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -171,7 +175,13 @@ pub(super) enum Rejection {
 
 impl Shared {
     pub(super) fn new(config: PoolConfig, launcher: Arc<dyn Launcher>) -> Arc<Shared> {
+        let activity = activity::global().function(&config.name);
+        let generation = activity.attach_pool();
+        // An empty pool is shown as one (a function without a pool has no environments).
+        activity.publish_pool(generation, PoolStats::default());
         Arc::new(Shared {
+            generation,
+            activity,
             launcher,
             state: Mutex::new(State::default()),
             live: watch::Sender::new(0),
@@ -225,12 +235,24 @@ impl Shared {
     }
 
     pub(super) fn stats(&self) -> PoolStats {
-        let state = self.lock();
+        self.stats_of(&self.lock())
+    }
+
+    fn stats_of(&self, state: &State) -> PoolStats {
+        let envs = state.envs.values();
         PoolStats {
             launches: self.launches.load(Ordering::Relaxed),
             cold_starts: self.cold_starts.load(Ordering::Relaxed),
             environments: state.envs.len(),
-            busy: state.envs.values().filter(|s| s.current.is_some()).count(),
+            starting: envs
+                .clone()
+                .filter(|s| !s.ready && s.retire.is_none())
+                .count(),
+            idle: envs
+                .clone()
+                .filter(|s| s.ready && s.current.is_none() && s.retire.is_none())
+                .count(),
+            busy: envs.filter(|s| s.current.is_some()).count(),
             queued: state.queue.len(),
         }
     }
@@ -242,13 +264,12 @@ impl Shared {
         self.publish(state);
     }
 
-    /// The pool's size, for the metrics' gauges.
+    /// The pool's size, for the metrics' gauges and the console.
     fn publish(&self, state: &State) {
-        self.metrics.pool(
-            state.envs.len(),
-            state.envs.values().filter(|s| s.current.is_some()).count(),
-            state.queue.len(),
-        );
+        let stats = self.stats_of(state);
+        self.metrics
+            .pool(stats.environments, stats.busy, stats.queued);
+        self.activity.publish_pool(self.generation, stats);
     }
 
     /// [`Shared::dispatch`]'s work: hands out and starts environments.

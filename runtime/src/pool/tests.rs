@@ -510,6 +510,8 @@ async fn a_warm_environment_is_reused_and_only_the_first_invocation_is_a_cold_st
         (stats.launches, stats.cold_starts, stats.environments),
         (1, 1, 1)
     );
+    // Answered, so idle: neither starting nor busy.
+    assert_eq!((stats.starting, stats.idle, stats.busy), (0, 1, 0));
     pool.shutdown().await;
 }
 
@@ -1235,6 +1237,37 @@ async fn a_cold_start_does_not_count_against_the_timeout() {
         timed_out,
         Err(FunctionError::Timeout(Duration::from_millis(400)))
     );
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn environments_are_counted_as_starting_then_busy_then_idle() {
+    let (pool, _) = pool_with(config(1), slow_init(Duration::from_millis(600)));
+    let watch = async {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let s = pool.stats();
+            let state = (s.starting, s.busy, s.idle);
+            if seen.last() != Some(&state) {
+                seen.push(state);
+            }
+            if state == (0, 0, 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    };
+    let (answer, seen) = tokio::join!(
+        invoke(&pool, json!({"action": "sleep", "ms": 300}), LONG),
+        watch
+    );
+    answer.expect("an answer");
+    // (starting, busy, idle), in the order they were seen (the first poll may come before the
+    // launch).
+    let from = seen.iter().position(|s| *s == (1, 0, 0)).expect("starting");
+    assert_eq!(&seen[from..], [(1, 0, 0), (0, 1, 0), (0, 0, 1)], "{seen:?}");
     pool.shutdown().await;
 }
 
