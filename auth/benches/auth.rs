@@ -187,7 +187,7 @@ fn bench(c: &mut Criterion) {
                 .flatten();
             black_box(authorize(
                 &layers,
-                &policy_request(caller.as_ref(), &sigv4, &resource),
+                &policy_request(caller.as_deref(), &sigv4, &resource),
             ))
         })
     });

@@ -124,7 +124,7 @@ struct Exchange<'c> {
     started: SystemTime,
     log: Log,
     /// Who signed the request, once the authenticate phase has verified it.
-    caller: Option<trellis_auth::Caller>,
+    caller: Option<std::sync::Arc<trellis_auth::Caller>>,
 }
 
 impl<'c> Exchange<'c> {
@@ -344,7 +344,7 @@ where
         service_arn: &service.arn,
         service_network_arn: admission.network_arn(),
         source_vpc_arn: admission.vpc_arn(),
-        caller: ex.caller.as_ref(),
+        caller: ex.caller.as_deref(),
     };
     let method = parts.method.clone();
     let uri = parts.uri.clone();

@@ -85,7 +85,8 @@ pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Lowercase hex of `bytes`.
+/// Lowercase hex of `bytes` (the tests' spelling of digests and keys).
+#[cfg(test)]
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -219,9 +220,13 @@ pub(crate) fn push_header_value<'v>(out: &mut Vec<u8>, values: impl Iterator<Ite
     }
 }
 
-/// Lowercase hex SHA-256 of `data`.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
+/// Appends the lowercase hex of `bytes` to `out`.
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(HEX_LOWER[usize::from(b >> 4)]);
+        out.push(HEX_LOWER[usize::from(b & 0x0f)]);
+    }
 }
 
 /// The parts of a canonical request, in the order AWS joins them with newlines.
@@ -236,6 +241,23 @@ pub(crate) struct CanonicalRequest<'a> {
 }
 
 impl CanonicalRequest<'_> {
+    /// The SHA-256 of [`CanonicalRequest::to_bytes`], fed part by part: on the path of every
+    /// signed request, so it neither joins the parts into a new buffer nor hex-encodes on the
+    /// heap.
+    pub(crate) fn sha256(&self) -> digest::Digest {
+        let mut context = digest::Context::new(&digest::SHA256);
+        for part in [self.method, self.uri, self.query] {
+            context.update(part.as_bytes());
+            context.update(b"\n");
+        }
+        context.update(self.headers);
+        context.update(b"\n");
+        context.update(self.signed_headers.as_bytes());
+        context.update(b"\n");
+        context.update(self.payload_hash.as_bytes());
+        context.finish()
+    }
+
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             self.method.len()

@@ -30,6 +30,7 @@ mod time;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName};
@@ -78,7 +79,9 @@ pub struct SignedRequest<'a> {
 
 /// One identity's keys, and the caller its signatures stand for.
 struct KeyedIdentity {
-    caller: Caller,
+    /// Shared, so a verified request takes a reference count rather than a copy of the
+    /// caller's strings.
+    caller: Arc<Caller>,
     signing_keys: SigningKeys,
     /// SigV4A: the uncompressed P-256 public key derived from the key pair (65 bytes); `None`
     /// only if the derivation failed, which it practically never does.
@@ -139,7 +142,7 @@ impl Verifier {
             }
             by_access_key.insert(identity.access_key_id.clone(), keyed.len());
             keyed.push(KeyedIdentity {
-                caller,
+                caller: Arc::new(caller),
                 signing_keys: SigningKeys::new(&identity.secret_access_key, region),
                 sigv4a_public_key: keys::sigv4a_public_key(
                     &identity.access_key_id,
@@ -161,7 +164,7 @@ impl Verifier {
 
     /// The callers the identities' signatures stand for, one per identity.
     pub fn callers(&self) -> impl Iterator<Item = &Caller> {
-        self.identities.iter().map(|identity| &identity.caller)
+        self.identities.iter().map(|identity| &*identity.caller)
     }
 
     /// Authenticates a request.
@@ -174,7 +177,7 @@ impl Verifier {
         &self,
         request: &SignedRequest<'_>,
         now: SystemTime,
-    ) -> Result<Option<Caller>, SignatureError> {
+    ) -> Result<Option<Arc<Caller>>, SignatureError> {
         let mut authorizations = 0usize;
         let mut signed_header = None;
         for value in request.headers.get_all(http::header::AUTHORIZATION) {
@@ -205,7 +208,7 @@ impl Verifier {
         request: &SignedRequest<'_>,
         presented: &Presented,
         now: i64,
-    ) -> Result<Caller, SignatureError> {
+    ) -> Result<Arc<Caller>, SignatureError> {
         let scope = &presented.scope;
         if scope.service != SERVICE {
             return Err(SignatureError::WrongService(clip(&scope.service)));
@@ -255,7 +258,7 @@ impl Verifier {
         };
         let signed = self.sign_check(identity, presented, &date, &canonical_request);
         if signed.is_ok() {
-            return Ok(identity.caller.clone());
+            return Ok(Arc::clone(&identity.caller));
         }
         Err(self.explain_mismatch(
             request,
@@ -596,8 +599,7 @@ fn string_to_sign(
     canonical_request: &CanonicalRequest<'_>,
 ) -> Vec<u8> {
     let scope = &presented.scope;
-    let hash = canonical::sha256_hex(&canonical_request.to_bytes());
-    let mut out = Vec::with_capacity(160);
+    let mut out = Vec::with_capacity(192);
     out.extend_from_slice(presented.algorithm.name().as_bytes());
     out.push(b'\n');
     out.extend_from_slice(date.amz.as_bytes());
@@ -610,6 +612,6 @@ fn string_to_sign(
     }
     out.extend_from_slice(scope.service.as_bytes());
     out.extend_from_slice(b"/aws4_request\n");
-    out.extend_from_slice(hash.as_bytes());
+    canonical::push_hex(&mut out, canonical_request.sha256().as_ref());
     out
 }

@@ -86,7 +86,10 @@ impl Req {
         map
     }
 
-    fn verify_with(&self, verifier: &Verifier) -> Result<Option<Caller>, SignatureError> {
+    fn verify_with(
+        &self,
+        verifier: &Verifier,
+    ) -> Result<Option<std::sync::Arc<Caller>>, SignatureError> {
         let headers = self.header_map();
         verifier.verify(
             &SignedRequest {
@@ -100,7 +103,7 @@ impl Req {
         )
     }
 
-    fn verify(&self) -> Result<Option<Caller>, SignatureError> {
+    fn verify(&self) -> Result<Option<std::sync::Arc<Caller>>, SignatureError> {
         self.verify_with(&verifier())
     }
 
@@ -177,7 +180,7 @@ fn vector(name: &str) -> Req {
 
 /// The variant (and, for unit-like payloads, its argument) of an outcome, e.g. `Expired`,
 /// `ContentSha256Required(PayloadHash)`, `ok`.
-fn outcome(result: &Result<Option<Caller>, SignatureError>) -> String {
+fn outcome(result: &Result<Option<std::sync::Arc<Caller>>, SignatureError>) -> String {
     match result {
         Ok(Some(_)) => "ok".to_string(),
         Ok(None) => "anonymous".to_string(),

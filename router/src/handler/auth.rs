@@ -3,6 +3,8 @@
 //! what a verified caller leaves behind: the identity headers a target gets and the caller
 //! fields of the access-log record.
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use trellis_auth::Caller;
@@ -30,7 +32,7 @@ pub(super) fn authenticate(
     parts: &mut Parts,
     as_sent: Option<&http::Uri>,
     service: &ServiceRoute,
-) -> Result<Option<Caller>, Failure> {
+) -> Result<Option<Arc<Caller>>, Failure> {
     // HTTP/2 carries the host in `:authority`; the signature names it as `host`.
     if !parts.headers.contains_key(header::HOST)
         && let Ok(host) = HeaderValue::from_str(&ex.host)
@@ -64,7 +66,7 @@ pub(super) fn authorize(
     service: &ServiceRoute,
     admission: &Admission<'_>,
 ) -> Result<(), Failure> {
-    let caller = ex.caller.as_ref();
+    let caller = ex.caller.as_deref();
     let mut layers: Vec<(Layer, Option<&policy::Policy>)> = Vec::with_capacity(2);
     if let Some(p) = admission.network_auth().policy() {
         layers.push((Layer::Network, p));
