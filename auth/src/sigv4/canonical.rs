@@ -85,8 +85,7 @@ pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Lowercase hex of `bytes` (the tests' spelling of digests and keys).
-#[cfg(test)]
+/// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);

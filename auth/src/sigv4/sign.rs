@@ -150,7 +150,7 @@ pub fn sign(
     let scope = format!("{day}/{region}/{SERVICE}/aws4_request");
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        canonical::sha256_hex(&canonical_request.to_bytes())
+        canonical::hex(canonical_request.sha256().as_ref())
     );
     let mut day_bytes = [b'0'; 8];
     day_bytes.copy_from_slice(day.as_bytes().get(..8).unwrap_or(b"00000000"));
