@@ -310,7 +310,7 @@ mod tests {
         request: &RequestToSign<'_>,
         added: &HeaderMap,
         now: SystemTime,
-    ) -> Result<Option<crate::Caller>, SignatureError> {
+    ) -> Result<Option<std::sync::Arc<crate::Caller>>, SignatureError> {
         // Built once: deriving the SigV4A keys is slow in debug builds.
         static VERIFIER: std::sync::OnceLock<Verifier> = std::sync::OnceLock::new();
         let verifier =
