@@ -393,7 +393,7 @@ mod tests {
                 let caller = verify(&request, &added, now)
                     .unwrap_or_else(|e| panic!("{what}: {e}"))
                     .unwrap_or_else(|| panic!("{what}: anonymous"));
-                assert_eq!(caller, identity.caller().unwrap(), "{what}");
+                assert_eq!(*caller, identity.caller().unwrap(), "{what}");
                 // Within the 5-minute skew either way, and not beyond it.
                 for (shift, ok) in [(-299i64, true), (299, true), (-301, false), (301, false)] {
                     let when = if shift < 0 {
@@ -747,7 +747,7 @@ mod tests {
                     let caller = verify(&request, &added, now);
                     assert_eq!(
                         caller,
-                        Ok(Some(identity.caller().unwrap())),
+                        Ok(Some(std::sync::Arc::new(identity.caller().unwrap()))),
                         "round {round}: {request:?}"
                     );
                     signed += 1;
