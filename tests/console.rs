@@ -326,6 +326,106 @@ async fn the_form_sends_a_request_and_says_which_rule_and_group_served_it() {
     assert_eq!(answer["rule"], "fixed");
 }
 
+/// The form signs as one of the configured identities (examples/auth.yaml: an "authenticated
+/// only" service whose function answers with the caller it was given): Trellis's own verifier
+/// and policy then see a signed caller, exactly as for curl --aws-sigv4. The page lists the
+/// identities by name and never a secret; what cannot be signed is refused with a reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_form_signs_as_a_configured_identity() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = free_port();
+    let yaml = std::fs::read_to_string(repo.join("examples/auth.yaml"))
+        .expect("examples/auth.yaml")
+        .replace("8095", &port.to_string())
+        .replace(
+            "sample-functions/dist/hello-wasm.wasm",
+            &sample("hello-wasm.wasm").display().to_string(),
+        );
+    let t = Trellis::start(&yaml, &[]);
+    let session = "arn:aws:sts::123456789012:assumed-role/ordering/checkout";
+
+    let (status, directory) = admin(&t, "GET", "/ui/api/directory", "");
+    assert_eq!(status, 200, "{directory}");
+    assert!(
+        !directory.contains("secret"),
+        "a secret on the page: {directory}"
+    );
+    let directory: Value = serde_json::from_str(&directory).unwrap();
+    let principals: Vec<&str> = directory["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter_map(|i| i["principal"].as_str())
+        .collect();
+    assert_eq!(
+        principals,
+        [session, "arn:aws:iam::123456789012:user/auditor"]
+    );
+
+    let send = |form: Value| {
+        let (status, body) = admin(&t, "POST", "/ui/api/send", &form.to_string());
+        let answer: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        (status, answer)
+    };
+    // Unsigned: anonymous, refused by the policy.
+    let (status, a) = send(json!({"service": "whoami", "path": "/whoami"}));
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["status"], 403, "{a}");
+    assert!(
+        a["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("AccessDeniedException: User: anonymous"),
+        "{a}"
+    );
+    assert_eq!(a["signedAs"], Value::Null);
+    // Signed as the role session (by access key id), with a query and a header of the
+    // form's, both covered by the signature: the function sees that caller.
+    let (status, a) = send(
+        json!({"service": "whoami", "method": "POST", "path": "/whoami?x=1&a=b%20c",
+                                  "headers": [["x-tenant", "t1"]], "body": "hi",
+                                  "identity": "AKIAORDERING"}),
+    );
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["status"], 200, "{a}");
+    assert_eq!(a["signedAs"], session, "{a}");
+    let seen: Value =
+        serde_json::from_str(a["body"].as_str().unwrap().trim()).expect("whoami JSON");
+    assert_eq!(seen["principal"], session, "{seen}");
+    assert_eq!(seen["type"], "AWS_IAM", "{seen}");
+    assert_eq!(a["record"]["callerPrincipal"], session, "{a}");
+    // By ARN too; the policy's Deny on /admin still applies to a signed caller.
+    let (_, a) = send(json!({"service": "whoami", "path": "/admin/x",
+                             "identity": "arn:aws:iam::123456789012:user/auditor"}));
+    assert_eq!(a["status"], 403, "{a}");
+    assert!(a["body"].as_str().unwrap().contains("user/auditor"), "{a}");
+    // What cannot be signed: refused by the console, with the reason, nothing sent.
+    let (status, a) =
+        send(json!({"service": "whoami", "path": "/whoami", "identity": "AKIANOBODY"}));
+    assert_eq!(status, 400, "{a}");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap()
+            .contains("no configured identity"),
+        "{a}"
+    );
+    let (status, a) = send(
+        json!({"service": "whoami", "path": "/whoami", "identity": "AKIAORDERING",
+                                  "headers": [["Authorization", "AWS4-HMAC-SHA256 made-up"]]}),
+    );
+    assert_eq!(status, 400, "{a}");
+    assert!(
+        a["error"].as_str().unwrap().contains("authorization"),
+        "{a}"
+    );
+    let (status, a) = send(json!({"service": "whoami", "path": "/whoami",
+                                  "identity": "x".repeat(100_000)}));
+    assert_eq!(status, 400, "{a}");
+    assert!(a["error"].as_str().unwrap().len() < 1000, "{a}");
+}
+
 #[test]
 fn an_admin_address_that_is_not_loopback_is_announced() {
     let yaml = Config::new()

@@ -318,11 +318,17 @@ async function viewSend() {
   const path = el("input", { name: "path", id: "send-path", value: params.get("path") || "/" });
   const headers = el("textarea", { name: "headers", id: "send-headers", placeholder: "Name: value (one a line)" });
   const body = el("textarea", { name: "body", id: "send-body" });
+  // Signed by Trellis as one of the config's identities (SigV4, vpc-lattice-svcs), or not at all.
+  const identity = el("select", { name: "identity", id: "send-identity" },
+    el("option", { value: "" }, "unsigned (anonymous)"),
+    (d.identities || []).map(i => el("option", { value: i.accessKeyId }, `${i.principal} (${i.accessKeyId})`)));
+  if (params.get("identity")) identity.value = params.get("identity");
   const answer = el("div", { id: "answer" });
   const button = el("button", { type: "submit", id: "send-button" }, "Send");
   const form = el("form", { class: "send card" },
     el("label", {}, "Service"), service, el("label", {}, "Method"), method, el("label", {}, "Path"), path,
-    el("label", {}, "Headers"), headers, el("label", {}, "Body"), body, el("span"), el("div", {}, button,
+    el("label", {}, "Headers"), headers, el("label", {}, "Body"), body, el("label", {}, "Sign as"), identity,
+    el("span"), el("div", {}, button,
       el("span", { class: "muted" }, " sent over plain HTTP to the service's first HTTP listener, Host set to its DNS name")));
   form.addEventListener("submit", async e => {
     e.preventDefault();
@@ -331,12 +337,13 @@ async function viewSend() {
       const i = l.indexOf(":"); return i < 0 ? [l, ""] : [l.slice(0, i).trim(), l.slice(i + 1).trim()];
     });
     const r = await fetch("/ui/api/send", { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ service: service.value, method: method.value, path: path.value, headers: pairs, body: body.value }) });
+      body: JSON.stringify({ service: service.value, method: method.value, path: path.value, headers: pairs, body: body.value, identity: identity.value }) });
     const a = await r.json();
     if (!r.ok) { answer.replaceChildren(el("p", { class: "notice" }, a.error)); return; }
     answer.replaceChildren(el("div", { class: "card" },
       el("h2", {}, el("span", { class: codeClass(a.status), id: "answer-status" }, a.status), ` from ${a.url}`),
       el("div", { id: "answer-route" }, `rule: ${a.rule ?? "–"} · target group: ${a.targetGroup ?? "–"} · target: ${a.target ?? "–"} · ${a.elapsedMs.toFixed(1)} ms · request id `, el("span", { class: "mono" }, a.requestId)),
+      el("div", { id: "answer-signed" }, a.signedAs ? `signed (SigV4) as ${a.signedAs}` : "unsigned"),
       el("h2", {}, "Headers"), el("pre", { class: "mono" }, a.headers.map(([k, v]) => `${k}: ${v}`).join("\n")),
       el("h2", {}, "Body"), el("pre", { class: "mono", id: "answer-body" }, a.body),
       el("details", {}, el("summary", {}, "access-log record"), el("pre", { class: "mono" }, JSON.stringify(a.record, null, 2)))));

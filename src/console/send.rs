@@ -101,11 +101,6 @@ impl Console {
             )
         })?;
         let id = format!("console-{}", uuid::Uuid::new_v4());
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(hyper::header::HOST, &svc.dns_name)
-            .header("x-amzn-requestid", &id);
         let mut sent_headers = http::HeaderMap::new();
         if let Some(headers) = form.get("headers").and_then(Value::as_array) {
             for pair in headers.iter().take(100) {
@@ -122,9 +117,28 @@ impl Console {
                     .map_err(|_| bad(format!("not a header name: {k:?}")))?;
                 let value = http::HeaderValue::from_str(v)
                     .map_err(|_| bad(format!("not a header value for {k}")))?;
-                sent_headers.append(name.clone(), value.clone());
-                builder = builder.header(name, value);
+                sent_headers.append(name, value);
             }
+        }
+        let signed_as = match text("identity").filter(|i| !i.is_empty()) {
+            Some(identity) => Some(sign(
+                &table.config,
+                identity,
+                &method,
+                path,
+                svc,
+                &id,
+                &mut sent_headers,
+            )?),
+            None => None,
+        };
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(hyper::header::HOST, &svc.dns_name)
+            .header("x-amzn-requestid", &id);
+        for (name, value) in &sent_headers {
+            builder = builder.header(name, value);
         }
         let body = text("body").unwrap_or("").to_owned();
         let request = builder
@@ -183,7 +197,7 @@ impl Console {
         Ok(json!({
             "requestId": id, "url": format!("http://{}:{}{}", svc.dns_name, listener.port, path),
             "status": status, "headers": headers, "body": body, "elapsedMs": elapsed_ms,
-            "rule": rule, "targetGroup": group,
+            "rule": rule, "targetGroup": group, "signedAs": signed_as,
             "target": record.as_ref().and_then(|r| r.get("targetIpPort")).cloned(),
             "record": record,
         }))
@@ -200,6 +214,76 @@ impl Console {
         };
         Some(SocketAddr::new(ip, local.port()))
     }
+}
+
+/// The headers a request signed by one of the configured identities (`identity`: its access
+/// key id or ARN) adds: SigV4 for `vpc-lattice-svcs` in the config's region over the request as
+/// it will be sent (method, path and query, the service's DNS name as `host`, the request id
+/// and the form's headers), made with the very signer whose output the tests hold to
+/// botocore's. The secret never leaves Trellis: the page names identities, the console signs.
+/// Returns the principal the request is signed as.
+fn sign(
+    config: &trellis_config::Config,
+    identity: &str,
+    method: &Method,
+    path: &str,
+    svc: &trellis_config::Service,
+    request_id: &str,
+    headers: &mut http::HeaderMap,
+) -> Result<String, (StatusCode, String)> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let signers = config.signers();
+    let signer = signers
+        .iter()
+        .find(|s| s.access_key_id == identity || s.arn == identity)
+        .ok_or_else(|| {
+            bad(format!(
+                "no configured identity has access key id or ARN {:?} (the form signs only as one of the config's identities)",
+                truncate(identity, MAX_FILTER)
+            ))
+        })?;
+    // The signature is made here: a header of the form's that the signature sets would be
+    // sent twice (a duplicated Authorization is refused), or replace it unseen.
+    for name in [
+        "authorization",
+        "x-amz-date",
+        "x-amz-content-sha256",
+        "x-amz-security-token",
+    ] {
+        if headers.contains_key(name) {
+            return Err(bad(format!(
+                "leave out the {name} header when signing as an identity: the console makes it"
+            )));
+        }
+    }
+    let mut to_sign = headers.clone();
+    let request_id = http::HeaderValue::from_str(request_id)
+        .map_err(|_| bad("the request id is not a header value".into()))?;
+    to_sign.insert("x-amzn-requestid", request_id);
+    let (bare, query) = match path.split_once('?') {
+        Some((bare, query)) => (bare, Some(query)),
+        None => (path, None),
+    };
+    let added = trellis_auth::sigv4::sign(
+        signer,
+        &config.region,
+        &trellis_auth::sigv4::RequestToSign {
+            method: method.as_str(),
+            path: bare,
+            query,
+            host: &svc.dns_name,
+            headers: &to_sign,
+        },
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| bad(format!("cannot sign as {}: {e}", signer.arn)))?;
+    for (name, value) in &added {
+        headers.insert(name, value.clone());
+    }
+    let caller = signer
+        .caller()
+        .map_err(|e| bad(format!("identity {}: {e}", signer.arn)))?;
+    Ok(caller.arn)
 }
 
 /// Sends one HTTP/1.1 request and reads its answer: status, headers, body (lossy UTF-8, cut at

@@ -49,7 +49,19 @@ impl Console {
                 })
             })
             .collect();
-        json!({"region": c.region, "networks": networks, "services": services})
+        // Who the send form can sign as: names only, never a secret.
+        let identities: Vec<Value> = c
+            .signers()
+            .iter()
+            .map(|i| {
+                json!({
+                    "arn": i.arn, "accessKeyId": i.access_key_id,
+                    "principal": i.caller().map(|c| c.arn).unwrap_or_else(|_| i.arn.clone()),
+                })
+            })
+            .collect();
+        json!({"region": c.region, "networks": networks, "services": services,
+               "identities": identities})
     }
 
     /// Every target group's name, ARN and type (the live log names groups by ARN).

@@ -8,6 +8,7 @@ Every wait is bounded. The instance backend (INSTANCE_PID) is stopped midway: it
 turn UNHEALTHY in the page already open, within its health-check settings' time plus 2 s.
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -157,6 +158,8 @@ try:
     path.clear()
     path.send_keys("/to-function")
     driver.find_element(By.ID, "send-body").send_keys("from the form")
+    # Signed as the config's identity (walkthrough.yaml has none: the default test/test).
+    Select(driver.find_element(By.ID, "send-identity")).select_by_value("test")
     driver.find_element(By.ID, "send-button").click()
     answer = wait_until("the form's answer", 15, lambda: driver.find_element(By.ID, "answer-body").text)
     if "Hello from the function" not in answer:
@@ -164,6 +167,13 @@ try:
     route = driver.find_element(By.ID, "answer-route").text
     if "to-function" not in route or "function-tg" not in route:
         fail(f"the form does not say which rule and target group served it: {route!r}")
+    signed = driver.find_element(By.ID, "answer-signed").text
+    if not re.search(r"signed \(SigV4\) as arn:aws:iam::\d{12}:user/test$", signed):
+        fail(f"the form does not say it signed as the test identity: {signed!r}")
+    record = driver.find_element(By.ID, "answer").get_attribute("textContent")
+    if not re.search(r'"callerPrincipal": "arn:aws:iam::\d{12}:user/test"', record):
+        fail(f"the access-log record shows no signed caller: {record[-600:]!r}")
+    summary["form_signed"] = signed
     summary["form_answer"] = answer
     summary["form_route"] = route
     driver.save_screenshot(f"{shots}/send.png")
