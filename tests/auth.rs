@@ -823,16 +823,8 @@ async fn lambda_v1_events_carry_the_identity_headers() {
 /// the role session gets in and sees itself.
 #[test]
 fn the_auth_example_answers_the_readme_curl_lines() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let port = free_port();
-    let yaml = std::fs::read_to_string(repo.join("examples/auth.yaml"))
-        .expect("examples/auth.yaml")
-        .replace("8095", &port.to_string())
-        .replace(
-            "sample-functions/dist/hello-wasm.wasm",
-            &sample("hello-wasm.wasm").display().to_string(),
-        );
-    let _t = Trellis::start(&yaml, &[]);
+    let _t = Trellis::start(&auth_example(port), &[]);
     let url = format!("http://whoami.trellis.localhost:{port}/whoami");
     let curl = |args: &[&str]| {
         let out = Command::new("curl")

@@ -332,16 +332,7 @@ async fn the_form_sends_a_request_and_says_which_rule_and_group_served_it() {
 /// identities by name and never a secret; what cannot be signed is refused with a reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_form_signs_as_a_configured_identity() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let port = free_port();
-    let yaml = std::fs::read_to_string(repo.join("examples/auth.yaml"))
-        .expect("examples/auth.yaml")
-        .replace("8095", &port.to_string())
-        .replace(
-            "sample-functions/dist/hello-wasm.wasm",
-            &sample("hello-wasm.wasm").display().to_string(),
-        );
-    let t = Trellis::start(&yaml, &[]);
+    let t = Trellis::start(&auth_example(free_port()), &[]);
     let session = "arn:aws:sts::123456789012:assumed-role/ordering/checkout";
 
     let (status, directory) = admin(&t, "GET", "/ui/api/directory", "");

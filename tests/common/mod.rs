@@ -487,6 +487,20 @@ pub fn dns_names(config: &Path) -> HashMap<String, String> {
 
 // ---- Functions (LAMBDA targets) -------------------------------------------------------------
 
+/// examples/auth.yaml as a test runs it: its listener on `port` rather than 8095, its
+/// function's code wherever the samples are built. The README's and the console's auth tests
+/// both start Trellis with the example itself, so what they check is what a user runs.
+pub fn auth_example(port: u16) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(repo.join("examples/auth.yaml"))
+        .expect("examples/auth.yaml")
+        .replace("8095", &port.to_string())
+        .replace(
+            "sample-functions/dist/hello-wasm.wasm",
+            &sample("hello-wasm.wasm").display().to_string(),
+        )
+}
+
 /// The absolute path of `sample-functions/dist/<name>`, building the samples once
 /// (`make sample-functions`) if it is missing.
 pub fn sample(name: &str) -> PathBuf {
