@@ -326,6 +326,54 @@ async fn the_form_sends_a_request_and_says_which_rule_and_group_served_it() {
     assert_eq!(answer["rule"], "fixed");
 }
 
+/// An HTTPS listener, serving the certificate Trellis made at start-up: the form speaks TLS to
+/// it (the service's DNS name as SNI) and says so in the URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_form_sends_to_an_https_listener() {
+    let a = Backend::start("a").await;
+    let port = free_port();
+    let yaml = Config::new()
+        .vpc("client-vpc", &["127.0.0.0/8"])
+        .network(Network::new("net", &["tls-svc"], &["client-vpc"]))
+        .service(Service::new("tls-svc").listener(Listener::https(port).forward("group-a")))
+        .target_group(TargetGroup::instance("group-a", &[a.port]).no_health_checks())
+        .yaml();
+    let t = Trellis::start(&yaml, &[]);
+    let (status, body) = admin(
+        &t,
+        "POST",
+        "/ui/api/send",
+        r#"{"service":"tls-svc","path":"/over-tls"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert!(
+        answer["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://tls-svc-"),
+        "{answer}"
+    );
+    assert!(
+        answer["body"].as_str().unwrap().contains("Hello from a"),
+        "{answer}"
+    );
+    assert_eq!(answer["record"]["requestPath"], "/over-tls", "{answer}");
+    let record = &answer["record"];
+    assert!(
+        record["tlsVersion"].as_str().unwrap().starts_with("TLS"),
+        "{answer}"
+    );
+    assert!(
+        record["serverNameIndication"]
+            .as_str()
+            .unwrap()
+            .starts_with("tls-svc-"),
+        "{answer}"
+    );
+}
+
 /// The form signs as one of the configured identities (examples/auth.yaml: an "authenticated
 /// only" service whose function answers with the caller it was given): Trellis's own verifier
 /// and policy then see a signed caller, exactly as for curl --aws-sigv4. The page lists the

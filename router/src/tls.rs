@@ -278,6 +278,20 @@ pub fn server_config(resolver: Arc<SniResolver>) -> Result<Arc<ServerConfig>, Tl
     Ok(Arc::new(config))
 }
 
+/// The client side of Trellis talking to one of its own listeners (the console's send form):
+/// any certificate accepted, since a listener's may be the self-signed one made at start-up,
+/// and HTTP/1.1 offered by ALPN.
+pub fn loopback_client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TlsError::Config)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider())))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A client-side verifier that accepts any server certificate, as VPC Lattice does towards
 /// its targets, while still checking that the handshake is signed by the key in the presented
 /// certificate. Used by the HTTP invoker and by tests.

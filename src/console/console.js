@@ -329,7 +329,7 @@ async function viewSend() {
     el("label", {}, "Service"), service, el("label", {}, "Method"), method, el("label", {}, "Path"), path,
     el("label", {}, "Headers"), headers, el("label", {}, "Body"), body, el("label", {}, "Sign as"), identity,
     el("span"), el("div", {}, button,
-      el("span", { class: "muted" }, " sent over plain HTTP to the service's first HTTP listener, Host set to its DNS name")));
+      el("span", { class: "muted" }, " sent to the service's first HTTP listener (else its HTTPS one, over TLS), Host set to its DNS name")));
   form.addEventListener("submit", async e => {
     e.preventDefault();
     answer.replaceChildren(el("p", { class: "muted" }, "sending…"));

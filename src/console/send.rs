@@ -81,19 +81,17 @@ impl Console {
                     format!("no service named {:?}", truncate(service, MAX_FILTER)),
                 )
             })?;
+        // The named listener, else the first HTTP one, else the first.
         let listener = match text("listener") {
             Some(name) => svc.listeners.iter().find(|l| l.name == name),
             None => svc
                 .listeners
                 .iter()
-                .find(|l| l.protocol == ListenerProtocol::Http),
+                .find(|l| l.protocol == ListenerProtocol::Http)
+                .or_else(|| svc.listeners.first()),
         }
-        .ok_or_else(|| bad(format!("service {service} has no such HTTP listener")))?;
-        if listener.protocol != ListenerProtocol::Http {
-            return Err(bad(
-                "the form sends plain HTTP only; use curl for an HTTPS listener".into(),
-            ));
-        }
+        .ok_or_else(|| bad(format!("service {service} has no such listener")))?;
+        let tls = listener.protocol == ListenerProtocol::Https;
         let address = self.listener_address(listener.port).await.ok_or_else(|| {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -160,7 +158,8 @@ impl Console {
         // Subscribed before sending, so the record cannot slip past.
         let mut records = trellis_router::accesslog::tap().subscribe();
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(SEND_TIMEOUT, exchange(address, request))
+        let sni = tls.then_some(svc.dns_name.as_str());
+        let answer = tokio::time::timeout(SEND_TIMEOUT, exchange(address, sni, request))
             .await
             .map_err(|_| {
                 (
@@ -195,7 +194,8 @@ impl Console {
             .map(|g| g.name.clone());
         let (status, headers, body) = answer;
         Ok(json!({
-            "requestId": id, "url": format!("http://{}:{}{}", svc.dns_name, listener.port, path),
+            "requestId": id,
+            "url": format!("{}://{}:{}{}", if tls { "https" } else { "http" }, svc.dns_name, listener.port, path),
             "status": status, "headers": headers, "body": body, "elapsedMs": elapsed_ms,
             "rule": rule, "targetGroup": group, "signedAs": signed_as,
             "target": record.as_ref().and_then(|r| r.get("targetIpPort")).cloned(),
@@ -286,15 +286,41 @@ fn sign(
     Ok(caller.arn)
 }
 
-/// Sends one HTTP/1.1 request and reads its answer: status, headers, body (lossy UTF-8, cut at
-/// [`MAX_SEND_BODY`]).
+/// What a sent request got back: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, String);
+
+/// Sends one HTTP/1.1 request and reads its answer, body as lossy UTF-8 cut at
+/// [`MAX_SEND_BODY`]. With `sni`, over TLS with that server name (an HTTPS listener's
+/// certificate is not checked: it is Trellis's own, often self-signed).
 async fn exchange(
     address: SocketAddr,
+    sni: Option<&str>,
     request: Request<Full<Bytes>>,
-) -> Result<(u16, Vec<(String, String)>, String), String> {
+) -> Result<Answer, String> {
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let Some(sni) = sni else {
+        return exchange_over(stream, address, request).await;
+    };
+    let config = trellis_router::tls::loopback_client_config().map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned())
+        .map_err(|e| format!("{sni:?} is not a TLS server name: {e}"))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake with {address} failed: {e}"))?;
+    exchange_over(stream, address, request).await
+}
+
+async fn exchange_over<S>(
+    stream: S,
+    address: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Result<Answer, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
