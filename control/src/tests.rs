@@ -341,22 +341,42 @@ async fn deletes_of_things_in_use_are_conflicts() {
             json!({"serviceIdentifier": svc_id}),
         )
         .await;
-    f.ok(
-        "DeleteServiceNetworkServiceAssociation",
-        json!({"serviceNetworkServiceAssociationIdentifier": assocs["items"][0]["id"]}),
-    )
-    .await;
+    let gone = f
+        .ok(
+            "DeleteServiceNetworkServiceAssociation",
+            json!({"serviceNetworkServiceAssociationIdentifier": assocs["items"][0]["id"]}),
+        )
+        .await;
+    assert_eq!(
+        (&gone["id"], &gone["arn"], &gone["status"]),
+        (
+            &assocs["items"][0]["id"],
+            &assocs["items"][0]["arn"],
+            &json!("DELETE_IN_PROGRESS")
+        ),
+        "{gone:?}"
+    );
     let vas = f
         .ok(
             "ListServiceNetworkVpcAssociations",
             json!({"serviceNetworkIdentifier": sn_id}),
         )
         .await;
-    f.ok(
-        "DeleteServiceNetworkVpcAssociation",
-        json!({"serviceNetworkVpcAssociationIdentifier": vas["items"][0]["arn"]}),
-    )
-    .await;
+    let gone = f
+        .ok(
+            "DeleteServiceNetworkVpcAssociation",
+            json!({"serviceNetworkVpcAssociationIdentifier": vas["items"][0]["arn"]}),
+        )
+        .await;
+    assert_eq!(
+        (&gone["id"], &gone["arn"], &gone["status"]),
+        (
+            &vas["items"][0]["id"],
+            &vas["items"][0]["arn"],
+            &json!("DELETE_IN_PROGRESS")
+        ),
+        "{gone:?}"
+    );
     f.ok("DeleteService", json!({"serviceIdentifier": svc_id}))
         .await;
     f.ok("DeleteTargetGroup", json!({"targetGroupIdentifier": tg_id}))
@@ -494,6 +514,32 @@ async fn file_objects_take_only_target_registrations_which_survive_reloads() {
     assert!(e.to_string().contains("comes from the config file"), "{e}");
     let e = f.err("CreateListener", json!({"serviceIdentifier": "file-svc", "name": "x", "protocol": "HTTP", "port": 81, "defaultAction": {"fixedResponse": {"statusCode": 404}}})).await;
     assert!(e.to_string().contains("comes from the config file"), "{e}");
+    // An auth policy and an access-log subscription belong to the file's service too.
+    let e = f
+        .err(
+            "PutAuthPolicy",
+            json!({"resourceIdentifier": "file-svc", "policy": "{}"}),
+        )
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    assert!(
+        e.to_string()
+            .contains("service \"file-svc\" comes from the config file"),
+        "{e}"
+    );
+    let e = f
+        .err(
+            "CreateAccessLogSubscription",
+            json!({"resourceIdentifier": "file-svc",
+                   "destinationArn": "arn:aws:logs:us-west-2:123456789012:log-group:x"}),
+        )
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    assert!(
+        e.to_string()
+            .contains("service \"file-svc\" comes from the config file"),
+        "{e}"
+    );
     f.ok(
         "RegisterTargets",
         json!({"targetGroupIdentifier": "file-tg", "targets": [{"id": "127.0.0.5", "port": 9005}]}),

@@ -104,18 +104,7 @@ pub(super) fn set_access_logs(snap: &mut Snapshot, key: &str, idx: usize, resour
 
 pub(super) fn create_als(i: &In<'_>, v: &View<'_>, logs_dir: &std::path::Path) -> Step {
     let (arn, r) = resource_of(v, i.str("resourceIdentifier")?)?;
-    let idx = r.owned.ok_or_else(|| {
-        v.file_owned(
-            r.kind,
-            if r.key == "services" {
-                "service"
-            } else {
-                "service network"
-            },
-            &r.name,
-            &r.id,
-        )
-    })?;
+    let idx = r.store_index(v)?;
     let dest_arn = i.str("destinationArn")?.to_string();
     let (dest, kind) = destination(&dest_arn, logs_dir)?;
     if let Some(other) = v

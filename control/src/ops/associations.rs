@@ -169,12 +169,7 @@ pub(super) fn delete_snsa(i: &In<'_>, v: &View<'_>) -> Step {
             ),
         ));
     };
-    let mut snap = v.snap.clone();
-    list_mut(&mut snap, "serviceAssociations").remove(idx);
-    let arn = a["arn"].as_str().unwrap_or_default().to_string();
-    snap.resources.remove(&arn);
-    let out = obj(json!({"id": id, "arn": arn, "status": "DELETE_IN_PROGRESS"}));
-    Ok(Done::Write(snap, Box::new(move |_| Ok(out))))
+    Ok(remove_association(v, "serviceAssociations", idx, &a))
 }
 
 pub(super) fn create_snva(i: &In<'_>, v: &View<'_>) -> Step {
@@ -260,10 +255,16 @@ pub(super) fn delete_snva(i: &In<'_>, v: &View<'_>) -> Step {
             ),
         ));
     };
+    Ok(remove_association(v, "vpcAssociations", idx, &a))
+}
+
+/// Takes association `idx` out of the store's `key` list, with what the store keeps about its
+/// ARN (tags), and answers as AWS does while an association goes: `DELETE_IN_PROGRESS`.
+fn remove_association(v: &View<'_>, key: &str, idx: usize, a: &Map<String, Value>) -> Done {
     let mut snap = v.snap.clone();
-    list_mut(&mut snap, "vpcAssociations").remove(idx);
+    list_mut(&mut snap, key).remove(idx);
     let arn = a["arn"].as_str().unwrap_or_default().to_string();
     snap.resources.remove(&arn);
-    let out = obj(json!({"id": id, "arn": arn, "status": "DELETE_IN_PROGRESS"}));
-    Ok(Done::Write(snap, Box::new(move |_| Ok(out))))
+    let out = obj(json!({"id": a["id"], "arn": arn, "status": "DELETE_IN_PROGRESS"}));
+    Done::Write(snap, Box::new(move |_| Ok(out)))
 }

@@ -15,6 +15,21 @@ pub(super) struct Resource {
     pub(super) policy: Option<String>,
 }
 
+impl Resource {
+    /// Where the resource is in the API store; an error saying the config file owns it (and
+    /// the API cannot change it there) when it comes from the file.
+    pub(super) fn store_index(&self, v: &View<'_>) -> Result<usize, ApiError> {
+        self.owned.ok_or_else(|| {
+            let noun = if self.key == "services" {
+                "service"
+            } else {
+                "service network"
+            };
+            v.file_owned(self.kind, noun, &self.name, &self.id)
+        })
+    }
+}
+
 pub(super) fn resource_of(v: &View<'_>, ident: &str) -> Result<(String, Resource), ApiError> {
     if let Ok((_, s)) = v.service(ident) {
         let r = Resource {
@@ -54,18 +69,7 @@ pub(super) fn policy_state(t: AuthType) -> &'static str {
 
 pub(super) fn put_auth_policy(i: &In<'_>, v: &View<'_>) -> Step {
     let (_, r) = resource_of(v, i.str("resourceIdentifier")?)?;
-    let idx = r.owned.ok_or_else(|| {
-        v.file_owned(
-            r.kind,
-            if r.key == "services" {
-                "service"
-            } else {
-                "service network"
-            },
-            &r.name,
-            &r.id,
-        )
-    })?;
+    let idx = r.store_index(v)?;
     let policy = i.str("policy")?.to_string();
     if policy.len() > quotas::AUTH_POLICY_BYTES {
         return Err(quota(
@@ -114,18 +118,7 @@ pub(super) fn get_auth_policy(i: &In<'_>, v: &View<'_>) -> Step {
 
 pub(super) fn delete_auth_policy(i: &In<'_>, v: &View<'_>) -> Step {
     let (_, r) = resource_of(v, i.str("resourceIdentifier")?)?;
-    let idx = r.owned.ok_or_else(|| {
-        v.file_owned(
-            r.kind,
-            if r.key == "services" {
-                "service"
-            } else {
-                "service network"
-            },
-            &r.name,
-            &r.id,
-        )
-    })?;
+    let idx = r.store_index(v)?;
     if r.policy.is_none() {
         return Err(not_found(
             "AUTH_POLICY",
