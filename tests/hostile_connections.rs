@@ -154,6 +154,10 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
             tokio::time::timeout(Duration::from_secs(4), conn).await
         } else {
             let (mut sender, conn) = h1_conn(port).await;
+            // The request comes a little after the connection, so the watchdog has looked at
+            // the connection before its first request head: the idle timeout must still hold
+            // after that request (it once slept until the 10 s header timeout instead).
+            tokio::time::sleep(Duration::from_millis(300)).await;
             let response = sender.send_request(get_request(&[])).await.unwrap();
             assert_eq!(status_of(response).await, 200);
             tokio::time::timeout(Duration::from_secs(4), conn).await
@@ -257,10 +261,20 @@ async fn connections_over_the_limit_are_shed_and_the_open_ones_keep_working() {
     let (sender, conn) = open.pop().unwrap();
     drop(sender);
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (mut sender, _conn) = h1_conn(port).await;
-    let response = sender.send_request(get_request(&[])).await.unwrap();
-    assert_eq!(status_of(response).await, 200);
+    // The client's side ends at once; Trellis frees the slot when it has seen the close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let (mut sender, _conn) = h1_conn(port).await;
+        match sender.send_request(get_request(&[])).await {
+            Ok(response) => break status_of(response).await,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("closing a connection made no room within 5 s: {e}"),
+        }
+    };
+    assert_eq!(status, 200);
     trellis.wait_for_stderr(Duration::from_secs(2), "the shedding warning", |e| {
         e.contains("--max-connections")
     });

@@ -175,7 +175,9 @@ impl ConnState {
             if now >= due {
                 return Verdict::Abort;
             }
-            due
+            // The head may arrive, and its request finish, well before then: the idle clock
+            // then runs, and may be the shorter one.
+            due.min(now + step)
         } else if self.in_flight.load(Ordering::Relaxed) == 0 && !closing {
             let due = self.at(self.last_done.load(Ordering::Relaxed)) + t.idle;
             if now >= due {
@@ -518,6 +520,26 @@ mod tests {
             state.check(done + secs(60), &T, true),
             Verdict::WakeAt(_)
         ));
+    }
+
+    #[test]
+    fn an_idle_timeout_shorter_than_the_header_timeout_is_kept_after_the_first_request() {
+        // Checked before the first request head arrives, the watchdog must not sleep until
+        // the head is due (10 s): the request may be over and the connection idle long
+        // before then.
+        let t = Timeouts { idle: secs(1), ..T };
+        let t0 = Instant::now();
+        let state = Arc::new(ConnState::new(t0));
+        let Verdict::WakeAt(next) = state.check(t0, &t, false) else {
+            panic!("a new connection is not closed at once");
+        };
+        assert!(next <= t0 + secs(1), "woke {:?} after opening", next - t0);
+        drop(state.request_started());
+        let done = state.at(state.last_done.load(Ordering::Relaxed));
+        assert_eq!(
+            state.check(done + secs(1), &t, false),
+            Verdict::Close("idle timeout")
+        );
     }
 
     #[test]
