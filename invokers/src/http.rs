@@ -419,13 +419,17 @@ where
     R: Future<Output = hyper::Result<Response<Incoming>>>,
     C: Future<Output = hyper::Result<()>>,
 {
-    tokio::pin!(conn);
+    tokio::pin!(conn, request);
     tokio::select! {
-        response = request => response.map_err(|err| one_line(&err)),
-        ended = &mut conn => Err(match ended {
-            Ok(()) => "the target closed the connection before answering".to_owned(),
-            Err(err) => one_line(&err),
-        }),
+        response = &mut request => response.map_err(|err| one_line(&err)),
+        ended = &mut conn => match ended {
+            // A target that answers with `Connection: close` ends the connection in the same
+            // poll that hands over its answer: the answer, if there is one, is ready now.
+            Ok(()) => request
+                .await
+                .map_err(|_| "the target closed the connection before answering".to_owned()),
+            Err(err) => Err(one_line(&err)),
+        },
     }
 }
 

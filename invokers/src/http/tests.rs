@@ -657,6 +657,28 @@ fn target_with_port(clients: &HttpClients, port: u16) -> Result<HttpTarget, Http
 }
 
 #[tokio::test]
+async fn probes_of_a_target_that_answers_and_closes_pass() -> TestResult {
+    // HTTP/1.0-style: the answer and the close come together, so the probe's connection ends
+    // in the poll that delivers the answer. Each probe must still see the answer.
+    let addr = raw_server(|mut tcp| async move {
+        let mut buf = [0u8; 1024];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .await;
+        let _ = tcp.shutdown().await;
+    })
+    .await?;
+    let clients = HttpClients::new()?;
+    let target = target(&clients, addr, false, UpstreamVersion::Http1, TIMEOUT)?;
+    for i in 0..40 {
+        let outcome = probe(&target, &spec("/health", false, None)).await?;
+        assert_eq!(outcome, ProbeOutcome::Status(204), "probe {i}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn probe_over_tls() -> TestResult {
     let cert = trellis_router::tls::self_signed(&[])?;
     let resolver = trellis_router::tls::SniResolver::new(cert.certified_key);
