@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -20,6 +20,17 @@ fn records(t: &Trellis) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// The access records once `n` have arrived (each goes through a writer thread and a pipe
+/// after its response), and 200 ms more for any extra one; fewer if 5 s pass first.
+async fn records_after(t: &Trellis, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while records(t).len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    records(t)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,8 +55,7 @@ async fn a_target_that_refuses_connections_costs_one_retry_not_a_stream_of_502s(
     assert_eq!(backend.hits.load(std::sync::atomic::Ordering::Relaxed), 40);
 
     // One request met the dead target, and says so; the rest never went there.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let records = records(&t);
+    let records = records_after(&t, 40).await;
     assert_eq!(records.len(), 40, "{}", t.stdout());
     let refused: Vec<&Value> = records
         .iter()
@@ -85,8 +95,7 @@ async fn when_every_target_refuses_the_client_gets_one_502_per_request_after_one
         let answer = get(&client, port, HOST, "/").await;
         assert_eq!(answer.status, 502, "{}", answer.body);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let records = records(&t);
+    let records = records_after(&t, 4).await;
     assert_eq!(records.len(), 4, "{}", t.stdout());
     for r in &records {
         assert_eq!(r["failureReason"], "TargetConnectionError", "{r}");

@@ -1288,7 +1288,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         tokio::spawn(
             async move { get(&http1_client(), port, "svc.trellis.localhost", "/slow").await },
         );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    backend.wait_arrived(1).await;
     trellis.signal("TERM");
     // New connections are refused while the request in flight is still being served.
     let mut refused = false;
@@ -1346,7 +1346,7 @@ async fn drain_timeout_bounds_shutdown() {
             .unwrap();
         client.request(req).await.map(|r| r.status())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    backend.wait_arrived(1).await;
     let signalled = Instant::now();
     trellis.signal("TERM");
     let code = wait_exit(&mut trellis, Duration::from_secs(5)).await;

@@ -175,7 +175,7 @@ async fn a_request_in_flight_on_a_removed_port_finishes_and_its_connection_close
         .store(3000, std::sync::atomic::Ordering::SeqCst);
     let slow = tokio::spawn(async move { get(&http1_client(), a, HOST, "/slow").await });
     // The request reaches the backend (which then waits 3 s) before the reload.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    backend.wait_arrived(1).await;
     backend
         .delay_ms
         .store(0, std::sync::atomic::Ordering::SeqCst);
@@ -222,7 +222,7 @@ async fn a_request_on_a_removed_port_is_cut_when_the_drain_timeout_runs_out() {
     let slow = tokio::spawn(async move {
         send_bytes(&http1_client(), a, HOST, "GET", "/slow", &[], Vec::new()).await
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    backend.wait_arrived(1).await;
     backend
         .delay_ms
         .store(0, std::sync::atomic::Ordering::SeqCst);
@@ -241,7 +241,7 @@ async fn a_request_on_a_removed_port_is_cut_when_the_drain_timeout_runs_out() {
     assert!(result.is_err(), "the request was answered: {result:?}");
     let waited = reloaded.elapsed();
     assert!(
-        waited >= Duration::from_millis(700) && waited < Duration::from_secs(4),
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(4),
         "cut {waited:?} after the reload"
     );
     wait_after(

@@ -116,7 +116,7 @@ impl Trellis {
     /// Writes `yaml` to a config file and runs `trellis up -f` on it with `extra` arguments;
     /// returns once it prints that it is ready.
     pub fn start(yaml: &str, extra: &[&str]) -> Trellis {
-        Trellis::launch(yaml, None, extra, Duration::from_secs(20))
+        Trellis::launch(yaml, None, extra, Some(Duration::from_secs(20)))
     }
 
     pub fn stderr(&self) -> String {
@@ -194,6 +194,9 @@ pub struct Seen {
 pub struct Backend {
     pub name: String,
     pub port: u16,
+    /// Requests (other than health checks) that have arrived, counted before the delay.
+    pub arrived: Arc<AtomicUsize>,
+    /// Requests answered (other than health checks), counted after the delay.
     pub hits: Arc<AtomicUsize>,
     pub health_hits: Arc<AtomicUsize>,
     pub health_status: Arc<AtomicU16>,
@@ -215,6 +218,7 @@ impl Backend {
         let backend = Backend {
             name: name.to_string(),
             port,
+            arrived: Arc::new(AtomicUsize::new(0)),
             hits: Arc::new(AtomicUsize::new(0)),
             health_hits: Arc::new(AtomicUsize::new(0)),
             health_status: Arc::new(AtomicU16::new(200)),
@@ -241,6 +245,21 @@ impl Backend {
         backend
     }
 
+    /// Waits until `n` requests have arrived (their answers may still be delayed); panics
+    /// after 10 s.
+    pub async fn wait_arrived(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.arrived.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "backend {}: {} of {n} requests arrived in 10 s",
+                self.name,
+                self.arrived.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops accepting new connections (existing ones finish).
     pub fn stop(&self) {
         self.stop.notify_waiters();
@@ -262,11 +281,12 @@ impl Backend {
                 .body(Full::new(Bytes::from("health")))
                 .unwrap());
         }
+        self.arrived.fetch_add(1, Ordering::Relaxed);
         let delay = self.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        // Recorded before counted, so that a test that sees the count can read the record.
         self.seen.lock().unwrap().push(Seen {
             method: parts.method.to_string(),
             uri: parts.uri.to_string(),
@@ -274,6 +294,7 @@ impl Backend {
             headers: parts.headers.clone(),
             body,
         });
+        self.hits.fetch_add(1, Ordering::Relaxed);
         let text = format!("Hello from {} at {}", self.name, path);
         Ok(Response::builder()
             .header("content-type", "text/plain")
@@ -555,15 +576,21 @@ impl Trellis {
         extra: &[&str],
         ready_timeout: Duration,
     ) -> Trellis {
-        Trellis::launch(yaml, Some(state_dir), extra, ready_timeout)
+        Trellis::launch(yaml, Some(state_dir), extra, Some(ready_timeout))
     }
 
-    /// Starts `trellis up` with its state in `state_dir` (default: `<its dir>/state`).
+    /// Starts `trellis up` with `--state-dir state_dir` and returns at once, before "ready".
+    pub fn spawn_with_state(yaml: &str, state_dir: &Path, extra: &[&str]) -> Trellis {
+        Trellis::launch(yaml, Some(state_dir), extra, None)
+    }
+
+    /// Starts `trellis up` with its state in `state_dir` (default: `<its dir>/state`), and
+    /// waits up to `ready_timeout` for "ready" (not at all when `None`).
     fn launch(
         yaml: &str,
         state_dir: Option<&Path>,
         extra: &[&str],
-        ready_timeout: Duration,
+        ready_timeout: Option<Duration>,
     ) -> Trellis {
         let dir = scratch_dir("up");
         let config = dir.join("trellis.yaml");
@@ -618,6 +645,9 @@ impl Trellis {
             dir,
             stderr,
             stdout,
+        };
+        let Some(ready_timeout) = ready_timeout else {
+            return trellis;
         };
         let _ = ready_rx.recv_timeout(ready_timeout);
         if !trellis.stderr().contains("trellis: ready") {

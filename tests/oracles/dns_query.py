@@ -8,6 +8,9 @@ Each query: {"name", "type" (A, AAAA, ...), "source" (client address, default 12
 it gets that rcode with an answer (or NXDOMAIN), reporting when (time.time()) it first did}.
 Each result: {"rcode", "answers": [text...], "ttls": [...], "tc" (the UDP answer's TC bit, for
 "fallback"), "tcp" (whether TCP was used), "at" (time.time() of the answer)}.
+With "ready": true in the spec, the script prints a line `ready` just before its first query, so
+that a test can make a change while the queries already run: the time to see it then counts
+none of the interpreter's start-up.
 """
 import json
 import sys
@@ -46,6 +49,8 @@ def ask(server, port, q):
 def main():
     spec = json.loads(sys.argv[1])
     out = []
+    if spec.get("ready"):
+        print("ready", flush=True)
     for q in spec["queries"]:
         until = q.get("until")
         if until is None:
