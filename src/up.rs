@@ -152,6 +152,10 @@ async fn serve(
     seam: Arc<DataPlaneSeam>,
     loaded: Option<trellis_runtime::stamp::FileStamp>,
 ) -> anyhow::Result<()> {
+    // Listened for from the start: a Ctrl-C or SIGTERM during a long start-up (wasm compiles,
+    // containers) then stops Trellis once it has started, with the usual drain and clean-up,
+    // rather than killing it half-way with function environments left running.
+    let mut signals = Signals::listen()?;
     let invokers = Arc::new(
         Invokers::new(Options {
             target_timeout: args.target_timeout,
@@ -240,7 +244,7 @@ async fn serve(
         loaded,
     };
     let watcher = tokio::spawn(watch_config(live, args.reload, hup, stop_rx));
-    let signal = wait_for_signal().await?;
+    let signal = signals.next().await;
     tracing::info!(
         target: log::TARGET,
         signal,
@@ -453,12 +457,27 @@ fn reachable(bind: IpAddr) -> IpAddr {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    Ok(tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    })
+/// SIGINT and SIGTERM, the signals that stop `up`. Each is kept from the moment it is
+/// listened for, so one that comes before [`Signals::next`] is waited on is not lost.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// The name of the next signal (or of one that came already).
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
 }

@@ -161,6 +161,28 @@ fn wait_function(
     }
 }
 
+/// Waits (up to 5 s) until the admin address's `/metrics` shows `sample` (`name{labels}`) at
+/// `value`.
+fn wait_metric(t: &Trellis, sample: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, text) = admin(t, "GET", "/metrics", "");
+        assert_eq!(status, 200, "{text}");
+        let seen = text
+            .lines()
+            .find_map(|l| l.strip_prefix(sample))
+            .and_then(|rest| rest.trim().parse::<f64>().ok());
+        if seen == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sample} is {seen:?}, not {value}, after 5 s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn now_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -334,6 +356,19 @@ fn each_invocation_its_environments_and_its_log_lines_show_up() {
         "{f:#}"
     );
     assert!(record["durationMs"].as_f64().unwrap() >= 1000.0, "{f:#}");
+    // The gauges on /metrics say the same.
+    for (gauge, value) in [
+        ("environments", 1.0),
+        ("starting_environments", 0.0),
+        ("idle_environments", 1.0),
+        ("busy_environments", 0.0),
+    ] {
+        wait_metric(
+            &t,
+            &format!(r#"trellis_function_{gauge}{{function="scripted"}}"#),
+            value,
+        );
+    }
 
     // Filters: the unfiltered tail had both functions' lines, the filtered one only its own,
     // and a name nobody has matches nothing.

@@ -106,8 +106,25 @@ pub struct FunctionMetrics {
     cold_starts: Counter,
     init_duration: Histogram,
     environments: Gauge,
+    starting: Gauge,
+    idle: Gauge,
     busy: Gauge,
     queued: Gauge,
+}
+
+/// A function pool's size at one moment, as its gauges show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolSize {
+    /// Alive: starting, idle, busy or being stopped.
+    pub environments: usize,
+    /// Launched, their init not done (not asking for work yet).
+    pub starting: usize,
+    /// Ready, with no invocation.
+    pub idle: usize,
+    /// Running an invocation.
+    pub busy: usize,
+    /// Invocations waiting for an environment.
+    pub queued: usize,
 }
 
 /// The `outcome` label values of `trellis_function_invocations_total`: `error` is an error the
@@ -142,11 +159,13 @@ impl FunctionMetrics {
     }
 
     /// The current size of the function's pool.
-    pub fn pool(&self, environments: usize, busy: usize, queued: usize) {
+    pub fn pool(&self, size: PoolSize) {
         let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
-        self.environments.set(gauge(environments));
-        self.busy.set(gauge(busy));
-        self.queued.set(gauge(queued));
+        self.environments.set(gauge(size.environments));
+        self.starting.set(gauge(size.starting));
+        self.idle.set(gauge(size.idle));
+        self.busy.set(gauge(size.busy));
+        self.queued.set(gauge(size.queued));
     }
 }
 
@@ -161,6 +180,8 @@ pub struct Metrics {
     cold_starts: Family<FunctionLabels, Counter>,
     init_duration: HistogramFamily<FunctionLabels>,
     environments: Family<FunctionLabels, Gauge>,
+    starting: Family<FunctionLabels, Gauge>,
+    idle: Family<FunctionLabels, Gauge>,
     busy: Family<FunctionLabels, Gauge>,
     queued: Family<FunctionLabels, Gauge>,
     /// Requests that matched no service.
@@ -236,6 +257,18 @@ impl Metrics {
                 "Environments alive (starting, idle or busy)",
                 Family::default(),
             ),
+            starting: register(
+                &mut r,
+                "function_starting_environments",
+                "Environments launched whose init is not done (not asking for work yet)",
+                Family::default(),
+            ),
+            idle: register(
+                &mut r,
+                "function_idle_environments",
+                "Ready environments with no invocation",
+                Family::default(),
+            ),
             busy: register(
                 &mut r,
                 "function_busy_environments",
@@ -309,6 +342,8 @@ impl Metrics {
             cold_starts: self.cold_starts.get_or_create(&labels).clone(),
             init_duration: self.init_duration.get_or_create(&labels).clone(),
             environments: self.environments.get_or_create(&labels).clone(),
+            starting: self.starting.get_or_create(&labels).clone(),
+            idle: self.idle.get_or_create(&labels).clone(),
             busy: self.busy.get_or_create(&labels).clone(),
             queued: self.queued.get_or_create(&labels).clone(),
         })
@@ -357,13 +392,34 @@ mod tests {
     #[test]
     fn pool_gauges_follow_the_last_value() {
         let metrics = Metrics::new();
-        metrics.function("fn").pool(3, 2, 5);
-        metrics.function("fn").pool(1, 0, 0);
+        metrics.function("fn").pool(PoolSize {
+            environments: 3,
+            starting: 1,
+            idle: 0,
+            busy: 2,
+            queued: 5,
+        });
+        metrics.function("fn").pool(PoolSize {
+            environments: 2,
+            starting: 0,
+            idle: 1,
+            busy: 1,
+            queued: 0,
+        });
         let text = metrics.encode();
-        assert!(
-            text.contains(r#"trellis_function_environments{function="fn"} 1"#),
-            "{text}"
-        );
+        for (gauge, value) in [
+            ("environments", 2),
+            ("starting_environments", 0),
+            ("idle_environments", 1),
+            ("busy_environments", 1),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    r#"trellis_function_{gauge}{{function="fn"}} {value}"#
+                )),
+                "{gauge}: {text}"
+            );
+        }
         assert!(
             text.contains(r#"trellis_function_queued_invocations{function="fn"} 0"#),
             "{text}"

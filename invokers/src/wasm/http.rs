@@ -84,6 +84,8 @@ pub struct WasmHttpTarget {
     timeout: Duration,
     /// Where the console reads the component's last requests.
     activity: Arc<trellis_runtime::activity::FunctionActivity>,
+    /// `trellis_function_invocations_total` and `…_duration_seconds`, as for other functions.
+    metrics: Arc<trellis_router::metrics::FunctionMetrics>,
 }
 
 /// How one request's instance ended, as the spawned task reports it.
@@ -101,6 +103,7 @@ impl WasmHttpTarget {
     ) -> WasmHttpTarget {
         WasmHttpTarget {
             activity: trellis_runtime::activity::global().function(&name),
+            metrics: trellis_router::metrics::global().function(&name),
             name,
             arn,
             live,
@@ -255,25 +258,24 @@ impl Target for WasmHttpTarget {
         Box::pin(async move {
             let started = Instant::now();
             let result = self.handle(ctx, request).await;
-            // Recorded when the response head is sent (the REPORT follows its body).
+            // Recorded when the response head is sent (the REPORT follows its body), with the
+            // outcomes of `trellis_router::metrics::OUTCOMES`: a component that fails without
+            // answering (a trap, an exit, no response set) has crashed.
             let (outcome, status, error) = match &result {
                 Ok(response) => ("success", response.status().as_u16(), None),
                 Err(e) => (
                     match e {
                         TargetError::Timeout { .. } => "timeout",
-                        _ => "error",
+                        _ => "crashed",
                     },
                     trellis_router::rescue::target_status(e).as_u16(),
                     Some(e.to_string()),
                 ),
             };
-            self.activity.answered(
-                ctx.request_id,
-                started.elapsed(),
-                outcome,
-                status,
-                error.as_deref(),
-            );
+            let took = started.elapsed();
+            self.metrics.invocation(outcome, took.as_secs_f64());
+            self.activity
+                .answered(ctx.request_id, took, outcome, status, error.as_deref());
             result
         })
     }

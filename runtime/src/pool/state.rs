@@ -267,8 +267,13 @@ impl Shared {
     /// The pool's size, for the metrics' gauges and the console.
     fn publish(&self, state: &State) {
         let stats = self.stats_of(state);
-        self.metrics
-            .pool(stats.environments, stats.busy, stats.queued);
+        self.metrics.pool(metrics::PoolSize {
+            environments: stats.environments,
+            starting: stats.starting,
+            idle: stats.idle,
+            busy: stats.busy,
+            queued: stats.queued,
+        });
         self.activity.publish_pool(self.generation, stats);
     }
 
