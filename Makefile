@@ -17,7 +17,7 @@ DIST := sample-functions/dist
 SAMPLES_TARGET := $(or $(CARGO_TARGET_DIR),sample-functions/target)
 HELLO_INSTANCE := $(DIST)/hello-instance
 
-.PHONY: browser all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets python-h2 clean bench soak
+.PHONY: browser all build images compose-demo compose-check sample-functions demo demo-check test unit lint fmt toolchain wasm-targets python-h2 tools clean bench soak
 
 all: build
 
@@ -66,16 +66,24 @@ compose-check:
 demo: build sample-functions
 	TRELLIS=$(TRELLIS) HELLO_INSTANCE=$(HELLO_INSTANCE) scripts/demo.sh
 
-# The demo, non-interactively: start it, run the printed curl commands, check the answers, stop.
-demo-check: build sample-functions
+# The demo, non-interactively: start it, run the printed curl and dig commands, check the answers, stop.
+demo-check: build sample-functions tools
 	TRELLIS=$(TRELLIS) HELLO_INSTANCE=$(HELLO_INSTANCE) DEMO_CHECK=1 scripts/demo.sh
 
 # The oracles in a virtualenv under the target dir: the SigV4/SigV4A signers (botocore, awscrt)
 # the auth tests sign with, and boto3 and the AWS CLI the API tests drive Trellis with; they may
 # not skip here (TRELLIS_REQUIRE_ORACLES).
-unit: sample-functions python-h2 browser
+unit: sample-functions python-h2 browser tools
 	TRELLIS_PYTHON=$$(scripts/pyenv.sh) && export TRELLIS_PYTHON TRELLIS_REQUIRE_ORACLES=1 && \
 	  $(CARGO) test --workspace $(CARGO_PROFILE_FLAG)
+
+# Debian's curl (7.75 or later signs with --aws-sigv4: the auth tests and the demo use it) and
+# bind9-dnsutils (dig: the demo check resolves the README's generated name through Trellis).
+tools:
+	@{ curl --help all 2>/dev/null | grep -q -- --aws-sigv4 && command -v dig; } >/dev/null 2>&1 || \
+	  [ "$$(id -u)" -ne 0 ] || apt-get install -y -q curl bind9-dnsutils >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q curl bind9-dnsutils >/dev/null; } || \
+	  echo "make: could not install curl/bind9-dnsutils; the tests that sign with curl and the demo check will fail"
 
 # Debian's python3-h2: an HTTP/2 client nobody here wrote, for the HPACK check in tests/protocols.rs
 # (skipped, saying why, without it).

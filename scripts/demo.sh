@@ -10,6 +10,8 @@ HELLO_INSTANCE=${HELLO_INSTANCE:-sample-functions/dist/hello-instance}
 CONFIG=examples/walkthrough.yaml
 HOST=lattice-svc.trellis.localhost
 PORT=8080
+# Trellis answers DNS here for the generated Lattice names (the README's dig line).
+DNS=127.0.0.1:10053
 
 pids=()
 cleanup() {
@@ -38,6 +40,8 @@ wait_for_port() {
     return 1
 }
 wait_for_port 8081
+# The service's generated Lattice name, as `trellis services` shows it.
+NAME=$("$TRELLIS" services -f "$CONFIG" --admin off | sed -n 's/^  dns name: *//p' | head -1)
 
 if [ -z "${DEMO_CHECK:-}" ]; then
     cat <<EOT
@@ -52,18 +56,19 @@ Try, in another terminal:
   curl --aws-sigv4 "aws:amz:us-west-2:vpc-lattice-svcs" --user test:test -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" http://$HOST:$PORT/to-function
   curl --aws-sigv4 "aws:amz:us-west-2:vpc-lattice-svcs" --user test:wrong -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" http://$HOST:$PORT/to-function   # 403
   $TRELLIS routes lattice-svc -f $CONFIG
+  dig @127.0.0.1 -p 10053 $NAME   # the generated name, answered by Trellis
 Access logs: this terminal (stdout) and logs/network.log; function logs are prefixed [hello-function].
 Edit examples/walkthrough.yaml while it runs: a good edit is applied at once, a bad one is reported.
 Ctrl-C stops everything.
 
 EOT
-    "$TRELLIS" up -f "$CONFIG" & pids+=($!)
+    "$TRELLIS" up -f "$CONFIG" --dns "$DNS" & pids+=($!)
     wait "${pids[-1]}"
     exit 0
 fi
 
 # DEMO_CHECK: the same commands a user runs, with their answers checked.
-"$TRELLIS" up -f "$CONFIG" > /tmp/trellis-demo-access.log 2> /tmp/trellis-demo.err & trellis_pid=$!
+"$TRELLIS" up -f "$CONFIG" --dns "$DNS" > /tmp/trellis-demo-access.log 2> /tmp/trellis-demo.err & trellis_pid=$!
 pids+=($trellis_pid)
 wait_for_port $PORT
 fail() { echo "demo-check: $*" >&2; cat /tmp/trellis-demo.err >&2; exit 1; }
@@ -85,6 +90,11 @@ echo "ok: 30 requests to / split $a instance / $b function (expected 20/10)"
 check "http://$HOST:$PORT/to-function" 'Hello from the function' --aws-sigv4 aws:amz:us-west-2:vpc-lattice-svcs --user test:test -H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 check "http://$HOST:$PORT/to-function" 'SignatureDoesNotMatch' --aws-sigv4 aws:amz:us-west-2:vpc-lattice-svcs --user test:wrong -H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 [ "$a" -eq 20 ] && [ "$b" -eq 10 ] || fail "the 20/10 split came out $a/$b"
+# The README's dig line: the generated name it shows is the one Trellis answers for.
+grep -q "dig @127.0.0.1 -p 10053 $NAME" README.md || fail "the README's dig line does not show $NAME"
+got=$(dig @127.0.0.1 -p 10053 +short +time=2 +tries=2 "$NAME") || fail "dig $NAME failed"
+[ "$got" = 127.0.0.1 ] || fail "dig $NAME answered '$got', expected 127.0.0.1"
+echo "ok: dig @127.0.0.1 -p 10053 $NAME -> $got"
 grep -q 'lattice-svc.trellis.localhost:8080/' /tmp/trellis-demo.err || fail "trellis up did not print the curl command"
 kill -INT $trellis_pid
 wait $trellis_pid || fail "trellis up did not exit 0 after SIGINT"
