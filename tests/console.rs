@@ -170,6 +170,100 @@ async fn directory_and_routing_show_the_live_state() {
     }
 }
 
+/// The traffic charts' JSON for known traffic: 12 requests served by `group-b` (200) and 5 given
+/// the fixed 404 (no target group) are counted by status class per target group and in the
+/// service's total, with a request rate and p50 <= p99 for each second that had requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn traffic_is_counted_per_service_and_per_target_group() {
+    let (t, _a, _b, port) = setup().await;
+    for i in 0..12 {
+        assert_eq!(get(port, &format!("/b/{i}"), &format!("ok-{i}")), 200);
+    }
+    for i in 0..5 {
+        assert_eq!(get(port, "/fixed", &format!("fixed-{i}")), 404);
+    }
+    // Sums over the window of a series' points.
+    let sum = |points: &Value, f: &dyn Fn(&Value) -> f64| -> f64 {
+        points.as_array().unwrap().iter().map(f).sum()
+    };
+    let class = |c: &'static str| move |p: &Value| p["classes"][c].as_f64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let traffic = loop {
+        let traffic = admin_json(&t, "/ui/api/traffic?service=svc");
+        let total = &traffic["services"][0]["points"];
+        if total.is_array() && sum(total, &|p| p["requests"].as_f64().unwrap()) >= 17.0 {
+            break traffic;
+        }
+        assert!(Instant::now() < deadline, "not 17 requests: {traffic}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // One service (the filter), its total: 12 2XX and 5 4XX, nothing else.
+    let services = traffic["services"].as_array().unwrap();
+    assert_eq!(services.len(), 1, "{traffic}");
+    assert_eq!(services[0]["service"], "svc");
+    let total = &services[0]["points"];
+    assert_eq!(sum(total, &class("2XX")), 12.0, "{traffic}");
+    assert_eq!(sum(total, &class("4XX")), 5.0, "{traffic}");
+    assert_eq!(sum(total, &class("3XX")) + sum(total, &class("5XX")), 0.0);
+    // Per target group: group-b served the 12, the fixed responses reached no group ("-"),
+    // group-a (health-checked, sent nothing) counts none.
+    let route = |group: &str| {
+        traffic["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["targetGroup"] == group)
+            .unwrap_or_else(|| panic!("no {group} in {traffic}"))["points"]
+            .clone()
+    };
+    assert_eq!(sum(&route("group-b"), &class("2XX")), 12.0, "{traffic}");
+    assert_eq!(sum(&route("group-b"), &class("4XX")), 0.0, "{traffic}");
+    assert_eq!(sum(&route("-"), &class("4XX")), 5.0, "{traffic}");
+    assert_eq!(sum(&route("-"), &class("2XX")), 0.0, "{traffic}");
+    let group_a = traffic["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["targetGroup"] == "group-a");
+    if let Some(a) = group_a {
+        assert_eq!(sum(&a["points"], &|p| p["requests"].as_f64().unwrap()), 0.0);
+    }
+    // Every second with requests has a rate and both percentiles, p50 <= p99; the service's
+    // point is the sum of its groups' points at the same second.
+    let mut timed = 0;
+    for series in std::iter::once(total.clone()).chain(["group-b", "-"].map(route)) {
+        for p in series.as_array().unwrap() {
+            if p["requests"].as_f64().unwrap() == 0.0 {
+                assert_eq!(p["p50Ms"], Value::Null, "{p}");
+                continue;
+            }
+            timed += 1;
+            assert!(p["rps"].as_f64().unwrap() > 0.0, "{p}");
+            let (p50, p99) = (p["p50Ms"].as_f64(), p["p99Ms"].as_f64());
+            assert!(
+                p50.is_some_and(|v| v > 0.0) && p99.is_some_and(|v| v >= p50.unwrap()),
+                "{p}"
+            );
+        }
+    }
+    assert!(timed >= 3, "{traffic}");
+    for p in total.as_array().unwrap() {
+        let at_same_second = |group: &str| {
+            route(group)
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|q| q["t"] == p["t"])
+                .map_or(0.0, |q| q["requests"].as_f64().unwrap())
+        };
+        assert_eq!(
+            p["requests"].as_f64().unwrap(),
+            at_same_second("group-a") + at_same_second("group-b") + at_same_second("-"),
+            "{traffic}"
+        );
+    }
+}
+
 /// Runs `trellis ARGS -f <t's config>`; its stdout.
 fn cli(t: &Trellis, args: &[&str]) -> String {
     let out = Command::new(TRELLIS)
@@ -487,12 +581,14 @@ fn an_admin_address_that_is_not_loopback_is_announced() {
     assert!(!t.stderr().contains("not loopback"), "{}", t.stderr());
 }
 
-/// The pages in a real browser: the walkthrough's directory, the routing picture with both
-/// rules and the 20/10 weights, a backend stopped during the test turning UNHEALTHY in the open
+/// The pages in a real browser: the walkthrough's directory (its network's services as links
+/// named after them), the routing picture with both rules and the 20/10 weights, the service's
+/// total traffic and latency charts updating as requests arrive, a backend stopped during the test turning UNHEALTHY in the open
 /// page in time, a curl request in the log tail within 2 s, a function's invocation in its last
 /// invocations (with status and duration, the first one marked as a cold start) and its log
-/// lines in its log tail within 2 s, the form returning the function's answer. Screenshots go to $TRELLIS_SCREENSHOTS (docs/console/ for the README) or a scratch
-/// directory.
+/// lines in its log tail within 2 s, the form returning the function's answer. Screenshots go
+/// to $TRELLIS_SCREENSHOTS (`TRELLIS_SCREENSHOTS=docs/console` regenerates the README's) or a
+/// scratch directory.
 #[test]
 fn the_console_in_a_headless_browser() {
     let Some(python) = browser("the_console_in_a_headless_browser") else {
@@ -553,6 +649,7 @@ fn the_console_in_a_headless_browser() {
     );
     let summary: Value =
         serde_json::from_str(ran.stdout.lines().last().unwrap_or_default()).expect("summary");
+    assert_eq!(summary["network_services"], "lattice-svc", "{summary}");
     assert!(
         summary["tail_after_s"].as_f64().is_some_and(|s| s <= 2.0),
         "{summary}"

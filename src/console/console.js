@@ -11,7 +11,9 @@ function el(tag, attrs, ...children) {
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else if (v !== undefined && v !== null) e.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  // Children may be nested lists at any depth (a list of [separator, link] pairs, say): all
+  // are flattened, never turned into a comma-joined string.
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -54,9 +56,9 @@ async function viewDirectory() {
   const networks = el("table", {},
     el("tr", {}, el("th", {}, "Service network"), el("th", {}, "Auth"), el("th", {}, "Services"),
       el("th", {}, "VPC associations")),
-    d.networks.map(n => el("tr", {},
+    d.networks.map(n => el("tr", { class: "network-row", "data-network": n.name },
       el("td", {}, n.name), el("td", {}, n.authType),
-      el("td", {}, n.services.map((s, i) => [i ? ", " : "", el("a", { href: `/ui/services/${encodeURIComponent(s)}` }, s)])),
+      el("td", { class: "network-services" }, n.services.map((s, i) => [i ? ", " : "", el("a", { href: `/ui/services/${encodeURIComponent(s)}` }, s)])),
       el("td", {}, n.vpcs.map(v => el("div", {}, `${v.name} (${v.id}) `, el("span", { class: "mono muted" }, v.cidrs.join(" "))))))));
   show(el("h1", {}, "Directory"),
     el("h2", {}, "Services"), el("div", { class: "card" }, services),
@@ -102,30 +104,84 @@ function routingView(svc) {
       el("div", { class: "arrow" }, "→"), actionView(l.defaultAction))));
 }
 
-function drawChart(canvas, points) {
-  const w = canvas.width = canvas.clientWidth * devicePixelRatio;
-  const h = canvas.height = canvas.clientHeight * devicePixelRatio;
+// A small line chart of the last minute, one point a second, the newest at the right edge; a
+// null value (a second without requests, for latency) leaves a gap. `log` draws on a log2
+// scale: latencies are histogram bucket bounds, which double.
+function drawLines(canvas, lines, unit, log) {
+  const dpr = devicePixelRatio;
+  const w = canvas.width = canvas.clientWidth * dpr;
+  const h = canvas.height = canvas.clientHeight * dpr;
   const g = canvas.getContext("2d");
   g.clearRect(0, 0, w, h);
-  const max = Math.max(1, ...points.map(p => p.rps));
-  const x = i => (i / 59) * w;
-  const y = v => h - 4 - (v / max) * (h - 14);
-  const lines = [["2XX", "#1a7f37"], ["4XX", "#b26a00"], ["5XX", "#c62828"]];
-  const start = Math.max(0, points.length - 60);
-  g.lineWidth = 1.5 * devicePixelRatio;
-  for (const [cls, color] of lines) {
-    g.strokeStyle = color; g.beginPath();
-    points.slice(start).forEach((p, i) => {
-      const secs = p.classes[cls] * (p.rps / Math.max(1e-9, Object.values(p.classes).reduce((a, b) => a + b, 0)) || 0);
-      i ? g.lineTo(x(i), y(secs)) : g.moveTo(x(i), y(secs));
+  const values = lines.flatMap(l => l.values).filter(v => v !== null && v !== undefined);
+  const f = log ? v => Math.log2(Math.max(v, 0.01)) : v => v;
+  const lo = log ? f(Math.min(0.5, ...values)) : 0;
+  const max = Math.max(1, ...values);
+  const hi = Math.max(lo + 1, f(max));
+  const x = (i, n) => w - 2 - ((n - 1 - i) / 59) * (w - 4);
+  const y = v => h - 3 - ((f(v) - lo) / (hi - lo)) * (h - 16 * dpr);
+  g.strokeStyle = "#e3e7ee"; g.lineWidth = dpr;
+  g.beginPath(); g.moveTo(0, h - 2); g.lineTo(w, h - 2); g.stroke();
+  g.lineWidth = 1.5 * dpr;
+  for (const { values: vs, color } of lines) {
+    const n = vs.length;
+    g.strokeStyle = color; g.fillStyle = color; g.beginPath();
+    let drawing = false;
+    vs.forEach((v, i) => {
+      if (v === null || v === undefined) { drawing = false; return; }
+      const next = vs[i + 1], prev = vs[i - 1];
+      // A lone value between gaps is a dot, not an invisible zero-length line.
+      if ((prev === null || prev === undefined) && (next === null || next === undefined)) g.fillRect(x(i, n) - dpr, y(v) - dpr, 2 * dpr, 2 * dpr);
+      drawing ? g.lineTo(x(i, n), y(v)) : g.moveTo(x(i, n), y(v));
+      drawing = true;
     });
     g.stroke();
   }
-  g.fillStyle = "#6b7280"; g.font = `${10 * devicePixelRatio}px system-ui`;
-  g.fillText(`${max.toFixed(1)} req/s`, 4, 11 * devicePixelRatio);
+  g.fillStyle = "#6b7280"; g.font = `${10 * dpr}px system-ui`;
+  g.fillText(`${log ? fmtMs(max) : max.toFixed(1)} ${unit}`, 4, 11 * dpr);
 }
 
 function fmtMs(v) { return v === null || v === undefined ? "–" : `≤${v < 10 ? v.toFixed(1) : Math.round(v)} ms`; }
+
+const CLASSES = [["2XX", "#1a7f37"], ["3XX", "#2f6fdb"], ["4XX", "#b26a00"], ["5XX", "#c62828"]];
+
+// One traffic card (the service's total, or one target group): requests/s by status class
+// and p50/p99 latency, each a chart of the last minute, and the numbers under them. The card
+// carries its data as attributes too (data-requests: requests in the window; the latency
+// chart's data-t, data-p50, data-p99: its newest second with requests) for tests and scripts.
+function trafficCard(title, attrs) {
+  const card = {
+    classes: el("canvas", { class: "classes" }),
+    latency: el("canvas", { class: "latency" }),
+    stats: el("div", { class: "stats" }),
+  };
+  card.node = el("div", { class: "card traffic", ...attrs }, el("b", {}, title),
+    el("div", { class: "chart-label muted" }, "requests/s: ", CLASSES.map(([c]) => el("span", { class: `c${c[0]}` }, ` ${c}`))),
+    card.classes,
+    el("div", { class: "chart-label muted" }, "latency: ", el("span", { class: "p50" }, "p50"), " ", el("span", { class: "p99" }, "p99")),
+    card.latency, card.stats);
+  return card;
+}
+
+function updateTrafficCard(card, points) {
+  const rate = (p, c) => { const n = Object.values(p.classes).reduce((a, b) => a + b, 0); return n ? p.classes[c] * p.rps / n : 0; };
+  const recent = points.slice(-60);
+  // A class with no requests in the window is not drawn (its line would hide the others' at 0).
+  drawLines(card.classes, CLASSES.map(([c, color]) => ({ values: recent.map(p => rate(p, c)), color }))
+    .filter(l => l.values.some(v => v > 0)), "req/s", false);
+  drawLines(card.latency, [{ values: recent.map(p => p.p50Ms), color: "#0f8b8d" }, { values: recent.map(p => p.p99Ms), color: "#8e44ad" }], "", true);
+  const sums = Object.fromEntries(CLASSES.map(([c]) => [c, recent.reduce((a, p) => a + (p.classes[c] || 0), 0)]));
+  const requests = recent.reduce((a, p) => a + p.requests, 0);
+  const last = recent[recent.length - 1] || { rps: 0 };
+  const timed = recent.filter(p => p.p50Ms !== null && p.p50Ms !== undefined).pop();
+  card.node.dataset.requests = requests;
+  if (timed) Object.assign(card.latency.dataset, { t: timed.t, p50: timed.p50Ms, p99: timed.p99Ms ?? "" });
+  card.stats.replaceChildren(
+    el("div", {}, el("span", { class: "rps" }, `now ${last.rps.toFixed(1)} req/s`),
+      el("span", { class: "p50" }, `p50 ${fmtMs(timed?.p50Ms)}`), el("span", { class: "p99" }, `p99 ${fmtMs(timed?.p99Ms)}`)),
+    el("div", {}, el("span", { class: "muted" }, `last minute: ${requests} requests`),
+      CLASSES.map(([c]) => el("span", { class: `c${c[0]}` }, `${c} ${sums[c]}`))));
+}
 
 async function viewService(name) {
   directory().catch(() => {});
@@ -133,7 +189,8 @@ async function viewService(name) {
   const info = el("div", { class: "muted" });
   const picture = el("div", { id: "routing" });
   const charts = el("div", { class: "charts" });
-  show(title, info, el("h2", {}, "Routing"), picture, el("h2", {}, "Traffic (last minute, per target group)"), charts,
+  show(title, info, el("h2", {}, "Routing"), picture,
+    el("h2", {}, "Traffic (last minute: the whole service, then each target group)"), charts,
     el("p", {}, el("a", { href: `/ui/logs?service=${encodeURIComponent(name)}` }, "Live log of this service →")));
   every(1000, async () => {
     try {
@@ -142,27 +199,28 @@ async function viewService(name) {
       picture.replaceChildren(...routingView(svc));
     } catch (e) { picture.replaceChildren(el("p", { class: "notice" }, String(e.message))); }
   });
+  const total = trafficCard(`all of ${name}`, { "data-traffic-service": name });
   const cards = new Map();
   every(1000, async () => {
     const t = await getJSON(`/ui/api/traffic?service=${encodeURIComponent(name)}`);
-    for (const r of t.routes) {
+    const service = t.services.find(s => s.service === name);
+    if (!service) {
+      if (!charts.childElementCount) charts.replaceChildren(el("p", { class: "muted" }, "No requests yet."));
+      return;
+    }
+    if (!total.node.isConnected) charts.replaceChildren(total.node);
+    updateTrafficCard(total, service.points);
+    // Target groups by name, then the requests that reached none.
+    const routes = [...t.routes].sort((a, b) => (a.targetGroup === "-") - (b.targetGroup === "-") || a.targetGroup.localeCompare(b.targetGroup));
+    for (const r of routes) {
       let card = cards.get(r.targetGroup);
       if (!card) {
-        card = { canvas: el("canvas"), stats: el("div", { class: "stats" }) };
-        card.node = el("div", { class: "card", "data-traffic": r.targetGroup },
-          el("b", {}, r.targetGroup === "-" ? "no target group (fixed responses, refusals)" : r.targetGroup), card.canvas, card.stats);
+        card = trafficCard(r.targetGroup === "-" ? "no target group (fixed responses, refusals)" : r.targetGroup, { "data-traffic": r.targetGroup });
         cards.set(r.targetGroup, card);
         charts.append(card.node);
       }
-      drawChart(card.canvas, r.points);
-      const last = r.points[r.points.length - 1] || { rps: 0, classes: {}, p50Ms: null, p99Ms: null };
-      card.stats.replaceChildren(
-        el("span", {}, `${last.rps.toFixed(1)} req/s`),
-        ...["2XX", "3XX", "4XX", "5XX"].map(c => el("span", { class: `c${c[0]}` }, `${c} ${last.classes[c] || 0}`)),
-        el("span", {}, `p50 ${fmtMs(last.p50Ms)}`), el("span", {}, `p99 ${fmtMs(last.p99Ms)}`));
+      updateTrafficCard(card, r.points);
     }
-    if (!t.routes.length && !charts.childElementCount)
-      charts.replaceChildren(el("p", { class: "muted" }, "No requests yet."));
   });
 }
 

@@ -2,7 +2,7 @@
 //! the registry keeps cumulative counters, and a rate or a percentile is the difference between
 //! two samples.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,8 +36,20 @@ impl Console {
     /// never a request's.
     pub async fn sample(self: Arc<Console>) {
         let mut stop = self.stop.clone();
+        // The counters start at zero with the process, so an empty sample is where they stood
+        // before the first request: without it, requests served before the first tick (those
+        // right after "ready") would be in no second's difference.
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Sample {
+                at: now(),
+                ..Sample::default()
+            });
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once: a second after the baseline is the first sample.
+        ticker.tick().await;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -52,50 +64,111 @@ impl Console {
         }
     }
 
-    /// The last minute of traffic, per (service, target group): one point a second.
+    /// The last minute of traffic, per service and per (service, target group): one point a
+    /// second.
     pub(super) fn traffic(&self, service: Option<&str>) -> Value {
         let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let mut series: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
-        for (before, after) in history.iter().zip(history.iter().skip(1)) {
-            let seconds = (after.at - before.at).max(0.001);
-            for (key, now) in &after.routes {
-                if service.is_some_and(|s| s != key.0) {
-                    continue;
-                }
-                let then = before.routes.get(key).cloned().unwrap_or_default();
-                let classes: Vec<f64> = (0..5)
-                    .map(|i| (now.classes[i] - then.classes[i]).max(0.0))
-                    .collect();
-                let total: f64 = classes.iter().sum();
-                let deltas: Vec<(f64, f64)> = now
+        traffic(&history, service)
+    }
+}
+
+/// What one route (or a whole service) did between two samples: requests by class 1XX..5XX
+/// and the latency histogram's cumulative buckets (upper bound in seconds, count).
+#[derive(Default)]
+struct Delta {
+    classes: [f64; 5],
+    buckets: Vec<(f64, f64)>,
+}
+
+impl Delta {
+    fn between(then: Option<&RouteSample>, now: &RouteSample) -> Delta {
+        let then = then.cloned().unwrap_or_default();
+        let mut classes = [0.0; 5];
+        for (i, c) in classes.iter_mut().enumerate() {
+            *c = (now.classes[i] - then.classes[i]).max(0.0);
+        }
+        let buckets = now
+            .buckets
+            .iter()
+            .map(|(le, n)| {
+                let old = then
                     .buckets
                     .iter()
-                    .map(|(le, n)| {
-                        let old = then
-                            .buckets
-                            .iter()
-                            .find(|(l, _)| l == le)
-                            .map_or(0.0, |(_, n)| *n);
-                        (*le, (n - old).max(0.0))
-                    })
-                    .collect();
-                series.entry(key.clone()).or_default().push(json!({
-                    "t": after.at,
-                    "rps": total / seconds,
-                    "classes": {"1XX": classes[0], "2XX": classes[1], "3XX": classes[2], "4XX": classes[3], "5XX": classes[4]},
-                    "p50Ms": quantile(&deltas, 0.5).map(|s| s * 1000.0),
-                    "p99Ms": quantile(&deltas, 0.99).map(|s| s * 1000.0),
-                }));
-            }
-        }
-        let routes: Vec<Value> = series
-            .into_iter()
-            .map(|((service, group), points)| {
-                json!({"service": service, "targetGroup": group, "points": points})
+                    .find(|(l, _)| l == le)
+                    .map_or(0.0, |(_, n)| *n);
+                (*le, (n - old).max(0.0))
             })
             .collect();
-        json!({"routes": routes})
+        Delta { classes, buckets }
     }
+
+    /// Adds another route's requests: every route has the same bucket bounds, so cumulative
+    /// counts add bound by bound (a bound only one side has is kept as it is).
+    fn add(&mut self, other: &Delta) {
+        for (mine, theirs) in self.classes.iter_mut().zip(other.classes) {
+            *mine += theirs;
+        }
+        for (le, n) in &other.buckets {
+            match self.buckets.iter_mut().find(|(l, _)| l == le) {
+                Some((_, mine)) => *mine += n,
+                None => self.buckets.push((*le, *n)),
+            }
+        }
+    }
+
+    /// The chart point at `at`, over `seconds`.
+    fn point(&self, at: f64, seconds: f64) -> Value {
+        let c = &self.classes;
+        let total: f64 = c.iter().sum();
+        json!({
+            "t": at,
+            "requests": total,
+            "rps": total / seconds,
+            "classes": {"1XX": c[0], "2XX": c[1], "3XX": c[2], "4XX": c[3], "5XX": c[4]},
+            "p50Ms": quantile(&self.buckets, 0.5).map(|s| s * 1000.0),
+            "p99Ms": quantile(&self.buckets, 0.99).map(|s| s * 1000.0),
+        })
+    }
+}
+
+/// The charts' data from the samples: each service's total (all its target groups, and the
+/// requests that reached none: fixed responses, refusals, target group `-`) and each
+/// (service, target group), one point per second of `history`.
+fn traffic(history: &VecDeque<Sample>, service: Option<&str>) -> Value {
+    let mut routes: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let mut services: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (before, after) in history.iter().zip(history.iter().skip(1)) {
+        let seconds = (after.at - before.at).max(0.001);
+        let mut totals: BTreeMap<&str, Delta> = BTreeMap::new();
+        for (key, now) in &after.routes {
+            if service.is_some_and(|s| s != key.0) {
+                continue;
+            }
+            let delta = Delta::between(before.routes.get(key), now);
+            routes
+                .entry(key.clone())
+                .or_default()
+                .push(delta.point(after.at, seconds));
+            totals.entry(&key.0).or_default().add(&delta);
+        }
+        for (name, total) in totals {
+            services
+                .entry(name.to_owned())
+                .or_default()
+                .push(total.point(after.at, seconds));
+        }
+    }
+    let services: Vec<Value> = services
+        .into_iter()
+        .map(|(service, points)| json!({"service": service, "points": points}))
+        .collect();
+    let routes: Vec<Value> = routes
+        .into_iter()
+        .map(|((service, group), points)| {
+            json!({"service": service, "targetGroup": group, "points": points})
+        })
+        .collect();
+    json!({"services": services, "routes": routes})
 }
 
 /// Reads what the console shows from the metrics text: request counters and latency buckets
@@ -225,6 +298,64 @@ mod tests {
         assert_eq!(r.buckets.len(), 2);
         assert!(!s.functions["f"].contains_key("environments"));
         assert_eq!(s.functions["f"]["outcome:success"], 5.0);
+    }
+
+    /// A service's total is every one of its routes, the one with no target group too, point
+    /// by point; another service's requests are not in it, and the filter leaves them out.
+    #[test]
+    fn a_service_total_sums_its_routes_per_second() {
+        let metrics = |tg_ok: u32, fixed_404: u32, other: u32| {
+            format!(
+                "trellis_requests_total{{service=\"svc\",target_group=\"tg\",code=\"2XX\"}} {tg_ok}\n\
+                 trellis_request_time_seconds_bucket{{le=\"0.001\",service=\"svc\",target_group=\"tg\"}} 0\n\
+                 trellis_request_time_seconds_bucket{{le=\"0.004\",service=\"svc\",target_group=\"tg\"}} {tg_ok}\n\
+                 trellis_request_time_seconds_bucket{{le=\"+Inf\",service=\"svc\",target_group=\"tg\"}} {tg_ok}\n\
+                 trellis_requests_total{{service=\"svc\",target_group=\"-\",code=\"4XX\"}} {fixed_404}\n\
+                 trellis_request_time_seconds_bucket{{le=\"0.001\",service=\"svc\",target_group=\"-\"}} {fixed_404}\n\
+                 trellis_request_time_seconds_bucket{{le=\"0.004\",service=\"svc\",target_group=\"-\"}} {fixed_404}\n\
+                 trellis_request_time_seconds_bucket{{le=\"+Inf\",service=\"svc\",target_group=\"-\"}} {fixed_404}\n\
+                 trellis_requests_total{{service=\"other\",target_group=\"tg2\",code=\"5XX\"}} {other}\n"
+            )
+        };
+        let history: VecDeque<Sample> = [(10.0, (0, 0, 0)), (11.0, (4, 1, 2)), (13.0, (4, 9, 2))]
+            .into_iter()
+            .map(|(at, (a, b, c))| parse_metrics(&metrics(a, b, c), at))
+            .collect();
+        let t = traffic(&history, Some("svc"));
+        assert_eq!(t["services"].as_array().unwrap().len(), 1, "{t}");
+        let total = &t["services"][0];
+        assert_eq!(total["service"], "svc");
+        let points = total["points"].as_array().unwrap();
+        assert_eq!(points.len(), 2);
+        // Second one: 4 from the target group (≤4 ms), 1 with none (≤1 ms).
+        assert_eq!(points[0]["classes"]["2XX"], 4.0);
+        assert_eq!(points[0]["classes"]["4XX"], 1.0);
+        assert_eq!(points[0]["requests"], 5.0);
+        assert_eq!(points[0]["rps"], 5.0);
+        assert_eq!(points[0]["p50Ms"], 4.0);
+        assert_eq!(points[0]["p99Ms"], 4.0);
+        // Then two seconds with 8 fixed responses only.
+        assert_eq!(points[1]["classes"]["2XX"], 0.0);
+        assert_eq!(points[1]["classes"]["4XX"], 8.0);
+        assert_eq!(points[1]["rps"], 4.0);
+        assert_eq!(points[1]["p50Ms"], 1.0);
+        let routes = t["routes"].as_array().unwrap();
+        let groups: Vec<&str> = routes
+            .iter()
+            .map(|r| r["targetGroup"].as_str().unwrap())
+            .collect();
+        assert_eq!(groups, ["-", "tg"]);
+        assert_eq!(routes[1]["points"][0]["classes"]["2XX"], 4.0);
+        assert_eq!(routes[1]["points"][1]["p50Ms"], Value::Null);
+        let all = traffic(&history, None);
+        let names: Vec<&str> = all["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["service"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["other", "svc"]);
+        assert_eq!(all["services"][0]["points"][0]["classes"]["5XX"], 2.0);
     }
 
     #[test]

@@ -4,8 +4,11 @@ examples/walkthrough.yaml (on free ports) and checks the JSON summary it prints 
 
     console_browser.py ADMIN_ADDR LISTENER_PORT INSTANCE_PID SCREENSHOT_DIR
 
-Every wait is bounded. The instance backend (INSTANCE_PID) is stopped midway: its target must
-turn UNHEALTHY in the page already open, within its health-check settings' time plus 2 s.
+Every wait is bounded. The directory's network row must list its services as links named after
+them. The service page must show the service's total traffic card and latency charts, which
+update as more requests arrive. The instance backend (INSTANCE_PID) is stopped midway: its
+target must turn UNHEALTHY in the page already open, within its health-check settings' time
+plus 2 s.
 """
 import json
 import re
@@ -60,6 +63,17 @@ def body():
         return ""
 
 
+def full_page_screenshot(path):
+    """The whole page, not only the window's height (the service page's charts are below the
+    routing picture): the window is made as tall as the page for the shot, then restored."""
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight")
+    driver.set_window_size(size["width"], min(max(height, size["height"]), 4000))
+    time.sleep(0.3)
+    driver.save_screenshot(path)
+    driver.set_window_size(size["width"], size["height"])
+
+
 def curl(path, request_id=None):
     """A request to the service as any client sends it: curl, Host set to the service's name."""
     args = ["curl", "-s", "-m", "10", "-H", "Host: lattice-svc.trellis.localhost"]
@@ -79,6 +93,12 @@ try:
     driver.get(f"{base}/ui/")
     wait_until("the directory's service", 10, lambda: "lattice-svc" in body() and "demo-network" in body() and "client-vpc" in body())
     summary["directory"] = body()
+    # The network's Services cell: exactly its services' names, each a link to its page.
+    cell = driver.find_element(By.CSS_SELECTOR, "tr.network-row[data-network='demo-network'] td.network-services")
+    links = [(a.text, a.get_attribute("href")) for a in cell.find_elements(By.TAG_NAME, "a")]
+    if cell.text != "lattice-svc" or links != [("lattice-svc", f"{base}/ui/services/lattice-svc")]:
+        fail(f"the network's Services cell is not a link per service: {cell.text!r}, links {links!r}")
+    summary["network_services"] = cell.text
     driver.save_screenshot(f"{shots}/directory.png")
 
     # Some traffic so the charts have something to draw.
@@ -94,9 +114,36 @@ try:
     # The instance target's element: the one whose port is not the function's.
     instance_targets = lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, "[data-target^='127.0.0.1:']")]
     wait_until("the instance target HEALTHY", 15, lambda: instance_targets() and all("HEALTHY" in e.text for e in instance_targets()))
-    wait_until("a traffic chart", 10, lambda: driver.find_elements(By.CSS_SELECTOR, "[data-traffic='instance-tg'] canvas"))
+    wait_until("a traffic chart", 10, lambda: driver.find_elements(By.CSS_SELECTOR, "[data-traffic='instance-tg'] canvas.classes"))
+    # The service's total (its target groups' and no group's requests together) with its
+    # latency chart, and both update as requests arrive: 10 more to the instance show up in
+    # the total's count and as a newer second on its latency chart, within a few seconds.
+    total = "[data-traffic-service='lattice-svc']"
+    wait_until("the service's total with the first 30 requests", 10, lambda: int(
+        driver.find_element(By.CSS_SELECTOR, total).get_attribute("data-requests") or 0) >= 30)
+    latency = lambda: driver.find_element(By.CSS_SELECTOR, f"{total} canvas.latency")
+    requests_before = int(driver.find_element(By.CSS_SELECTOR, total).get_attribute("data-requests"))
+    t_before = float(latency().get_attribute("data-t"))
+    for i in range(10):
+        curl("/to-instance")
+    wait_until("the 10 new requests in the service's total", 5, lambda: int(
+        driver.find_element(By.CSS_SELECTOR, total).get_attribute("data-requests")) >= requests_before + 10)
+    wait_until("a newer second on the latency chart", 5, lambda: float(latency().get_attribute("data-t")) > t_before)
+    p50, p99 = float(latency().get_attribute("data-p50")), float(latency().get_attribute("data-p99"))
+    if not 0 < p50 <= p99:
+        fail(f"the latency chart's p50 {p50} and p99 {p99}")
+    group_latency = driver.find_elements(By.CSS_SELECTOR, "[data-traffic='instance-tg'] canvas.latency[data-p99]")
+    if not group_latency:
+        fail("no latency chart on the instance-tg card")
+    summary["service_total"] = driver.find_element(By.CSS_SELECTOR, total).text
+    summary["latency_ms"] = [p50, p99]
+    # A few seconds of mixed traffic, so that the screenshot's charts have a shape.
+    for i in range(8):
+        for path in ["/", "/to-function", "/to-instance", "/"][: 1 + i % 4]:
+            curl(path)
+        time.sleep(0.4)
     time.sleep(1.5)
-    driver.save_screenshot(f"{shots}/service.png")
+    full_page_screenshot(f"{shots}/service.png")
 
     # Stop the backend; the open page must show UNHEALTHY in time (no reload).
     service = json.loads(subprocess.run(["curl", "-s", f"{base}/ui/api/services/lattice-svc"], capture_output=True, text=True).stdout)
