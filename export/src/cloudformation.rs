@@ -303,6 +303,14 @@ impl<'c> Template<'c> {
         if let Some(domain) = &s.custom_domain_name {
             props.insert("CustomDomainName".into(), json!(domain));
         }
+        if !s.tags.is_empty() {
+            let tags: Vec<Value> = s
+                .tags
+                .iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect();
+            props.insert("Tags".into(), Value::Array(tags));
+        }
         let certificates: Vec<&TlsFiles> =
             s.listeners.iter().filter_map(|l| l.tls.as_ref()).collect();
         if let Some(tls) = certificates.first() {

@@ -388,6 +388,18 @@ fn identity(i: usize) -> impl Strategy<Value = Value> {
         })
 }
 
+/// Service tags: keys that differ by more than case.
+fn service_tags() -> impl Strategy<Value = Option<Value>> {
+    prop::collection::btree_map(nonempty(10), text(10), 0..3).prop_map(|tags| {
+        let tags: serde_json::Map<String, Value> = tags
+            .into_iter()
+            .enumerate()
+            .map(|(j, (k, v))| (format!("{j}{k}"), Value::from(v)))
+            .collect();
+        (!tags.is_empty()).then_some(Value::Object(tags))
+    })
+}
+
 /// A whole config as a JSON value (JSON is YAML, so it is also the file).
 fn config() -> impl Strategy<Value = Value> {
     (0..3usize, 0..4usize, 0..5usize, 0..4usize, 0..3usize).prop_flat_map(
@@ -419,8 +431,9 @@ fn config() -> impl Strategy<Value = Value> {
                         access_logs(),
                         any::<bool>(),
                         listeners,
+                        service_tags(),
                     )
-                        .prop_map(move |((auth_type, policy), idle, logs, domain, listeners)| {
+                        .prop_map(move |((auth_type, policy), idle, logs, domain, listeners, tags)| {
                             let mut svc = json!({"name": lattice_name("svc", s)});
                             if let Some(t) = auth_type {
                                 svc["authType"] = t.into();
@@ -436,6 +449,9 @@ fn config() -> impl Strategy<Value = Value> {
                             }
                             if domain {
                                 svc["customDomainName"] = format!("svc{s}.example.com").into();
+                            }
+                            if let Some(t) = tags {
+                                svc["tags"] = t;
                             }
                             let listeners: Vec<Value> = listeners
                                 .into_iter()

@@ -97,7 +97,7 @@ pub(super) fn authorize(
         source_vpc: admission.vpc_id(),
         source_vpc_owner: admission.vpc_id().map(|_| table.config.account_id.as_str()),
         source_ip: ex.conn.client.ip(),
-        resource_tags: &[],
+        resource_tags: &service.tags,
     };
     ex.log.edit(|r| {
         if caller.is_none() {
