@@ -352,6 +352,9 @@ fn identity(
         out.push(field("principalOrgID", v));
     }
     push_tags(&mut out, &id.tags);
+    if let Some(policy) = &id.policy {
+        out.push(("policy".to_string(), policy_text(policy)));
+    }
     Node::Map(out)
 }
 
@@ -374,7 +377,12 @@ fn auth_type(t: AuthType) -> Node {
 /// The policy as AWS echoes it (normalised JSON), indented for reading in a block scalar; on
 /// one quoted line when its text has a character a block scalar cannot hold.
 fn auth_policy(policy: &AuthPolicy) -> Node {
-    let text = policy.0.normalised();
+    policy_text(&policy.0)
+}
+
+/// A policy (auth or identity) as [`auth_policy`] writes it.
+fn policy_text(policy: &trellis_auth::policy::Policy) -> Node {
+    let text = policy.normalised();
     if text.chars().all(emit::printable) {
         Node::Block(crate::json::indent(&text))
     } else {

@@ -350,8 +350,9 @@ fn identity(i: usize) -> impl Strategy<Value = Value> {
         proptest::option::of(text(10)),
         proptest::option::of("o-[a-z0-9]{10,32}"),
         prop::collection::btree_map(nonempty(10), text(10), 0..3),
+        proptest::option::of((0..POLICIES.len(), any::<bool>())),
     )
-        .prop_map(move |(kind, secret, from_env, token, org, tags)| {
+        .prop_map(move |(kind, secret, from_env, token, org, tags, policy)| {
             let (arn, session) = match kind {
                 0 => ("arn:aws:iam::123456789012:user/u".to_string(), None),
                 1 => ("arn:aws:iam::123456789012:role/r".to_string(), Some("sess")),
@@ -384,8 +385,31 @@ fn identity(i: usize) -> impl Strategy<Value = Value> {
             if !tags.is_empty() {
                 id["tags"] = Value::Object(tags);
             }
+            if let Some((i, as_text)) = policy {
+                id["policy"] = identity_policy(i, as_text);
+            }
             id
         })
+}
+
+/// An auth policy of [`POLICIES`] made an identity policy (no `Principal`), as a mapping or as
+/// JSON text.
+fn identity_policy(i: usize, as_text: bool) -> Value {
+    let mut v: Value = serde_json::from_str(POLICIES[i]).unwrap();
+    match &mut v["Statement"] {
+        Value::Array(list) => list.iter_mut().for_each(|st| {
+            st.as_object_mut().map(|o| o.remove("Principal"));
+        }),
+        Value::Object(st) => {
+            st.remove("Principal");
+        }
+        _ => {}
+    }
+    if as_text {
+        Value::from(v.to_string())
+    } else {
+        v
+    }
 }
 
 /// Service tags: keys that differ by more than case.

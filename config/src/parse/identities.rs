@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "sessionToken",
     "principalOrgID",
     "tags",
+    "policy",
 ];
 
 impl Ctx<'_> {
@@ -81,6 +82,8 @@ impl Ctx<'_> {
         let session_token = self.secret_field(f, "sessionToken", written);
         let principal_org_id = self.secret_field(f, "principalOrgID", written);
         let tags = self.tags(f);
+        let policy = self.identity_policy(f);
+        let policy_ok = policy.is_some() || f.get("policy").is_none();
         // Every field is checked even when another is missing, so one pass reports them all.
         let complete = arn.is_some() && access_key_id.is_some() && secret_access_key.is_some();
         let identity = Identity {
@@ -91,8 +94,9 @@ impl Ctx<'_> {
             session_token,
             principal_org_id,
             tags,
+            policy,
         };
-        let mut valid = complete;
+        let mut valid = complete && policy_ok;
         for (key, value) in [
             ("accessKeyId", &identity.access_key_id),
             ("secretAccessKey", &identity.secret_access_key),
