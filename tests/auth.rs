@@ -519,6 +519,26 @@ async fn tampered_signatures_are_refused_each_with_its_reason() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
+    // The access log: each refusal is `ClientAccessDenied`, with no `authDeniedReason` (no
+    // policy refused it: that field names the Identity, Network or Service layer) and no
+    // `callerPrincipal` (nobody was authenticated), written "-" as Lattice writes empty values.
+    let refused = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["responseCode"] == 403)
+            .cloned()
+            .collect()
+    };
+    let records = log_records(&t, |r| refused(r).len() >= cases.len()).await;
+    let refused = refused(&records);
+    assert_eq!(refused.len(), cases.len(), "{}", t.stdout());
+    for record in &refused {
+        assert_eq!(record["failureReason"], "ClientAccessDenied", "{record}");
+        assert_eq!(record["authDeniedReason"], "-", "{record}");
+        assert_eq!(record["callerPrincipal"], "-", "{record}");
+        assert_eq!(record["callerPrincipalTags"], "-", "{record}");
+    }
+
     // Every refusal was counted, by layer.
     let metrics = reqwest_metrics(&t).await;
     let counted = metrics
@@ -529,6 +549,23 @@ async fn tampered_signatures_are_refused_each_with_its_reason() {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no signature denials in:\n{metrics}"));
     assert_eq!(counted as usize, cases.len(), "{metrics}");
+}
+
+/// The access-log records on `t`'s stdout, once `enough` holds of them or 10 s have passed
+/// (a record is written as the last byte of its response goes out).
+async fn log_records(t: &Trellis, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let records: Vec<Value> = t
+            .stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if enough(&records) || std::time::Instant::now() > deadline {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The admin port's `/metrics` text.
@@ -817,6 +854,36 @@ async fn lambda_v1_events_carry_the_identity_headers() {
             .is_some_and(|h| h.starts_with(&format!("Principal={SESSION_ARN};"))),
         "{identity}"
     );
+
+    // The whole V1 event: both identity headers, in the documented formats (LATTICE.md §5.6).
+    let req = sign(
+        &py,
+        spec(
+            "sigv4",
+            "GET",
+            &format!("http://v1svc.trellis.localhost:{port}/event"),
+            "AKIAORDERING",
+            "ordering-secret",
+        ),
+    );
+    let answer = send_req(&http1_client(), port, &req).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let event: Value = serde_json::from_str(answer.body.trim()).expect("event JSON");
+    let headers = &event["headers"];
+    assert_eq!(
+        headers["x-amzn-lattice-identity"],
+        format!(
+            "Principal={SESSION_ARN};PrincipalOrgID=o-example123;PrincipalOrgPath=;SessionName=checkout;Type=AWS_IAM"
+        ),
+        "{event}"
+    );
+    assert_eq!(
+        headers["x-amzn-lattice-identity-tags"],
+        format!(
+            "principal={SESSION_ARN};principalorgid=o-example123;principalorgpath=;team=payments"
+        ),
+        "{event}"
+    );
 }
 
 /// examples/auth.yaml with the README's curl lines (on a free port): anonymous is refused,
@@ -858,4 +925,350 @@ fn the_auth_example_answers_the_readme_curl_lines() {
     let identity: Value = serde_json::from_str(body.trim()).expect("identity JSON");
     assert_eq!(identity["principal"], SESSION_ARN, "{identity}");
     assert_eq!(identity["type"], "AWS_IAM", "{identity}");
+    // The auditor's identity policy allows it GET and HEAD only.
+    let auditor = [
+        "--aws-sigv4",
+        "aws:amz:us-west-2:vpc-lattice-svcs",
+        "--user",
+        "AKIAAUDITOR:auditor-secret",
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ];
+    let (code, body) = curl(&auditor);
+    assert_eq!(code, "200", "{body}");
+    let (code, body) = curl(&[&auditor[..], &["-X", "POST"]].concat());
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.starts_with(&format!("AccessDeniedException: User: {AUDITOR} "))
+            && body.contains("because no identity-based policy allows"),
+        "{body}"
+    );
+}
+
+/// A signed GET of `path` on service `svc` (on `port`), signed by botocore as `key`/`secret`.
+async fn signed_get(
+    py: &Path,
+    port: u16,
+    svc: &str,
+    path: &str,
+    key: &str,
+    secret: &str,
+) -> Answer {
+    let url = format!("http://{svc}.trellis.localhost:{port}{path}");
+    let req = sign(py, spec("sigv4", "GET", &url, key, secret));
+    send_req(&http1_client(), port, &req).await
+}
+
+/// `aws:ResourceTag/<key>` sees the service's tags, whichever door they came through: `tags` on
+/// a service in the file, and TagResource / UntagResource (boto3) on a service the API made,
+/// in force as soon as the call answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_tags_from_the_file_and_the_api_reach_the_policy() {
+    let test = "resource_tags_from_the_file_and_the_api_reach_the_policy";
+    let (Some(py), Some(api_py)) = (python(test), api_oracles(test)) else {
+        return;
+    };
+    let port = free_port();
+    // Everyone may invoke, except a service tagged env=prod.
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}}]});
+    let service = |name: &str, tags: Value| {
+        Service::new(name)
+            .tags(tags)
+            .iam(Some(policy.clone()))
+            .listener(Listener::http(port).action(fixed_response(204)))
+    };
+    let config = Config::new()
+        .set("identities", identities())
+        .service(service(
+            "prod-svc",
+            json!({"env": "prod", "team": "payments"}),
+        ))
+        .service(service("dev-svc", json!({"env": "dev"})));
+    let t = Trellis::start(&config.yaml(), &[]);
+    let call =
+        |svc: &'static str| signed_get(&py, port, svc, "/orders", "AKIAAUDITOR", "auditor-secret");
+    let denied_text = |arn: &str| {
+        format!(
+            "AccessDeniedException: User: {AUDITOR} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/orders with an explicit deny in a service-based policy"
+        )
+    };
+
+    // The file's tags.
+    let prod = call("prod-svc").await;
+    assert_eq!(prod.status, 403, "{}", prod.body);
+    let prod_arn = service_arn(&t.config_path(), "prod-svc");
+    assert_eq!(prod.body.trim_end(), denied_text(&prod_arn));
+    let dev = call("dev-svc").await;
+    assert_eq!(dev.status, 204, "{}", dev.body);
+
+    // The API's: a service made by the API has none, then env=prod, then none again.
+    let endpoint = format!("http://{}", t.admin_addr());
+    let api = |args: &[&str]| -> Value {
+        let mut all = vec![args[0], endpoint.as_str(), "us-west-2"];
+        all.extend(&args[1..]);
+        let ran = run_oracle(&api_py, "api_tags.py", &all, Duration::from_secs(60));
+        assert_eq!(
+            ran.code,
+            Some(0),
+            "api_tags.py {all:?}:\n{}\n{}\n--- trellis:\n{}",
+            ran.stdout,
+            ran.stderr,
+            t.stderr()
+        );
+        serde_json::from_str(ran.stdout.lines().last().unwrap_or_default()).expect("summary")
+    };
+    let port_text = port.to_string();
+    let created = api(&["create", "api-svc", &port_text, &policy.to_string()]);
+    let api_arn = created["arn"].as_str().expect("arn").to_string();
+    assert_eq!(created["tags"], json!({}));
+    assert_eq!(call("api-svc").await.status, 204);
+
+    let tagged = api(&["tag", &api_arn, "env", "prod"]);
+    assert_eq!(tagged["tags"], json!({"env": "prod"}));
+    let refused = call("api-svc").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.body.trim_end(), denied_text(&api_arn));
+
+    let untagged = api(&["untag", &api_arn, "env"]);
+    assert_eq!(untagged["tags"], json!({}));
+    assert_eq!(call("api-svc").await.status, 204);
+
+    // The API lists a file service's tags as the file gives them.
+    let listed = api(&["list", &prod_arn]);
+    assert_eq!(listed["tags"], json!({"env": "prod", "team": "payments"}));
+}
+
+const READER: &str = "arn:aws:iam::123456789012:user/reader";
+const CONNECTOR: &str = "arn:aws:iam::123456789012:user/connector";
+
+/// Identity-based policies (LATTICE.md §5.1 step 1): an identity with a `policy` must be
+/// allowed by it, before the network's and the service's policies, on `AWS_IAM` services; an
+/// explicit Deny in it wins over the service's Allow. An identity without one may invoke, and
+/// a service with `authType: NONE` asks nobody's policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_policies_allow_deny_and_are_checked_first() {
+    let Some(py) = python("identity_policies_allow_deny_and_are_checked_first") else {
+        return;
+    };
+    let port = free_port();
+    let identities = json!([
+        // A YAML mapping: Invoke anywhere but /admin.
+        {"arn": READER, "accessKeyId": "AKIAREADER", "secretAccessKey": "reader-secret",
+         "policy": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"},
+            {"Effect": "Deny", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*/admin*"}]}},
+        // A JSON string: Connect only, so no Invoke at all.
+        {"arn": CONNECTOR, "accessKeyId": "AKIACONNECT", "secretAccessKey": "connect-secret",
+         "policy": r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice-svcs:Connect","Resource":"*"}}"#},
+        // No policy.
+        {"arn": AUDITOR, "accessKeyId": "AKIAAUDITOR", "secretAccessKey": "auditor-secret"}
+    ]);
+    let allow_all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]});
+    let config = Config::new()
+        .set("identities", identities)
+        .service(
+            Service::new("orders")
+                .iam(Some(allow_all))
+                .access_log("stdout")
+                .listener(Listener::http(port).action(fixed_response(204))),
+        )
+        .service(Service::new("open").listener(Listener::http(port).action(fixed_response(204))));
+    let t = Trellis::start(&config.yaml(), &[]);
+    let arn = service_arn(&t.config_path(), "orders");
+    let call = |svc: &'static str, path: &'static str, key: &'static str, secret: &'static str| {
+        signed_get(&py, port, svc, path, key, secret)
+    };
+
+    let allowed = call("orders", "/orders", "AKIAREADER", "reader-secret").await;
+    assert_eq!(allowed.status, 204, "{}", allowed.body);
+
+    // The explicit Deny on a path.
+    let denied = call("orders", "/admin/users", "AKIAREADER", "reader-secret").await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert_eq!(
+        denied.body.trim_end(),
+        format!(
+            "AccessDeniedException: User: {READER} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/admin/users with an explicit deny in an identity-based policy"
+        )
+    );
+
+    // No statement allows Invoke: Lattice's identity-based text.
+    let denied = call("orders", "/orders", "AKIACONNECT", "connect-secret").await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert_eq!(
+        denied.body.trim_end(),
+        format!(
+            "AccessDeniedException: User: {CONNECTOR} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/orders because no identity-based policy allows the vpc-lattice-svcs:Invoke action"
+        )
+    );
+
+    // No policy: as before identity policies, the identity may invoke; so may anonymous
+    // callers (nobody's identity policy to ask); and a NONE service asks no policy at all.
+    let free = call("orders", "/orders", "AKIAAUDITOR", "auditor-secret").await;
+    assert_eq!(free.status, 204, "{}", free.body);
+    let anonymous = get(
+        &http1_client(),
+        port,
+        &format!("orders.trellis.localhost:{port}"),
+        "/orders",
+    )
+    .await;
+    assert_eq!(anonymous.status, 204, "{}", anonymous.body);
+    let open = call("open", "/orders", "AKIACONNECT", "connect-secret").await;
+    assert_eq!(open.status, 204, "{}", open.body);
+
+    // The access log names the layer and the caller; /metrics counts the layer.
+    let records = log_records(&t, |r| {
+        r.iter().filter(|r| r["responseCode"] == 403).count() >= 2
+    })
+    .await;
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["responseCode"] == 403)
+        .collect();
+    assert_eq!(refused.len(), 2, "{}", t.stdout());
+    for (record, caller) in refused.iter().zip([READER, CONNECTOR]) {
+        assert_eq!(record["authDeniedReason"], "Identity", "{record}");
+        assert_eq!(record["failureReason"], "ClientAccessDenied", "{record}");
+        assert_eq!(record["callerPrincipal"], caller, "{record}");
+    }
+    let metrics = reqwest_metrics(&t).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "trellis_auth_denied_total{service=\"orders\",layer=\"identity\"} 2"),
+        "{metrics}"
+    );
+}
+
+/// A gRPC call signed as LATTICE.md §5.2 says (`POST https://authority/<pkg.Service>/<Method>`,
+/// the authority without its port, the same headers as metadata) by botocore, sent over h2c
+/// with `content-type: application/grpc`: it passes a policy that wants POST from a signed
+/// caller and reaches the target with the caller's identity; the same call with its path
+/// changed after signing is UNAUTHENTICATED (grpc-status 16).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_grpc_call_passes_and_a_tampered_one_is_unauthenticated() {
+    let Some(py) = python("a_signed_grpc_call_passes_and_a_tampered_one_is_unauthenticated") else {
+        return;
+    };
+    let backend = Backend::start("grpc-backend").await;
+    let port = free_port();
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+        "Condition": {
+            "StringEquals": {"vpc-lattice-svcs:RequestMethod": "POST"},
+            "StringNotEqualsIgnoreCase": {"aws:PrincipalType": "anonymous"}}}]});
+    let config = Config::new()
+        .set("identities", identities())
+        .service(
+            Service::new("orders")
+                .iam(Some(policy))
+                .listener(Listener::http(port).forward("grpc-tg")),
+        )
+        .target_group(
+            TargetGroup::ip("grpc-tg", &[backend.port])
+                .config("protocolVersion", "GRPC")
+                .no_health_checks(),
+        );
+    let t = Trellis::start(&config.yaml(), &[]);
+    let arn = service_arn(&t.config_path(), "orders");
+
+    let signed = sign(
+        &py,
+        json!({"mode": "sigv4", "method": "POST",
+               "url": "http://orders.trellis.localhost/pkg.Orders/Get",
+               "headers": {"content-type": "application/grpc"},
+               "key": "AKIAORDERING", "secret": "ordering-secret", "region": "us-west-2"}),
+    );
+    assert_eq!(signed.header("host"), Some("orders.trellis.localhost"));
+    let answer = grpc_call(port, &signed).await;
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", t.stderr());
+    let seen = backend.last_seen();
+    let uri: hyper::Uri = seen.uri.parse().expect("uri");
+    assert_eq!(
+        (seen.method.as_str(), uri.path()),
+        ("POST", "/pkg.Orders/Get")
+    );
+    assert_eq!(seen.version, hyper::Version::HTTP_2);
+    assert_eq!(seen.headers["content-type"], "application/grpc");
+    assert!(
+        seen.headers["x-amzn-lattice-identity"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("Principal={SESSION_ARN};")),
+        "{:?}",
+        seen.headers
+    );
+
+    // The path is signed: changed after signing, the call is UNAUTHENTICATED.
+    let mut tampered = signed.clone();
+    tampered.path = "/pkg.Orders/Delete".into();
+    let answer = grpc_call(port, &tampered).await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(answer.headers["grpc-status"], "16", "{answer:?}");
+    assert_eq!(backend.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // The policy decides the rest: unsigned, PERMISSION_DENIED; the same caller with GET
+    // (not gRPC) is refused by the RequestMethod condition.
+    let mut unsigned = signed.clone();
+    unsigned.remove("authorization");
+    let answer = grpc_call(port, &unsigned).await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(answer.headers["grpc-status"], "7", "{answer:?}");
+    let get = signed_get(
+        &py,
+        port,
+        "orders",
+        "/pkg.Orders/Get",
+        "AKIAORDERING",
+        "ordering-secret",
+    )
+    .await;
+    assert_eq!(get.status, 403, "{}", get.body);
+    assert_eq!(
+        get.body.trim_end(),
+        format!(
+            "AccessDeniedException: User: {SESSION_ARN} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {arn}/pkg.Orders/Get because no service-based policy allows the vpc-lattice-svcs:Invoke action"
+        )
+    );
+    assert_eq!(backend.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+/// Sends `req` as a gRPC call over a fresh h2c connection to `port`: `:authority` is its `host`
+/// exactly (no port added, as a gRPC client that signed without it sends it), the other
+/// headers as they are, plus `te: trailers` and one empty gRPC message.
+async fn grpc_call(port: u16, req: &Req) -> Answer {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    let host = req.header("host").expect("a host");
+    let mut builder = Request::builder()
+        .method(req.method.as_str())
+        .uri(format!("http://{host}{}", req.path))
+        .header("te", "trailers");
+    for (k, v) in req
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    // A gRPC message frame: not compressed, length 0.
+    let body = Full::new(Bytes::from_static(&[0, 0, 0, 0, 0]));
+    let response = sender
+        .send_request(builder.body(body).expect("request"))
+        .await
+        .expect("h2 request");
+    read(response).await
 }

@@ -30,6 +30,7 @@ fn identity(arn: &str, key: &str, secret: &str, session: Option<(&str, &str)>) -
         session_token: session.map(|(_, token)| token.into()),
         principal_org_id: None,
         tags: Vec::new(),
+        policy: None,
     }
 }
 

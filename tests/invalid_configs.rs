@@ -161,3 +161,64 @@ async fn a_reload_turns_auth_on_and_a_bad_policy_keeps_the_previous_config() {
         refused.body
     );
 }
+
+/// An identity's policy has the auth-policy quota of 10 KB, as a YAML mapping (measured as
+/// compact JSON) and as a JSON string (measured as written); one just under it is accepted.
+#[test]
+fn identity_policies_over_10_kb_are_refused() {
+    let dir = common::scratch_dir("identity-policy-size");
+    let config = |policy: &str| {
+        format!(
+            "services:
+  - name: svc
+    listeners:
+      - {{name: http, protocol: HTTP, port: 8080, defaultAction: {{fixedResponse: {{statusCode: 200}}}}}}
+identities:
+  - arn: arn:aws:iam::123456789012:user/big
+    accessKeyId: AKIABIG
+    secretAccessKey: big
+    policy: {policy}
+"
+        )
+    };
+    // A policy padded by its Id to `n` bytes, compact.
+    let statement = r#"[{"Effect":"Allow","Action":"*","Resource":"*"}]"#;
+    let json_with_id =
+        |n: usize| format!(r#"{{"Id":"{}","Statement":{statement}}}"#, "x".repeat(n));
+    let around = json_with_id(0).len();
+    let under = json_with_id(10_240 - around);
+    assert_eq!(under.len(), 10_240);
+    let over = json_with_id(10_240 - around + 1);
+    for (name, policy, problem) in [
+        ("mapping-ok", under.clone(), None),
+        ("string-ok", format!("'{under}'"), None),
+        (
+            "mapping",
+            over.clone(),
+            Some(
+                ".yaml:9:13: identities[0].policy: identity policy is 10241 bytes as JSON; Lattice allows 10240",
+            ),
+        ),
+        (
+            "string",
+            format!("'{over}'"),
+            // Where the text starts, inside the quote.
+            Some(
+                ".yaml:9:14: identities[0].policy: identity policy: the policy is 10241 bytes; VPC Lattice allows at most 10 KB (10240 bytes)",
+            ),
+        ),
+    ] {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, config(&policy)).expect("write the config");
+        let (code, stdout, stderr) =
+            run_cli(&["validate", "-f", file.to_str().expect("utf-8")], &dir);
+        match problem {
+            None => assert_eq!(code, 0, "{name}: {stdout}{stderr}"),
+            Some(problem) => {
+                assert_eq!(code, 1, "{name}: {stdout}{stderr}");
+                assert!(stderr.contains(problem), "{name}: {stderr}");
+                assert!(stderr.contains("1 problem found"), "{name}: {stderr}");
+            }
+        }
+    }
+}

@@ -45,6 +45,7 @@ fn identities(all: &Value) -> Vec<Identity> {
             session_token: i["session_token"].as_str().map(Into::into),
             principal_org_id: None,
             tags: Vec::new(),
+            policy: None,
         })
         .collect()
 }

@@ -7,6 +7,9 @@
 //! role, the session it appears as.
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::policy::Policy;
 
 /// The access key id and secret that sign as `arn:aws:iam::<account>:user/test` when a config
 /// lists no identities: the convention of local AWS emulators, so `curl --aws-sigv4` works out
@@ -67,6 +70,10 @@ pub struct Identity {
     pub principal_org_id: Option<String>,
     /// Principal tags: `aws:PrincipalTag/<key>` and `x-amzn-lattice-identity-tags`.
     pub tags: Vec<(String, String)>,
+    /// The identity-based policy (a [`crate::policy::Kind::Identity`] policy): when set, it
+    /// must allow what the caller invokes on an `AWS_IAM` resource; when not, the identity may
+    /// invoke, as if its IAM policy allowed `vpc-lattice-svcs:Invoke`.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// Secrets stay out of debug output (and so out of logs and panics).
@@ -83,6 +90,7 @@ impl fmt::Debug for Identity {
             )
             .field("principal_org_id", &self.principal_org_id)
             .field("tags", &self.tags)
+            .field("policy", &self.policy.as_ref().map(|p| p.normalised()))
             .finish()
     }
 }
@@ -99,6 +107,7 @@ impl Identity {
             session_token: None,
             principal_org_id: None,
             tags: Vec::new(),
+            policy: None,
         }
     }
 
@@ -137,6 +146,7 @@ impl Identity {
             session_name: self.session_name.clone(),
             org_id: self.principal_org_id.clone(),
             tags: self.tags.clone(),
+            policy: self.policy.clone(),
         })
     }
 }
@@ -157,6 +167,8 @@ pub struct Caller {
     pub session_name: Option<String>,
     pub org_id: Option<String>,
     pub tags: Vec<(String, String)>,
+    /// The identity's own policy, checked before the auth policies ([`crate::authorize`]).
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// An ARN's six `:`-separated parts (`arn`, partition, service, region, account, resource; the

@@ -141,6 +141,10 @@ pub struct Service {
     pub auth_policy: Option<AuthPolicy>,
     pub idle_timeout_seconds: u32,
     pub access_logs: Vec<LogDestination>,
+    /// The service's tags: the file's `tags`, or for a service made through the API the tags
+    /// given to `CreateService` and `TagResource`. Auth policies read them as
+    /// `aws:ResourceTag/<key>`.
+    pub tags: Vec<(String, String)>,
     pub listeners: Vec<Listener>,
     pub at: Origin,
 }

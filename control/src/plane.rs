@@ -198,7 +198,7 @@ pub enum ReloadError {
     Apply(String),
 }
 
-/// The file's bytes layered with the store's document.
+/// The file's bytes layered with the store's document, and the API's tags on its services.
 pub(crate) fn compose(
     bytes: &[u8],
     file_name: &str,
@@ -206,7 +206,7 @@ pub(crate) fn compose(
     snap: &Snapshot,
 ) -> Result<Config, ConfigError> {
     let document = Value::Object(snap.document.clone());
-    trellis_config::parse_layered(
+    let mut config = trellis_config::parse_layered(
         bytes,
         file_name,
         &Layer {
@@ -214,7 +214,32 @@ pub(crate) fn compose(
             name: &store.display().to_string(),
             path: "document",
         },
-    )
+    )?;
+    add_api_tags(&mut config, snap);
+    Ok(config)
+}
+
+/// Puts the tags the API gave services (`CreateService`, `TagResource`, kept by ARN beside the
+/// document) on the config's services, where the routing table finds them for
+/// `aws:ResourceTag/<key>`: one model of a service's tags, whichever door they came through.
+/// A tag of the API replaces one of the same key (keys compared as IAM compares them, without
+/// case). Only the API's own services have such tags: `TagResource` refuses a file's.
+pub(crate) fn add_api_tags(config: &mut Config, snap: &Snapshot) {
+    for service in &mut config.services {
+        let Some(meta) = snap.resources.get(&service.arn) else {
+            continue;
+        };
+        for (key, value) in &meta.tags {
+            match service
+                .tags
+                .iter_mut()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            {
+                Some(tag) => *tag = (key.clone(), value.clone()),
+                None => service.tags.push((key.clone(), value.clone())),
+            }
+        }
+    }
 }
 
 /// Records when objects of the file were first seen (their `createdAt`).

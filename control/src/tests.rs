@@ -51,6 +51,7 @@ targetGroups:
     targets: [{id: 127.0.0.1}]
 services:
   - name: file-svc
+    tags: {team: file}
     listeners:
       - name: http
         protocol: HTTP
@@ -131,6 +132,8 @@ async fn walkthrough(f: &Fixture) -> (String, String, String) {
             json!({"name": "parking", "tags": {"team": "a"}}),
         )
         .await;
+    // Served with its tags at once (aws:ResourceTag/<key> reads them from the config).
+    assert_eq!(f.last().services[0].tags, vec![("team".into(), "a".into())]);
     let tg = f
         .ok(
             "CreateTargetGroup",
@@ -540,6 +543,21 @@ async fn file_objects_take_only_target_registrations_which_survive_reloads() {
             .contains("service \"file-svc\" comes from the config file"),
         "{e}"
     );
+    // A file's service has the file's tags; the API lists them and does not change them.
+    let svc_arn = f.plane.config().await.services[0].arn.clone();
+    assert_eq!(
+        f.ok("ListTagsForResource", json!({"resourceArn": svc_arn}))
+            .await["tags"],
+        json!({"team": "file"})
+    );
+    let e = f
+        .err(
+            "TagResource",
+            json!({"resourceArn": svc_arn, "tags": {"team": "api"}}),
+        )
+        .await;
+    assert_eq!(e.code(), "ConflictException");
+    assert!(e.to_string().contains("has its tags there (tags:)"), "{e}");
     f.ok(
         "RegisterTargets",
         json!({"targetGroupIdentifier": "file-tg", "targets": [{"id": "127.0.0.5", "port": 9005}]}),
@@ -676,6 +694,10 @@ async fn access_logs_tags_and_unsupported_operations() {
         f.ok("ListTagsForResource", json!({"resourceArn": arn}))
             .await["tags"],
         json!({"env": "dev"})
+    );
+    assert_eq!(
+        f.last().services[0].tags,
+        vec![("env".into(), "dev".into())]
     );
     let many: Map<String, Value> = (0..50).map(|n| (format!("k{n}"), json!("v"))).collect();
     let e = f

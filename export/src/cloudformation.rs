@@ -16,8 +16,9 @@
 //! - an HTTPS listener's certificate files → the service's `CertificateArn` Parameter (empty:
 //!   none).
 //!
-//! What has no CloudFormation counterpart at all (identities, a wasm runtime, pool settings,
-//! the local paths) is kept in each resource's `Metadata.Trellis` so nothing is silently lost.
+//! What has no CloudFormation counterpart at all (identities and their policies, a wasm
+//! runtime, pool settings, the local paths) is kept in each resource's `Metadata.Trellis` so
+//! nothing is silently lost.
 //! Keys are written sorted, so the same config gives the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -103,10 +104,21 @@ impl<'c> Template<'c> {
         let mut meta = Map::new();
         if let Some(identities) = &self.config.identities {
             let arns: Vec<&str> = identities.iter().map(|i| i.arn.as_str()).collect();
-            meta.insert(
-                "Identities".into(),
-                json!({"Note": "Trellis's local signers; on AWS callers sign with real IAM credentials", "Arns": arns}),
-            );
+            let mut entry = json!({"Note": "Trellis's local signers; on AWS callers sign with real IAM credentials", "Arns": arns});
+            // Identity policies belong to IAM, not to VPC Lattice: kept here, by principal, for
+            // whoever makes the IAM policies on AWS.
+            let policies: Map<String, Value> = identities
+                .iter()
+                .filter_map(|i| {
+                    let policy = i.policy.as_ref()?;
+                    let document = serde_json::from_str(&policy.normalised()).ok()?;
+                    Some((i.arn.clone(), document))
+                })
+                .collect();
+            if !policies.is_empty() {
+                entry["IdentityPolicies"] = Value::Object(policies);
+            }
+            meta.insert("Identities".into(), entry);
         }
         if !meta.is_empty() {
             t.insert("Metadata".into(), json!({ "Trellis": meta }));
@@ -302,6 +314,14 @@ impl<'c> Template<'c> {
         props.insert("IdleTimeoutSeconds".into(), json!(s.idle_timeout_seconds));
         if let Some(domain) = &s.custom_domain_name {
             props.insert("CustomDomainName".into(), json!(domain));
+        }
+        if !s.tags.is_empty() {
+            let tags: Vec<Value> = s
+                .tags
+                .iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect();
+            props.insert("Tags".into(), Value::Array(tags));
         }
         let certificates: Vec<&TlsFiles> =
             s.listeners.iter().filter_map(|l| l.tls.as_ref()).collect();

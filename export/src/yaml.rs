@@ -107,6 +107,7 @@ fn service(config: &Config, s: &Service) -> Node {
         number(s.idle_timeout_seconds),
     ));
     push_access_logs(&mut out, &s.access_logs);
+    push_tags(&mut out, &s.tags);
     out.push((
         "listeners".to_string(),
         Node::Seq(s.listeners.iter().map(|l| listener(config, l)).collect()),
@@ -350,15 +351,20 @@ fn identity(
     if let Some(v) = &id.principal_org_id {
         out.push(field("principalOrgID", v));
     }
-    if !id.tags.is_empty() {
-        let tags = id
-            .tags
-            .iter()
-            .map(|(k, v)| (k.clone(), string(v)))
-            .collect();
-        out.push(("tags".to_string(), Node::Map(tags)));
+    push_tags(&mut out, &id.tags);
+    if let Some(policy) = &id.policy {
+        out.push(("policy".to_string(), policy_text(policy)));
     }
     Node::Map(out)
+}
+
+/// `tags: {key: value, …}`, when there are any.
+fn push_tags(out: &mut Vec<(String, Node)>, tags: &[(String, String)]) {
+    if tags.is_empty() {
+        return;
+    }
+    let tags = tags.iter().map(|(k, v)| (k.clone(), string(v))).collect();
+    out.push(("tags".to_string(), Node::Map(tags)));
 }
 
 fn auth_type(t: AuthType) -> Node {
@@ -371,7 +377,12 @@ fn auth_type(t: AuthType) -> Node {
 /// The policy as AWS echoes it (normalised JSON), indented for reading in a block scalar; on
 /// one quoted line when its text has a character a block scalar cannot hold.
 fn auth_policy(policy: &AuthPolicy) -> Node {
-    let text = policy.0.normalised();
+    policy_text(&policy.0)
+}
+
+/// A policy (auth or identity) as [`auth_policy`] writes it.
+fn policy_text(policy: &trellis_auth::policy::Policy) -> Node {
+    let text = policy.normalised();
     if text.chars().all(emit::printable) {
         Node::Block(crate::json::indent(&text))
     } else {

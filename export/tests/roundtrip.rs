@@ -350,8 +350,9 @@ fn identity(i: usize) -> impl Strategy<Value = Value> {
         proptest::option::of(text(10)),
         proptest::option::of("o-[a-z0-9]{10,32}"),
         prop::collection::btree_map(nonempty(10), text(10), 0..3),
+        proptest::option::of((0..POLICIES.len(), any::<bool>())),
     )
-        .prop_map(move |(kind, secret, from_env, token, org, tags)| {
+        .prop_map(move |(kind, secret, from_env, token, org, tags, policy)| {
             let (arn, session) = match kind {
                 0 => ("arn:aws:iam::123456789012:user/u".to_string(), None),
                 1 => ("arn:aws:iam::123456789012:role/r".to_string(), Some("sess")),
@@ -384,8 +385,43 @@ fn identity(i: usize) -> impl Strategy<Value = Value> {
             if !tags.is_empty() {
                 id["tags"] = Value::Object(tags);
             }
+            if let Some((i, as_text)) = policy {
+                id["policy"] = identity_policy(i, as_text);
+            }
             id
         })
+}
+
+/// An auth policy of [`POLICIES`] made an identity policy (no `Principal`), as a mapping or as
+/// JSON text.
+fn identity_policy(i: usize, as_text: bool) -> Value {
+    let mut v: Value = serde_json::from_str(POLICIES[i]).unwrap();
+    match &mut v["Statement"] {
+        Value::Array(list) => list.iter_mut().for_each(|st| {
+            st.as_object_mut().map(|o| o.remove("Principal"));
+        }),
+        Value::Object(st) => {
+            st.remove("Principal");
+        }
+        _ => {}
+    }
+    if as_text {
+        Value::from(v.to_string())
+    } else {
+        v
+    }
+}
+
+/// Service tags: keys that differ by more than case.
+fn service_tags() -> impl Strategy<Value = Option<Value>> {
+    prop::collection::btree_map(nonempty(10), text(10), 0..3).prop_map(|tags| {
+        let tags: serde_json::Map<String, Value> = tags
+            .into_iter()
+            .enumerate()
+            .map(|(j, (k, v))| (format!("{j}{k}"), Value::from(v)))
+            .collect();
+        (!tags.is_empty()).then_some(Value::Object(tags))
+    })
 }
 
 /// A whole config as a JSON value (JSON is YAML, so it is also the file).
@@ -419,8 +455,9 @@ fn config() -> impl Strategy<Value = Value> {
                         access_logs(),
                         any::<bool>(),
                         listeners,
+                        service_tags(),
                     )
-                        .prop_map(move |((auth_type, policy), idle, logs, domain, listeners)| {
+                        .prop_map(move |((auth_type, policy), idle, logs, domain, listeners, tags)| {
                             let mut svc = json!({"name": lattice_name("svc", s)});
                             if let Some(t) = auth_type {
                                 svc["authType"] = t.into();
@@ -436,6 +473,9 @@ fn config() -> impl Strategy<Value = Value> {
                             }
                             if domain {
                                 svc["customDomainName"] = format!("svc{s}.example.com").into();
+                            }
+                            if let Some(t) = tags {
+                                svc["tags"] = t;
                             }
                             let listeners: Vec<Value> = listeners
                                 .into_iter()

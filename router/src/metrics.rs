@@ -224,7 +224,7 @@ impl Metrics {
             auth_denied: register(
                 &mut r,
                 "auth_denied",
-                "Requests refused by auth, by service and layer: signature (a signed request that did not verify), network or service (an auth policy did not allow it)",
+                "Requests refused by auth, by service and layer: signature (a signed request that did not verify), identity (the caller's identity policy did not allow it), network or service (an auth policy did not allow it)",
                 Family::default(),
             ),
             invocations: register(
@@ -307,8 +307,8 @@ impl Metrics {
         })
     }
 
-    /// Counts a request to `service` refused by auth at `layer` (`signature`, `network`,
-    /// `service`). Refusals are rare enough that looking the series up each time is fine.
+    /// Counts a request to `service` refused by auth at `layer` (`signature`, `identity`,
+    /// `network`, `service`). Refusals are rare enough that looking the series up each time is fine.
     pub fn auth_denied(&self, service: &str, layer: &str) {
         self.auth_denied
             .get_or_create(&AuthLabels {

@@ -28,11 +28,12 @@ pub enum Failure {
     NotAdmitted { host: String },
     /// The request is signed, and its signature does not verify.
     Unauthenticated(trellis_auth::sigv4::SignatureError),
-    /// An auth policy (of the network or the service) does not allow the caller.
+    /// A policy (the caller's identity policy, the network's or the service's auth policy) does
+    /// not allow the caller.
     AccessDenied {
         /// Lattice's `AccessDeniedException: User: … is not authorized …` text.
         message: String,
-        /// The access log's `authDeniedReason`: `Network` or `Service`.
+        /// The access log's `authDeniedReason`: `Identity`, `Network` or `Service`.
         layer: &'static str,
     },
     /// The request path has no normal form (malformed percent-encoding).

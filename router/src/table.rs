@@ -147,6 +147,9 @@ pub struct ServiceRoute {
     pub arn: String,
     /// The service's own auth layer.
     pub auth: AuthLayer,
+    /// The service's tags (the file's and the API's), for `aws:ResourceTag/<key>`: resolved
+    /// here, once per table, so that a request only borrows them.
+    pub tags: Vec<(String, String)>,
     /// Networks this service is associated with: (network ARN, VPC indices, access logs).
     networks: Vec<NetworkRoute>,
     pub access_logs: Vec<Arc<LogSink>>,
@@ -436,6 +439,7 @@ impl RoutingTable {
                 name: svc.name.clone(),
                 arn: svc.arn.clone(),
                 auth: AuthLayer::of(svc.auth_type, svc.auth_policy.as_ref()),
+                tags: svc.tags.clone(),
                 networks,
                 access_logs: svc.access_logs.iter().map(sink).collect::<Result<_, _>>()?,
                 listeners,

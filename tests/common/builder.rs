@@ -128,6 +128,12 @@ impl Service {
         set_iam(&mut self.0, policy);
         self
     }
+
+    /// The service's `tags` (a mapping of keys to values).
+    pub fn tags(mut self, tags: Value) -> Service {
+        self.0.insert("tags".into(), tags);
+        self
+    }
 }
 
 /// A listener: its protocol, port, default action and rules.

@@ -5,7 +5,8 @@
 //! (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements.html>). A
 //! resource-based policy statement names its principals, so each statement needs exactly one
 //! of `Principal`/`NotPrincipal`, one of `Action`/`NotAction` and one of
-//! `Resource`/`NotResource`.
+//! `Resource`/`NotResource`. An identity-based policy names none: it speaks for the identity it
+//! is attached to, so there `Principal` and `NotPrincipal` are refused.
 
 use serde_json::{Map, Value};
 
@@ -14,7 +15,7 @@ use super::echo::{compact_len, normalise};
 use super::error::{self, ErrorKind, PathSegment, PolicyError, did_you_mean};
 use super::principal::{self, Principals};
 use super::wildcard::Wildcard;
-use super::{MAX_POLICY_BYTES, Policy, Request, Version};
+use super::{Kind, MAX_POLICY_BYTES, Policy, Request, Version};
 
 const TOP_FIELDS: [&str; 3] = ["Version", "Id", "Statement"];
 /// A statement's elements, in the order of the IAM reference (which the echo keeps).
@@ -80,8 +81,8 @@ impl Statement {
     }
 }
 
-/// Validates a whole policy document, collecting every problem.
-pub(crate) fn policy(value: &Value) -> Result<Policy, Vec<PolicyError>> {
+/// Validates a whole policy document of `kind`, collecting every problem.
+pub(crate) fn policy(value: &Value, kind: Kind) -> Result<Policy, Vec<PolicyError>> {
     let size = compact_len(value);
     if size > MAX_POLICY_BYTES {
         return Err(vec![too_large(size)]);
@@ -174,7 +175,7 @@ pub(crate) fn policy(value: &Value) -> Result<Policy, Vec<PolicyError>> {
             }
             sids.push(sid);
         }
-        if let Some(statement) = statement(item, path, escapes, &mut errors) {
+        if let Some(statement) = statement(item, path, kind, escapes, &mut errors) {
             statements.push(statement);
         }
     }
@@ -222,6 +223,7 @@ fn unknown_fields(
 fn statement(
     value: &Value,
     path: &[PathSegment],
+    kind: Kind,
     escapes: bool,
     errors: &mut Vec<PolicyError>,
 ) -> Option<Statement> {
@@ -272,22 +274,10 @@ fn statement(
             None
         }
     };
-    let principal = one_of(fields, path, "Principal", errors).and_then(|(negated, name, v)| {
-        let principal_path = error::key(path, name);
-        if negated && effect == Some(Effect::Allow) {
-            errors.push(
-                PolicyError::new(
-                    ErrorKind::Conflict,
-                    &principal_path,
-                    "NotPrincipal with \"Effect\": \"Allow\" is not supported",
-                )
-                .hint(Some(
-                    "use NotPrincipal with Deny, or Principal \"*\" with a condition on aws:PrincipalArn".into(),
-                )),
-            );
-        }
-        principal::parse(v, &principal_path, errors).map(|p| (negated, p))
-    });
+    let principal = match kind {
+        Kind::Auth => resource_principal(fields, path, effect, errors),
+        Kind::Identity => identity_principal(fields, path, errors),
+    };
     let actions = one_of(fields, path, "Action", errors).map(|(negated, name, v)| {
         let list = string_list(v, &error::key(path, name), errors)
             .into_iter()
@@ -318,6 +308,58 @@ fn statement(
         resources: resources?,
         conditions,
     })
+}
+
+/// A resource-based policy's `Principal` or `NotPrincipal` (exactly one): whether it is the
+/// `Not…` form, and the principals.
+fn resource_principal(
+    fields: &Map<String, Value>,
+    path: &[PathSegment],
+    effect: Option<Effect>,
+    errors: &mut Vec<PolicyError>,
+) -> Option<(bool, Principals)> {
+    let (negated, name, v) = one_of(fields, path, "Principal", errors)?;
+    let principal_path = error::key(path, name);
+    if negated && effect == Some(Effect::Allow) {
+        errors.push(
+            PolicyError::new(
+                ErrorKind::Conflict,
+                &principal_path,
+                "NotPrincipal with \"Effect\": \"Allow\" is not supported",
+            )
+            .hint(Some(
+                "use NotPrincipal with Deny, or Principal \"*\" with a condition on aws:PrincipalArn".into(),
+            )),
+        );
+    }
+    principal::parse(v, &principal_path, errors).map(|p| (negated, p))
+}
+
+/// An identity-based policy applies to the identity it is attached to: every statement is about
+/// that caller, and naming a principal is an error (IAM refuses such a policy too).
+fn identity_principal(
+    fields: &Map<String, Value>,
+    path: &[PathSegment],
+    errors: &mut Vec<PolicyError>,
+) -> Option<(bool, Principals)> {
+    let before = errors.len();
+    for name in ["Principal", "NotPrincipal"] {
+        if fields.contains_key(name) {
+            errors.push(
+                PolicyError::new(
+                    ErrorKind::PrincipalInIdentityPolicy,
+                    &error::key(path, name),
+                    format!(
+                        "{name} is not allowed: the policy applies to the identity it belongs to"
+                    ),
+                )
+                .hint(Some(format!(
+                    "remove {name}; principals are named in a service's or service network's authPolicy"
+                ))),
+            );
+        }
+    }
+    (errors.len() == before).then_some((false, Principals::Any))
 }
 
 /// Finds `name` or `Not<name>` (exactly one), reporting both or neither.

@@ -52,6 +52,9 @@ pub enum ErrorKind {
     BadVersion,
     BadEffect,
     BadPrincipal,
+    /// `Principal` or `NotPrincipal` in an identity-based policy, which applies to the identity
+    /// it belongs to.
+    PrincipalInIdentityPolicy,
     BadAction,
     BadResource,
     /// A condition operator that does not exist, or is not supported here.

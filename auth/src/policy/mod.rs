@@ -55,13 +55,34 @@ impl Version {
     }
 }
 
-/// A parsed and validated auth policy, compiled for evaluation.
+/// Which kind of policy a document is: the two differ only in `Principal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A resource-based auth policy of a service network or a service (`authPolicy`): each
+    /// statement names its principals (`Principal` or `NotPrincipal`).
+    Auth,
+    /// An identity-based policy (an identity's `policy`): it speaks for the identity it
+    /// belongs to, so it names no principal.
+    Identity,
+}
+
+/// A parsed and validated policy, compiled for evaluation.
 #[derive(Debug, Clone)]
 pub struct Policy {
     version: Version,
     statements: Vec<Statement>,
     normalised: String,
 }
+
+/// Two policies are equal when AWS would echo them the same: the echo keeps every statement's
+/// elements, so equal echoes evaluate alike.
+impl PartialEq for Policy {
+    fn eq(&self, other: &Policy) -> bool {
+        self.normalised == other.normalised
+    }
+}
+
+impl Eq for Policy {}
 
 /// The outcome of one policy for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +101,24 @@ impl Policy {
     /// Collects all problems, each with the JSON path of the offending value. A policy whose
     /// compact JSON is over [`MAX_POLICY_BYTES`] is refused as Lattice refuses it.
     pub fn from_json(value: &serde_json::Value) -> Result<Policy, Vec<PolicyError>> {
-        document::policy(value)
+        Policy::from_json_as(Kind::Auth, value)
+    }
+
+    /// [`Policy::from_json`] for a policy of `kind`.
+    pub fn from_json_as(kind: Kind, value: &serde_json::Value) -> Result<Policy, Vec<PolicyError>> {
+        document::policy(value, kind)
     }
 
     /// Parses and validates policy text: over [`MAX_POLICY_BYTES`] refused as Lattice does,
     /// JSON syntax errors (and repeated keys) with their 1-based line and column, then
     /// [`Policy::from_json`], whose errors also get the line and column of their path.
     pub fn parse(text: &str) -> Result<Policy, Vec<PolicyError>> {
-        text::parse(text)
+        Policy::parse_as(Kind::Auth, text)
+    }
+
+    /// [`Policy::parse`] for a policy of `kind`.
+    pub fn parse_as(kind: Kind, text: &str) -> Result<Policy, Vec<PolicyError>> {
+        text::parse(text, kind)
     }
 
     /// AWS's normalised echo (LATTICE.md §5.1): compact JSON, `Statement` always a list,
@@ -151,9 +182,11 @@ pub struct Request<'a> {
     pub resource_tags: &'a [(String, String)],
 }
 
-/// A level whose auth policy a request must pass.
+/// A level whose policy a request must pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layer {
+    /// The signed caller's own identity-based policy.
+    Identity,
     /// The service network.
     Network,
     /// The service.
@@ -164,6 +197,7 @@ impl Layer {
     /// As the access log's `authDeniedReason` names it.
     pub fn as_str(self) -> &'static str {
         match self {
+            Layer::Identity => "Identity",
             Layer::Network => "Network",
             Layer::Service => "Service",
         }
@@ -172,6 +206,7 @@ impl Layer {
     /// As the 403 text names the policy kind.
     fn policy_kind(self) -> &'static str {
         match self {
+            Layer::Identity => "identity-based",
             Layer::Network => "network-based",
             Layer::Service => "service-based",
         }
@@ -199,8 +234,8 @@ impl Denied {
     /// The 403 body, as Lattice words it (LATTICE.md §5.3), e.g. `AccessDeniedException: User:
     /// anonymous is not authorized to perform: vpc-lattice-svcs:Invoke on resource: <resource>
     /// because no service-based policy allows the vpc-lattice-svcs:Invoke action`. An explicit
-    /// deny ends `… with an explicit deny in a service-based policy`, IAM's wording for that
-    /// case.
+    /// deny ends `… with an explicit deny in a service-based policy` (`in an identity-based
+    /// policy`), IAM's wording for that case.
     pub fn message(&self, request: &Request<'_>) -> String {
         let user = request.caller.map_or("anonymous", |c| c.arn.as_str());
         let (action, resource, kind) = (request.action, request.resource, self.layer.policy_kind());
@@ -208,13 +243,18 @@ impl Denied {
             "AccessDeniedException: User: {user} is not authorized to perform: {action} on resource: {resource}"
         );
         if self.explicit {
-            format!("{head} with an explicit deny in a {kind} policy")
+            let article = if self.layer == Layer::Identity {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{head} with an explicit deny in {article} {kind} policy")
         } else {
             format!("{head} because no {kind} policy allows the {action} action")
         }
     }
 
-    /// The access log's `authDeniedReason`: `Network` or `Service`.
+    /// The access log's `authDeniedReason`: `Identity`, `Network` or `Service`.
     pub fn log_reason(&self) -> &'static str {
         self.layer.as_str()
     }
@@ -222,11 +262,24 @@ impl Denied {
 
 /// Lattice's decision across layers (LATTICE.md §5.1). Each entry is a layer whose authType is
 /// `AWS_IAM`, with its policy; `None` is `AWS_IAM` without a policy, which denies everything.
-/// An explicit `Deny` in any layer wins; otherwise every layer must allow. Layers with authType
-/// `NONE` are simply not listed, and an empty list allows.
+/// Layers with authType `NONE` are simply not listed, and an empty list allows: nothing is
+/// authorized where no layer asks for IAM auth.
+///
+/// Otherwise a signed caller whose identity has a policy must be allowed by it first (step 1
+/// of §5.1, [`Layer::Identity`]); an identity without one is treated as if its IAM policy
+/// allowed `vpc-lattice-svcs:Invoke`, and an anonymous caller has none to check. An explicit
+/// `Deny` in any layer wins; otherwise every layer must allow, and the first that does not is
+/// the one named.
 pub fn authorize(layers: &[(Layer, Option<&Policy>)], request: &Request<'_>) -> Result<(), Denied> {
+    if layers.is_empty() {
+        return Ok(());
+    }
+    let identity = request
+        .caller
+        .and_then(|c| c.policy.as_deref())
+        .map(|p| (Layer::Identity, Some(p)));
     let mut first_refusal = None;
-    for (layer, policy) in layers {
+    for (layer, policy) in identity.iter().chain(layers) {
         let decision = policy.map_or(Decision::NotAllowed, |p| p.evaluate(request));
         match decision {
             Decision::ExplicitDeny => {

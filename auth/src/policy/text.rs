@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 
 use super::document;
 use super::error::{ErrorKind, PathSegment, PolicyError};
-use super::{MAX_POLICY_BYTES, Policy};
+use super::{Kind, MAX_POLICY_BYTES, Policy};
 
-pub(crate) fn parse(text: &str) -> Result<Policy, Vec<PolicyError>> {
+pub(crate) fn parse(text: &str, kind: Kind) -> Result<Policy, Vec<PolicyError>> {
     // Checked before parsing, so an oversized text costs nothing to refuse.
     if text.len() > MAX_POLICY_BYTES {
         return Err(vec![document::too_large(text.len())]);
@@ -19,7 +19,7 @@ pub(crate) fn parse(text: &str) -> Result<Policy, Vec<PolicyError>> {
         Ok(Strict(value)) => value,
         Err(e) => return Err(vec![syntax_error(&e)]),
     };
-    document::policy(&value).map_err(|mut errors| {
+    document::policy(&value, kind).map_err(|mut errors| {
         for error in &mut errors {
             error.at = locate(text, &error.path);
         }

@@ -262,6 +262,7 @@ mod tests {
             session_token: None,
             principal_org_id: None,
             tags: Vec::new(),
+            policy: None,
         }
     }
 
@@ -274,6 +275,7 @@ mod tests {
             session_token: Some("session-token-1".into()),
             principal_org_id: None,
             tags: Vec::new(),
+            policy: None,
         }
     }
 

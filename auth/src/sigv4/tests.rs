@@ -28,6 +28,7 @@ fn identities(fixtures: &Value) -> Vec<Identity> {
             session_token: id["session_token"].as_str().map(str::to_string),
             principal_org_id: None,
             tags: Vec::new(),
+            policy: None,
         })
         .collect()
 }

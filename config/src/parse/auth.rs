@@ -1,11 +1,11 @@
-//! `authType` and `authPolicy` of services and service networks. The auth crate parses and
-//! validates the policy; this module gives its problems a place in the file: a policy written
-//! as a YAML mapping is located node by node, one written as a JSON string by where its text
-//! starts in the file plus the line and column inside the text.
+//! `authType` and `authPolicy` of services and service networks, and the `policy` of an
+//! identity. The auth crate parses and validates a policy; this module gives its problems a
+//! place in the file: a policy written as a YAML mapping is located node by node, one written as
+//! a JSON string by where its text starts in the file plus the line and column inside the text.
 
 use std::sync::Arc;
 
-use trellis_auth::policy::{PathSegment, Policy, PolicyError};
+use trellis_auth::policy::{Kind, PathSegment, Policy, PolicyError};
 
 use super::Ctx;
 use crate::decode::{Fields, Loc};
@@ -27,12 +27,28 @@ impl Ctx<'_> {
     /// A service's or service network's `authPolicy`: a YAML mapping or a JSON string, parsed
     /// and validated now so that a bad policy stops the config, not a request.
     pub(super) fn auth_policy(&mut self, f: &Fields<'_>) -> Option<AuthPolicy> {
-        let node = f.get("authPolicy")?;
-        let loc = f.loc("authPolicy");
+        self.policy(f, "authPolicy", Kind::Auth)
+            .map(|p| AuthPolicy(Arc::new(p)))
+    }
+
+    /// An identity's `policy`: its identity-based policy, written and checked as `authPolicy`
+    /// is, except that it names no principal.
+    pub(super) fn identity_policy(&mut self, f: &Fields<'_>) -> Option<Arc<Policy>> {
+        self.policy(f, "policy", Kind::Identity).map(Arc::new)
+    }
+
+    /// The policy of kind `kind` under `key`, its problems reported where they are.
+    fn policy(&mut self, f: &Fields<'_>, key: &str, kind: Kind) -> Option<Policy> {
+        let what = match kind {
+            Kind::Auth => "auth policy",
+            Kind::Identity => "identity policy",
+        };
+        let node = f.get(key)?;
+        let loc = f.loc(key);
         let parsed = match &node.value {
             Value::Scalar { text, .. } => {
                 let start = self.scalar_start(node);
-                Policy::parse(text).map_err(|errors| {
+                Policy::parse_as(kind, text).map_err(|errors| {
                     // Locate path errors through a positioned tree of the JSON text (JSON is
                     // YAML's flow syntax), syntax errors by their own line and column.
                     let tree = yaml::parse(text).ok();
@@ -59,16 +75,15 @@ impl Ctx<'_> {
                     self.problems.add(
                         &loc,
                         format!(
-                            "auth policy is {size} bytes as JSON; Lattice allows {POLICY_MAX_BYTES}"
+                            "{what} is {size} bytes as JSON; Lattice allows {POLICY_MAX_BYTES}"
                         ),
-                        Some(
-                            "an auth policy is limited to 10 KB (a quota that cannot be raised)"
-                                .into(),
-                        ),
+                        Some(format!(
+                            "an {what} is limited to 10 KB (a quota that cannot be raised)"
+                        )),
                     );
                     return None;
                 }
-                Policy::from_json(&value).map_err(|errors| {
+                Policy::from_json_as(kind, &value).map_err(|errors| {
                     errors
                         .into_iter()
                         .map(|e| {
@@ -80,12 +95,12 @@ impl Ctx<'_> {
             }
         };
         match parsed {
-            Ok(policy) => Some(AuthPolicy(Arc::new(policy))),
+            Ok(policy) => Some(policy),
             Err(errors) => {
                 for (error, pos) in errors {
                     let at = Loc::new(format!("{}{}", loc.path, path_text(&error)), pos);
                     self.problems
-                        .add(&at, format!("auth policy: {}", error.message), error.hint);
+                        .add(&at, format!("{what}: {}", error.message), error.hint);
                 }
                 None
             }

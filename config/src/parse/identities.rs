@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use trellis_auth::Identity;
 
 use super::Ctx;
-use crate::decode::{Fields, Loc, fields, item, list, string};
-use crate::yaml::{Node, Value};
+use crate::decode::{Fields, Loc, fields, item, list};
 
 const KEYS: &[&str] = &[
     "arn",
@@ -19,11 +18,8 @@ const KEYS: &[&str] = &[
     "sessionToken",
     "principalOrgID",
     "tags",
+    "policy",
 ];
-
-/// A principal tag key: 1-128 characters; a value: up to 256 (IAM's tag limits).
-const TAG_KEY_MAX: usize = 128;
-const TAG_VALUE_MAX: usize = 256;
 
 impl Ctx<'_> {
     /// The `identities` list; `None` when the file has none (then the `test`/`test` key pair
@@ -86,6 +82,8 @@ impl Ctx<'_> {
         let session_token = self.secret_field(f, "sessionToken", written);
         let principal_org_id = self.secret_field(f, "principalOrgID", written);
         let tags = self.tags(f);
+        let policy = self.identity_policy(f);
+        let policy_ok = policy.is_some() || f.get("policy").is_none();
         // Every field is checked even when another is missing, so one pass reports them all.
         let complete = arn.is_some() && access_key_id.is_some() && secret_access_key.is_some();
         let identity = Identity {
@@ -96,8 +94,9 @@ impl Ctx<'_> {
             session_token,
             principal_org_id,
             tags,
+            policy,
         };
-        let mut valid = complete;
+        let mut valid = complete && policy_ok;
         for (key, value) in [
             ("accessKeyId", &identity.access_key_id),
             ("secretAccessKey", &identity.secret_access_key),
@@ -176,62 +175,6 @@ impl Ctx<'_> {
                 None
             }
         }
-    }
-
-    /// `tags`: a mapping of principal tag keys to values.
-    fn tags(&mut self, f: &Fields<'_>) -> Vec<(String, String)> {
-        let Some(node) = f.get("tags") else {
-            return Vec::new();
-        };
-        let loc = f.loc("tags");
-        let Value::Map(entries) = &node.value else {
-            self.problems.add(
-                &loc,
-                format!(
-                    "expected a mapping of tag keys to values, found {}",
-                    node.kind()
-                ),
-                Some("e.g. tags: {team: payments}".into()),
-            );
-            return Vec::new();
-        };
-        let mut tags: Vec<(String, String)> = Vec::new();
-        for (key, value) in entries {
-            let name = key.key_text().to_string();
-            let at = loc.field(&name, key.pos);
-            let Some(value) = tag_value(value).or_else(|| {
-                string(self.problems, value, &at);
-                None
-            }) else {
-                continue;
-            };
-            if name.is_empty() || name.len() > TAG_KEY_MAX || value.len() > TAG_VALUE_MAX {
-                self.problems.add(
-                    &at,
-                    format!("tag \"{name}\" is out of bounds"),
-                    Some(format!(
-                        "a tag key is 1-{TAG_KEY_MAX} characters, a value up to {TAG_VALUE_MAX}"
-                    )),
-                );
-            } else if tags.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
-                self.problems.add(
-                    &at,
-                    format!("tag \"{name}\" is given twice (tag keys ignore case)"),
-                    None,
-                );
-            } else {
-                tags.push((name, value));
-            }
-        }
-        tags
-    }
-}
-
-/// A tag's value: any scalar (`ready: true` is the string "true").
-fn tag_value(node: &Node) -> Option<String> {
-    match &node.value {
-        Value::Scalar { text, .. } => Some(text.clone()),
-        _ => None,
     }
 }
 

@@ -14,6 +14,7 @@ mod networks;
 mod rules;
 mod section;
 mod services;
+mod tags;
 mod target_groups;
 mod vpcs;
 

@@ -1,4 +1,4 @@
-//! `services`: each service's names, auth, access logs and listeners. A listener's rules and
+//! `services`: each service's names, auth, access logs, tags and listeners. A listener's rules and
 //! actions are in [`super::rules`].
 
 use std::collections::HashMap;
@@ -20,6 +20,7 @@ const SERVICES: Section = Section {
         "authPolicy",
         "idleTimeoutSeconds",
         "accessLogs",
+        "tags",
         "listeners",
     ],
     required: None,
@@ -99,6 +100,7 @@ impl Ctx<'_> {
             .int_field(&f, "idleTimeoutSeconds", 60, 600, "idleTimeoutSeconds")
             .unwrap_or(60) as u32;
         let access_logs = self.access_logs(&f);
+        let tags = self.tags(&f);
         let listeners = self.listeners(&f, &arn, tgs);
         Service {
             name,
@@ -110,6 +112,7 @@ impl Ctx<'_> {
             auth_policy,
             idle_timeout_seconds,
             access_logs,
+            tags,
             listeners,
             at,
         }

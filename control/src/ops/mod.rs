@@ -199,7 +199,7 @@ impl Plane {
                 // The answer is rendered from the config the change makes, before it is
                 // persisted: a create's ARN (for its metadata) and a clientToken's answer are
                 // part of the same write.
-                let config =
+                let mut config =
                     crate::plane::compose(&st.file, &self.file_name, self.store.file(), &snap)
                         .map_err(|e| {
                             crate::terms::invalid_change(
@@ -220,6 +220,8 @@ impl Plane {
                     && let Some(arn) = out.get("arn").and_then(Value::as_str)
                 {
                     stamp(&mut snap, arn, call.input.get("tags"));
+                    // A new service's tags are served with it, not from the next change on.
+                    crate::plane::add_api_tags(&mut config, &snap);
                 }
                 if let Some(token) = token {
                     snap.client_tokens.push(TokenRecord {
@@ -510,12 +512,17 @@ fn run(
         "ListTagsForResource" => {
             let arn = i.str("resourceArn")?;
             known_arn(v, arn)?;
-            let tags = v
-                .snap
-                .resources
-                .get(arn)
-                .map(|m| m.tags.clone())
-                .unwrap_or_default();
+            // A service's tags are the config's (the file's, or the API's put on it).
+            let tags: BTreeMap<String, String> =
+                match v.config.services.iter().find(|s| s.arn == arn) {
+                    Some(service) => service.tags.iter().cloned().collect(),
+                    None => v
+                        .snap
+                        .resources
+                        .get(arn)
+                        .map(|m| m.tags.clone())
+                        .unwrap_or_default(),
+                };
             Ok(Done::Read(obj(json!({ "tags": tags }))))
         }
         // `implements` said yes to every name above only.

@@ -41,13 +41,15 @@ pub(super) fn known_arn(v: &View<'_>, arn: &str) -> Result<bool, ApiError> {
 pub(super) fn tag(i: &In<'_>, v: &View<'_>, add: bool) -> Step {
     let arn = i.str("resourceArn")?.to_string();
     if !known_arn(v, &arn)? {
+        let how = if v.config.services.iter().any(|s| s.arn == arn) {
+            "a service of the file has its tags there (tags:)"
+        } else {
+            "objects of the file have no tags"
+        };
         return Err(conflict(
             "RESOURCE",
             &arn,
-            format!(
-                "{arn} comes from the config file {}; objects of the file have no tags",
-                v.file_name
-            ),
+            format!("{arn} comes from the config file {}; {how}", v.file_name),
         ));
     }
     let mut snap = v.snap.clone();

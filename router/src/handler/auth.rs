@@ -58,7 +58,8 @@ pub(super) fn authenticate(
 
 /// Phase: authorize. With `AWS_IAM` on the network the client came through and/or on the
 /// service, each of those policies must allow the caller to invoke the (normalised) path, and
-/// no statement may deny it. Nothing to do when both are `NONE`.
+/// no statement may deny it; so must the caller's identity policy, when its identity has one
+/// ([`policy::authorize`] checks it first). Nothing to do when both are `NONE`.
 pub(super) fn authorize(
     table: &RoutingTable,
     ex: &mut Exchange<'_>,
@@ -97,7 +98,7 @@ pub(super) fn authorize(
         source_vpc: admission.vpc_id(),
         source_vpc_owner: admission.vpc_id().map(|_| table.config.account_id.as_str()),
         source_ip: ex.conn.client.ip(),
-        resource_tags: &[],
+        resource_tags: &service.tags,
     };
     ex.log.edit(|r| {
         if caller.is_none() {
@@ -177,6 +178,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            policy: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Lattice's evaluation across the network and service layers, and the 403 text.
+//! Lattice's evaluation across the identity, network and service layers, and the 403 text.
 
 use super::*;
 use crate::policy::{Denied, Layer, authorize};
@@ -14,7 +14,12 @@ fn layers_must_all_allow_and_an_explicit_deny_wins() {
     let deny_admin = policy(&statements(&format!("{ALLOW_ALL},{NOT_ADMIN}")));
     let only_deny = policy(&statements(NOT_ADMIN));
     let denied = |layer, explicit| Err(Denied { layer, explicit });
-    use Layer::{Network, Service};
+    use Layer::{Identity, Network, Service};
+    // Identity policies (no Principal): invoke anything; invoke all but /admin; only Connect.
+    let may_invoke = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice-svcs:Invoke","Resource":"*"}}"#;
+    let not_admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"vpc-lattice-svcs:Invoke","Resource":"*/admin*"}]}"#;
+    let only_connect = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice-svcs:Connect","Resource":"*"}}"#;
+    let payments_only = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"payments"}}}}"#;
     type Layers<'p> = Vec<(Layer, Option<&'p Policy>)>;
     let cases: Vec<(&str, Layers<'_>, Req, Result<(), Denied>)> = vec![
         ("no AWS_IAM layer", vec![], req(), Ok(())),
@@ -78,6 +83,78 @@ fn layers_must_all_allow_and_an_explicit_deny_wins() {
             req().path("/public"),
             denied(Service, false),
         ),
+        (
+            "an identity without a policy may invoke",
+            vec![(Service, Some(&allow))],
+            req().by(alice()),
+            Ok(()),
+        ),
+        (
+            "the identity's policy allows",
+            vec![(Network, Some(&allow)), (Service, Some(&allow))],
+            req().by(with_policy(alice(), may_invoke)),
+            Ok(()),
+        ),
+        (
+            "the identity's policy does not allow the action",
+            vec![(Service, Some(&allow))],
+            req().by(with_policy(alice(), only_connect)),
+            denied(Identity, false),
+        ),
+        (
+            "the identity's policy is checked before the network's",
+            vec![(Network, Some(&signed_only)), (Service, Some(&signed_only))],
+            req().by(with_policy(carol(), only_connect)),
+            denied(Identity, false),
+        ),
+        (
+            "an explicit deny in the identity's policy",
+            vec![(Service, Some(&allow))],
+            req()
+                .by(with_policy(checkout(), not_admin))
+                .path("/admin/x"),
+            denied(Identity, true),
+        ),
+        (
+            "the identity's deny applies only where it says",
+            vec![(Service, Some(&allow))],
+            req().by(with_policy(checkout(), not_admin)).path("/orders"),
+            Ok(()),
+        ),
+        (
+            "a service's explicit deny beats the identity's implicit one",
+            vec![(Service, Some(&deny_admin))],
+            req().by(with_policy(alice(), only_connect)).path("/admin"),
+            denied(Service, true),
+        ),
+        (
+            "the identity's policy allows, the service's does not",
+            vec![(Network, Some(&allow)), (Service, Some(&only_deny))],
+            req().by(with_policy(alice(), may_invoke)).path("/public"),
+            denied(Service, false),
+        ),
+        (
+            "no AWS_IAM layer: the identity's policy is not asked",
+            vec![],
+            req().by(with_policy(alice(), only_connect)),
+            Ok(()),
+        ),
+        (
+            "the identity's policy sees the resource's tags",
+            vec![(Service, Some(&allow))],
+            req()
+                .by(with_policy(alice(), payments_only))
+                .tag("Team", "payments"),
+            Ok(()),
+        ),
+        (
+            "the identity's policy sees the resource's tags, other value",
+            vec![(Service, Some(&allow))],
+            req()
+                .by(with_policy(alice(), payments_only))
+                .tag("team", "ledger"),
+            denied(Identity, false),
+        ),
     ];
     for (name, layers, request, expected) in cases {
         assert_eq!(request.with(|r| authorize(&layers, r)), expected, "{name}");
@@ -119,6 +196,27 @@ fn denied_messages_are_lattices_403_text() {
             "AccessDeniedException: User: arn:aws:iam::123456789012:user/alice is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {SVC}/admin with an explicit deny in a service-based policy"
         )
     );
+    let identity = Denied {
+        layer: Layer::Identity,
+        explicit: false,
+    };
+    assert_eq!(
+        req().by(alice()).path("/x").with(|r| identity.message(r)),
+        format!(
+            "AccessDeniedException: User: arn:aws:iam::123456789012:user/alice is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {SVC}/x because no identity-based policy allows the vpc-lattice-svcs:Invoke action"
+        )
+    );
+    let identity_explicit = Denied {
+        layer: Layer::Identity,
+        explicit: true,
+    };
+    assert!(
+        req()
+            .by(alice())
+            .with(|r| identity_explicit.message(r))
+            .ends_with(" with an explicit deny in an identity-based policy")
+    );
+    assert_eq!(identity.log_reason(), "Identity");
     assert_eq!(service.log_reason(), "Service");
     assert_eq!(network.log_reason(), "Network");
     assert_eq!(

@@ -283,6 +283,9 @@ fn random_values_of_any_shape_never_panic() {
         let value = value(&mut rng, 6);
         let _ = Policy::from_json(&value);
         let _ = Policy::parse(&value.to_string());
+        // Identity policies go through the same validation, with no principal.
+        let _ = Policy::from_json_as(crate::policy::Kind::Identity, &value);
+        let _ = Policy::parse_as(crate::policy::Kind::Identity, &value.to_string());
     }
 }
 

@@ -64,6 +64,15 @@ pub(super) fn batch() -> Caller {
         .unwrap()
 }
 
+/// `caller` with an identity-based policy.
+pub(super) fn with_policy(mut caller: Caller, text: &str) -> Caller {
+    match Policy::parse_as(super::Kind::Identity, text) {
+        Ok(policy) => caller.policy = Some(std::sync::Arc::new(policy)),
+        Err(errors) => panic!("{text}\n{errors:#?}"),
+    }
+    caller
+}
+
 pub(super) fn root() -> Caller {
     identity("arn:aws:iam::123456789012:root", None)
         .caller()

@@ -479,3 +479,60 @@ fn normalised_is_compact_with_statement_list_and_version() {
         r#"{"Version":"2012-10-17","Id":"p1","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":["123456789012"]},"NotAction":["vpc-lattice-svcs:Connect"],"NotResource":"*/public*"}]}"#
     );
 }
+
+#[test]
+fn identity_policies_name_no_principal() {
+    use crate::policy::Kind;
+    // What an identity's policy looks like: no Principal, the rest as in an auth policy.
+    let ok = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"vpc-lattice-svcs:Invoke","Resource":"*"},{"Effect":"Deny","Action":"*","Resource":"*/admin*"}]}"#;
+    assert!(Policy::parse_as(Kind::Identity, ok).is_ok());
+    // The same text is no auth policy: each statement there needs its principal.
+    assert!(Policy::parse(ok).is_err());
+    for (field, value) in [
+        ("Principal", r#""*""#),
+        ("NotPrincipal", r#"{"AWS":"123456789012"}"#),
+    ] {
+        let text = with_field(field, value);
+        let text = if field == "NotPrincipal" {
+            text.replace(r#""Principal":"*","#, "")
+        } else {
+            text
+        };
+        let errors = Policy::parse_as(Kind::Identity, &text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{text}\n{errors:#?}");
+        let e = &errors[0];
+        assert_eq!(e.kind, ErrorKind::PrincipalInIdentityPolicy, "{text}");
+        assert_eq!(e.path_string(), format!("Statement[0].{field}"));
+        assert!(
+            e.message.starts_with(&format!("{field} is not allowed: ")),
+            "{e}"
+        );
+        assert!(
+            e.hint.as_deref().unwrap_or_default().contains("authPolicy"),
+            "{e}"
+        );
+        assert!(e.at.is_some(), "{e:?}");
+    }
+    // Both at once: both reported.
+    let both = statements(
+        r#"{"Effect":"Deny","Principal":"*","NotPrincipal":{"AWS":"123456789012"},"Action":"*","Resource":"*"}"#,
+    );
+    let errors = Policy::parse_as(Kind::Identity, &both).unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    // The rest of the language is checked as for auth policies, and so is the size.
+    let bad_action = statements(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let errors = Policy::parse_as(Kind::Identity, &bad_action).unwrap_err();
+    assert_eq!(errors[0].kind, ErrorKind::BadAction);
+    let big = format!(
+        r#"{{"Id":"{}","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}}]}}"#,
+        "x".repeat(MAX_POLICY_BYTES)
+    );
+    assert_eq!(
+        Policy::parse_as(Kind::Identity, &big).unwrap_err()[0].kind,
+        ErrorKind::TooLarge
+    );
+    let value =
+        json!({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}});
+    let errors = Policy::from_json_as(Kind::Identity, &value).unwrap_err();
+    assert_eq!(errors[0].path_string(), "Statement.Principal");
+}
