@@ -1045,12 +1045,13 @@ const READER: &str = "arn:aws:iam::123456789012:user/reader";
 const CONNECTOR: &str = "arn:aws:iam::123456789012:user/connector";
 
 /// Identity-based policies (LATTICE.md §5.1 step 1): an identity with a `policy` must be
-/// allowed by it, before the network's and the service's policies, on `AWS_IAM` services; an
+/// allowed by it on `AWS_IAM` services, even where the service's policy allows everyone; an
 /// explicit Deny in it wins over the service's Allow. An identity without one may invoke, and
-/// a service with `authType: NONE` asks nobody's policy.
+/// a service with `authType: NONE` asks nobody's policy. (That the identity's policy is asked
+/// before the network's and the service's is in the evaluator's table, auth/src/policy/tests.)
 #[tokio::test(flavor = "multi_thread")]
-async fn identity_policies_allow_deny_and_are_checked_first() {
-    let Some(py) = python("identity_policies_allow_deny_and_are_checked_first") else {
+async fn identity_policies_allow_and_deny_even_where_the_service_allows() {
+    let Some(py) = python("identity_policies_allow_and_deny_even_where_the_service_allows") else {
         return;
     };
     let port = free_port();

@@ -163,7 +163,8 @@ async fn a_reload_turns_auth_on_and_a_bad_policy_keeps_the_previous_config() {
 }
 
 /// An identity's policy has the auth-policy quota of 10 KB, as a YAML mapping (measured as
-/// compact JSON) and as a JSON string (measured as written); one just under it is accepted.
+/// compact JSON) and as a JSON string (measured as written), with one message for both; one
+/// just under it is accepted.
 #[test]
 fn identity_policies_over_10_kb_are_refused() {
     let dir = common::scratch_dir("identity-policy-size");
@@ -196,7 +197,7 @@ identities:
             "mapping",
             over.clone(),
             Some(
-                ".yaml:9:13: identities[0].policy: identity policy is 10241 bytes as JSON; Lattice allows 10240",
+                ".yaml:9:13: identities[0].policy: identity policy: the policy is 10241 bytes; Trellis caps an identity policy at 10 KB, as VPC Lattice does an auth policy (10240 bytes)",
             ),
         ),
         (
@@ -204,7 +205,7 @@ identities:
             format!("'{over}'"),
             // Where the text starts, inside the quote.
             Some(
-                ".yaml:9:14: identities[0].policy: identity policy: the policy is 10241 bytes; VPC Lattice allows at most 10 KB (10240 bytes)",
+                ".yaml:9:14: identities[0].policy: identity policy: the policy is 10241 bytes; Trellis caps an identity policy at 10 KB, as VPC Lattice does an auth policy (10240 bytes)",
             ),
         ),
     ] {

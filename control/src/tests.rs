@@ -699,6 +699,33 @@ async fn access_logs_tags_and_unsupported_operations() {
         f.last().services[0].tags,
         vec![("env".into(), "dev".into())]
     );
+    // A key that differs only in case replaces the tag (the last call wins), and an untag of
+    // it brings no older value back.
+    f.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": {"Env": "prod"}}),
+    )
+    .await;
+    assert_eq!(
+        f.ok("ListTagsForResource", json!({"resourceArn": arn}))
+            .await["tags"],
+        json!({"Env": "prod"})
+    );
+    assert_eq!(
+        f.last().services[0].tags,
+        vec![("Env".into(), "prod".into())]
+    );
+    f.ok(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["Env"]}),
+    )
+    .await;
+    assert!(f.last().services[0].tags.is_empty());
+    f.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": {"env": "dev"}}),
+    )
+    .await;
     let many: Map<String, Value> = (0..50).map(|n| (format!("k{n}"), json!("v"))).collect();
     let e = f
         .err("TagResource", json!({"resourceArn": arn, "tags": many}))

@@ -85,7 +85,7 @@ impl Statement {
 pub(crate) fn policy(value: &Value, kind: Kind) -> Result<Policy, Vec<PolicyError>> {
     let size = compact_len(value);
     if size > MAX_POLICY_BYTES {
-        return Err(vec![too_large(size)]);
+        return Err(vec![too_large(size, kind)]);
     }
     let Value::Object(top) = value else {
         return Err(vec![PolicyError::new(
@@ -190,13 +190,19 @@ pub(crate) fn policy(value: &Value, kind: Kind) -> Result<Policy, Vec<PolicyErro
     })
 }
 
-pub(crate) fn too_large(size: usize) -> PolicyError {
+/// The refusal of a policy over [`MAX_POLICY_BYTES`]: Lattice's quota for an auth policy,
+/// which Trellis also applies to an identity's policy (IAM's limits differ by policy type).
+pub(crate) fn too_large(size: usize, kind: Kind) -> PolicyError {
+    let limit = match kind {
+        Kind::Auth => "VPC Lattice allows at most 10 KB",
+        Kind::Identity => {
+            "Trellis caps an identity policy at 10 KB, as VPC Lattice does an auth policy"
+        }
+    };
     PolicyError::new(
         ErrorKind::TooLarge,
         &[],
-        format!(
-            "the policy is {size} bytes; VPC Lattice allows at most 10 KB ({MAX_POLICY_BYTES} bytes)"
-        ),
+        format!("the policy is {size} bytes; {limit} ({MAX_POLICY_BYTES} bytes)"),
     )
 }
 

@@ -13,7 +13,7 @@ use super::{Kind, MAX_POLICY_BYTES, Policy};
 pub(crate) fn parse(text: &str, kind: Kind) -> Result<Policy, Vec<PolicyError>> {
     // Checked before parsing, so an oversized text costs nothing to refuse.
     if text.len() > MAX_POLICY_BYTES {
-        return Err(vec![document::too_large(text.len())]);
+        return Err(vec![document::too_large(text.len(), kind)]);
     }
     let value = match serde_json::from_str::<Strict>(text) {
         Ok(Strict(value)) => value,

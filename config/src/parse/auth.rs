@@ -12,9 +12,6 @@ use crate::decode::{Fields, Loc};
 use crate::model::{AuthPolicy, AuthType};
 use crate::yaml::{self, Node, Pos, Value};
 
-/// Lattice's quota for an auth policy: 10 KB, not adjustable.
-const POLICY_MAX_BYTES: usize = 10 * 1024;
-
 impl Ctx<'_> {
     /// A service's or service network's `authType` (default `NONE`).
     pub(super) fn auth_type(&mut self, f: &Fields<'_>) -> AuthType {
@@ -69,20 +66,8 @@ impl Ctx<'_> {
                 })
             }
             _ => {
+                // Its size is checked by the auth crate, on the JSON it stands for.
                 let value = to_value(node);
-                let size = value.to_string().len();
-                if size > POLICY_MAX_BYTES {
-                    self.problems.add(
-                        &loc,
-                        format!(
-                            "{what} is {size} bytes as JSON; Lattice allows {POLICY_MAX_BYTES}"
-                        ),
-                        Some(format!(
-                            "an {what} is limited to 10 KB (a quota that cannot be raised)"
-                        )),
-                    );
-                    return None;
-                }
                 Policy::from_json_as(kind, &value).map_err(|errors| {
                     errors
                         .into_iter()

@@ -59,6 +59,29 @@ impl Ctx<'_> {
                 );
                 continue;
             }
+            // IAM attaches a policy to the principal, not to one of its keys; the export (and
+            // anyone reading the file) keys identity policies by ARN.
+            let policy_of = |i: &Identity| i.policy.as_ref().map(|p| p.normalised());
+            if let Some((_, first, _)) = out.iter().find(|(other, _, _)| {
+                other.arn == identity.arn && policy_of(other) != policy_of(&identity)
+            }) {
+                let key = if f.get("policy").is_some() {
+                    "policy"
+                } else {
+                    "arn"
+                };
+                self.problems.add(
+                    &f.loc(key),
+                    format!(
+                        "{} has a different policy at {}",
+                        identity.arn, first.path
+                    ),
+                    Some(
+                        "a policy belongs to the principal: give every key pair of one ARN the same policy (or none)".into(),
+                    ),
+                );
+                continue;
+            }
             out.push((identity, at, written));
         }
         let written = out.iter().map(|(_, _, w)| w.clone()).collect();

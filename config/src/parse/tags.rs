@@ -5,9 +5,19 @@ use super::Ctx;
 use crate::decode::{Fields, string};
 use crate::yaml::{Node, Value};
 
-/// A tag key: 1-128 characters; a value: up to 256 (the tag limits of IAM and VPC Lattice).
+/// A tag key: 1-128 characters; a value: up to 256; at most 50 tags on one principal or
+/// resource (the tag limits of IAM and VPC Lattice, counted in characters as the API does).
 const TAG_KEY_MAX: usize = 128;
 const TAG_VALUE_MAX: usize = 256;
+const TAGS_MAX: usize = 50;
+
+/// A key as an error message quotes it: at most 40 characters of it.
+fn quoted(key: &str) -> String {
+    match key.char_indices().nth(40) {
+        Some((cut, _)) => format!("\"{}…\"", &key[..cut]),
+        None => format!("\"{key}\""),
+    }
+}
 
 impl Ctx<'_> {
     /// `tags`: a mapping of tag keys to values (an identity's principal tags, a service's
@@ -38,13 +48,29 @@ impl Ctx<'_> {
             }) else {
                 continue;
             };
-            if name.is_empty() || name.len() > TAG_KEY_MAX || value.len() > TAG_VALUE_MAX {
+            let (key_chars, value_chars) = (name.chars().count(), value.chars().count());
+            let bounds = Some(format!(
+                "a tag key is 1-{TAG_KEY_MAX} characters, a value up to {TAG_VALUE_MAX}"
+            ));
+            if key_chars == 0 {
+                self.problems.add(&at, "a tag key is empty", bounds);
+            } else if key_chars > TAG_KEY_MAX {
                 self.problems.add(
                     &at,
-                    format!("tag \"{name}\" is out of bounds"),
-                    Some(format!(
-                        "a tag key is 1-{TAG_KEY_MAX} characters, a value up to {TAG_VALUE_MAX}"
-                    )),
+                    format!(
+                        "tag key {} is {key_chars} characters; at most {TAG_KEY_MAX}",
+                        quoted(&name)
+                    ),
+                    bounds,
+                );
+            } else if value_chars > TAG_VALUE_MAX {
+                self.problems.add(
+                    &at,
+                    format!(
+                        "the value of tag {} is {value_chars} characters; at most {TAG_VALUE_MAX}",
+                        quoted(&name)
+                    ),
+                    bounds,
                 );
             } else if tags.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
                 self.problems.add(
@@ -55,6 +81,13 @@ impl Ctx<'_> {
             } else {
                 tags.push((name, value));
             }
+        }
+        if tags.len() > TAGS_MAX {
+            self.problems.add(
+                &loc,
+                format!("{} tags; at most {TAGS_MAX}", tags.len()),
+                None,
+            );
         }
         tags
     }

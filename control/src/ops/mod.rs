@@ -555,7 +555,7 @@ fn stamp(snap: &mut Snapshot, arn: &str, tags: Option<&Value>) {
     if let Some(Value::Object(t)) = tags {
         for (k, val) in t {
             if let Some(s) = val.as_str() {
-                meta.tags.insert(k.clone(), s.to_string());
+                tags::put_tag(&mut meta.tags, k.clone(), s.to_string());
             }
         }
     }

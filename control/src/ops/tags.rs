@@ -60,7 +60,12 @@ pub(super) fn tag(i: &In<'_>, v: &View<'_>, add: bool) -> Step {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let new = tags.keys().filter(|k| !meta.tags.contains_key(*k)).count();
+        // A key that differs from one already there only in case replaces it: a service's
+        // tags are unique ignoring case (see [`put_tag`]), so it is not a new tag.
+        let new = tags
+            .keys()
+            .filter(|k| !meta.tags.keys().any(|old| old.eq_ignore_ascii_case(k)))
+            .count();
         if meta.tags.len() + new > quotas::TAGS_PER_RESOURCE {
             return Err(quota(
                 "TAG",
@@ -69,8 +74,11 @@ pub(super) fn tag(i: &In<'_>, v: &View<'_>, add: bool) -> Step {
             ));
         }
         for (k, val) in tags {
-            meta.tags
-                .insert(k, val.as_str().unwrap_or_default().to_string());
+            put_tag(
+                &mut meta.tags,
+                k,
+                val.as_str().unwrap_or_default().to_string(),
+            );
         }
     } else {
         let keys: Vec<String> = match i.get("tagKeys") {
@@ -87,4 +95,13 @@ pub(super) fn tag(i: &In<'_>, v: &View<'_>, add: bool) -> Step {
         }
     }
     Ok(Done::Write(snap, Box::new(|_| Ok(Map::new()))))
+}
+
+/// Sets tag `key`, replacing any tag whose key differs from it only in case. A service's tags
+/// reach `aws:ResourceTag/<key>`, whose key Trellis (like the config file's `tags:`) compares
+/// ignoring case; two such keys side by side would make which value a policy sees depend on
+/// their order, and an untag of one would bring the other back.
+pub(super) fn put_tag(tags: &mut BTreeMap<String, String>, key: String, value: String) {
+    tags.retain(|old, _| !old.eq_ignore_ascii_case(&key));
+    tags.insert(key, value);
 }
