@@ -68,16 +68,24 @@ pub(super) fn authorize(
     admission: &Admission<'_>,
 ) -> Result<(), Failure> {
     let caller = ex.caller.as_deref();
-    let mut layers: Vec<(Layer, Option<&policy::Policy>)> = Vec::with_capacity(2);
-    if let Some(p) = admission.network_auth().policy() {
-        layers.push((Layer::Network, p));
-    }
-    if let Some(p) = service.auth.policy() {
-        layers.push((Layer::Service, p));
-    }
-    if layers.is_empty() {
-        return Ok(());
-    }
+    // The AWS_IAM layers, on the stack: every request passes here, most with none.
+    let network = admission
+        .network_auth()
+        .policy()
+        .map(|p| (Layer::Network, p));
+    let own = service.auth.policy().map(|p| (Layer::Service, p));
+    let held: [(Layer, Option<&policy::Policy>); 2];
+    let layers: &[(Layer, Option<&policy::Policy>)] = match (network, own) {
+        (None, None) => return Ok(()),
+        (Some(one), None) | (None, Some(one)) => {
+            held = [one, one];
+            held.split_at(1).0
+        }
+        (Some(network), Some(own)) => {
+            held = [network, own];
+            &held
+        }
+    };
     let path = parts.uri.path();
     let resource = format!("{}{path}", service.arn);
     let request = PolicyRequest {
@@ -105,7 +113,7 @@ pub(super) fn authorize(
             r.resolved_user = "Anonymous".into();
         }
     });
-    policy::authorize(&layers, &request).map_err(|denied| {
+    policy::authorize(layers, &request).map_err(|denied| {
         let layer = denied.log_reason();
         crate::metrics::global().auth_denied(&service.name, &layer.to_ascii_lowercase());
         ex.log.edit(|r| r.auth_denied_reason = layer.to_string());
