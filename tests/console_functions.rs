@@ -168,10 +168,7 @@ fn wait_metric(t: &Trellis, sample: &str, value: f64) {
     loop {
         let (status, text) = admin(t, "GET", "/metrics", "");
         assert_eq!(status, 200, "{text}");
-        let seen = text
-            .lines()
-            .find_map(|l| l.strip_prefix(sample))
-            .and_then(|rest| rest.trim().parse::<f64>().ok());
+        let seen = sample_value(&text, sample);
         if seen == Some(value) {
             return;
         }

@@ -1058,13 +1058,12 @@ fn a_signal_during_start_up_stops_trellis_once_started_with_its_clean_up() {
     }
 }
 
-/// The port of `t`'s admin address, from its start-up lines.
+/// The port of `t`'s admin address.
 fn admin_port(t: &Trellis) -> u16 {
-    let url = t.metrics_url();
-    url.trim_start_matches("http://127.0.0.1:")
-        .trim_end_matches("/metrics")
-        .parse()
-        .unwrap_or_else(|_| panic!("admin port in {url}"))
+    let addr = t.admin_addr();
+    addr.rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in the admin address {addr}"))
 }
 
 /// `t`'s `/metrics` text.
@@ -1072,14 +1071,6 @@ async fn metrics_text(client: &Client, t: &Trellis) -> String {
     let metrics = get(client, admin_port(t), "127.0.0.1", "/metrics").await;
     assert_eq!(metrics.status, 200, "{metrics:?}");
     metrics.body
-}
-
-/// The value of the sample `name{labels}` in Prometheus text, or `None` when absent.
-fn sample_value(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name_and_labels))
-        .find_map(|rest| rest.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread")]

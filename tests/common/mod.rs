@@ -35,6 +35,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// The binary under test.
 pub const TRELLIS: &str = env!("CARGO_BIN_EXE_trellis");
 
+/// The value of the sample `name{labels}` in Prometheus text (`/metrics`), or `None` when
+/// absent.
+pub fn sample_value(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name_and_labels))
+        .find_map(|rest| rest.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// A free TCP port on loopback, never the same one twice in a test process: the OS may hand
 /// a just-released port out again, and two listeners of one test on the same port would
 /// silently merge (another process may still take it; that is the remaining race).
